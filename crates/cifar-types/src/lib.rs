@@ -1,0 +1,25 @@
+//! Shared types that connect the CIFAR-10 crates without pulling in candle or a network stack.
+//!
+//! - [`ImageSet`]: u8 images `[N, 3, 32, 32]` (planar R, G, B, row-major) with their labels and class names.
+//! - [`EpochMetrics`] and [`History`]: what training reports per epoch.
+//! - [`ConfusionMatrix`], [`ClassReport`], [`TestReport`]: evaluation results.
+//! - [`Predictions`]: per-image class probabilities, the input of the charts.
+//! - [`atomic`]: write a file under its final name only once it is complete.
+//!
+//! ```
+//! use cifar_types::{ConfusionMatrix, NUM_CLASSES};
+//! let mut cm = ConfusionMatrix::new(NUM_CLASSES);
+//! cm.add(3, 3);
+//! cm.add(3, 5);
+//! assert_eq!(cm.total(), 2);
+//! assert_eq!(cm.accuracy(), 0.5);
+//! ```
+
+pub mod atomic;
+mod error;
+mod images;
+mod metrics;
+
+pub use error::{Error, Result};
+pub use images::{CHANNELS, CLASS_NAMES, IMAGE_BYTES, IMAGE_SIDE, ImageSet, NUM_CLASSES};
+pub use metrics::{ClassReport, ConfusionMatrix, EpochMetrics, History, Predictions, TestReport};

@@ -1,0 +1,163 @@
+//! Shared helpers: contiguous views of candle storage, thread-local scratch buffers and a thin,
+//! bounds-checked wrapper around `gemm::gemm`.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use candle_core::{CpuStorage, Layout, Result, Storage, Tensor};
+
+/// Borrows the f32 data described by `layout`, copying only when the view is not contiguous.
+pub(crate) fn slice_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<Cow<'a, [f32]>> {
+    let data = storage.as_slice::<f32>()?;
+    if let Some((start, end)) = layout.contiguous_offsets() {
+        return Ok(Cow::Borrowed(&data[start..end]));
+    }
+    Ok(Cow::Owned(gather_strided(data, layout)))
+}
+
+/// Copies a strided view into a fresh contiguous (row-major) buffer.
+fn gather_strided(data: &[f32], layout: &Layout) -> Vec<f32> {
+    let dims = layout.dims();
+    let stride = layout.stride();
+    let count: usize = dims.iter().product();
+    let mut out = Vec::with_capacity(count);
+    if count == 0 {
+        return out;
+    }
+    let rank = dims.len();
+    let mut idx = vec![0usize; rank];
+    let mut offset = layout.start_offset();
+    for _ in 0..count {
+        out.push(data[offset]);
+        // Increment the multi-index (last dimension fastest).
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            offset += stride[d];
+            if idx[d] < dims[d] {
+                break;
+            }
+            offset -= stride[d] * dims[d];
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor (copying only for strided views).
+pub(crate) fn with_tensor_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => {
+            let data = slice_f32(cpu, layout)?;
+            f(&data)
+        }
+        _ => candle_core::bail!("cpu-ops: expected a CPU tensor, found one on {:?}", t.device()),
+    }
+}
+
+thread_local! {
+    static SCRATCH_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_cell<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        f(&mut buf[..len])
+    })
+}
+
+/// A per-thread scratch buffer of at least `len` floats, reused across calls (contents are
+/// whatever the previous user left). Must not be nested with itself; see [`with_scratch_b`].
+pub(crate) fn with_scratch_a<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_cell(&SCRATCH_A, len, f)
+}
+
+/// A second, independent per-thread scratch buffer, for use inside [`with_scratch_a`].
+pub(crate) fn with_scratch_b<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_cell(&SCRATCH_B, len, f)
+}
+
+/// A row-major or strided matrix view used by [`sgemm`]: element `(i, j)` lives at
+/// `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+fn max_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    (rows - 1) * rs + (cols - 1) * cs
+}
+
+/// `dst[m×n] (row stride dst_rs, unit column stride) = (accumulate ? dst : 0) + a[m×k] · b[k×n]`,
+/// single-threaded (callers parallelise over images with rayon).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<'_>,
+    b: Mat<'_>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                dst[i * dst_rs..i * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // Internal invariants (never user data): keep the unsafe call in bounds.
+    assert!(max_index(m, n, dst_rs, 1) < dst.len(), "sgemm: dst too short");
+    assert!(max_index(m, k, a.rs, a.cs) < a.data.len(), "sgemm: lhs too short");
+    assert!(max_index(k, n, b.rs, b.cs) < b.data.len(), "sgemm: rhs too short");
+    // SAFETY: all pointers are valid for the index ranges checked above; dst does not alias
+    // a or b (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Splits `0..n` into at most `parts` contiguous, nearly equal ranges.
+pub(crate) fn split_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    (0..parts)
+        .map(|p| (p * n / parts)..((p + 1) * n / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
+}

@@ -1,0 +1,197 @@
+//! `fetch`: make sure the extracted data set is in the data dir, downloading or extracting as needed.
+
+use crate::download::{Checksum, DownloadOptions, download_to, part_path, verify_all};
+use crate::extract::extract_archive_with;
+use crate::layout::Layout;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The official CIFAR-10 binary archive.
+pub const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+/// md5 of the archive at [`OFFICIAL_URL`].
+pub const OFFICIAL_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
+/// Name under which a downloaded archive is kept in the data dir.
+pub const ARCHIVE_NAME: &str = "cifar-10-binary.tar.gz";
+/// Environment variable naming a mirror URL, used when [`FetchOptions::url`] is `None`.
+pub const URL_ENV: &str = "CIFAR10_URL";
+/// Retries used when [`FetchOptions::retries`] is 0.
+pub const DEFAULT_RETRIES: u32 = 4;
+
+/// What [`fetch`] should do.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Download from this URL (`None`: env `CIFAR10_URL`, else [`OFFICIAL_URL`]).
+    pub url: Option<String>,
+    /// Extract this local archive instead of downloading (exclusive with `url`).
+    pub from: Option<PathBuf>,
+    /// Expected sha256 (hex) of the archive, checked for any source.
+    pub sha256: Option<String>,
+    /// Download (or extract) again even when valid data is present; a kept archive is not reused.
+    pub force: bool,
+    /// Retries of a failed download (0 = [`DEFAULT_RETRIES`]).
+    pub retries: u32,
+}
+
+/// What [`fetch`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// Valid extracted data was already there; nothing was touched.
+    AlreadyPresent,
+    /// The archive was downloaded from `url`, verified and extracted.
+    Downloaded { url: String },
+    /// A local archive (`--from`, or the archive kept from an earlier download) was verified and extracted.
+    Extracted { from: PathBuf },
+}
+
+/// Lower-level knobs of [`fetch_with`], for tests and unusual setups.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// Expected shape of the extracted files.
+    pub layout: Layout,
+    /// The URL whose archive is checked against `official_md5`.
+    pub official_url: String,
+    /// md5 the archive of `official_url` must have.
+    pub official_md5: String,
+    /// Delay before the first download retry (doubles each time).
+    pub retry_base_delay: Duration,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            layout: Layout::OFFICIAL,
+            official_url: OFFICIAL_URL.to_string(),
+            official_md5: OFFICIAL_MD5.to_string(),
+            retry_base_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Makes sure `<data_dir>/cifar-10-batches-bin` holds the CIFAR-10 binary version.
+///
+/// Idempotent: when valid data is present and `!opts.force`, returns [`FetchOutcome::AlreadyPresent`] without
+/// touching anything. Otherwise extracts `opts.from`, or downloads from `opts.url` / env `CIFAR10_URL` /
+/// [`OFFICIAL_URL`] into `<data_dir>/cifar-10-binary.tar.gz` (kept, so that a later run without `--force` can
+/// re-extract it without downloading) and extracts it. The official URL's archive must match
+/// [`OFFICIAL_MD5`]; any source must match `opts.sha256` when given; every source is checked by structure
+/// during extraction. `progress(bytes_done, total)` follows the download.
+///
+/// ```no_run
+/// use dataset::{FetchOptions, FetchOutcome, fetch};
+/// let opts = FetchOptions { from: Some("cifar-10-binary.tar.gz".into()), ..Default::default() };
+/// match fetch("data".as_ref(), &opts, &mut |_, _| {})? {
+///     FetchOutcome::AlreadyPresent => println!("already there"),
+///     other => println!("{other:?}"),
+/// }
+/// let data = dataset::load("data".as_ref())?;
+/// assert_eq!(data.train.len(), 50_000);
+/// # Ok::<(), dataset::Error>(())
+/// ```
+pub fn fetch(
+    data_dir: &Path,
+    opts: &FetchOptions,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<FetchOutcome> {
+    fetch_with(data_dir, opts, &FetchConfig::default(), progress)
+}
+
+/// [`fetch`] with explicit [`FetchConfig`].
+pub fn fetch_with(
+    data_dir: &Path,
+    opts: &FetchOptions,
+    cfg: &FetchConfig,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<FetchOutcome> {
+    if opts.url.is_some() && opts.from.is_some() {
+        return Err(Error::InvalidArgument {
+            name: "from",
+            message: "give either a URL to download or a local archive, not both".into(),
+        });
+    }
+    let sha256 = opts.sha256.as_deref().map(normalize_sha256).transpose()?;
+    if !opts.force && cfg.layout.is_present(data_dir) {
+        tracing::info!(dir = %data_dir.display(), "CIFAR-10 already present");
+        return Ok(FetchOutcome::AlreadyPresent);
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+
+    if let Some(from) = &opts.from {
+        std::fs::metadata(from).map_err(|e| Error::io(from, e))?;
+        if let Some(sha) = &sha256 {
+            // A mismatch leaves the user's file alone and extracts nothing.
+            verify_all(from, &[Checksum::Sha256(sha.clone())], &from.display().to_string())?;
+        }
+        extract_archive_with(from, data_dir, cfg.layout)?;
+        return Ok(FetchOutcome::Extracted { from: from.clone() });
+    }
+
+    let url = resolve_url(opts.url.as_deref());
+    let mut checks = Vec::new();
+    if url == cfg.official_url {
+        checks.push(Checksum::Md5(cfg.official_md5.clone()));
+    }
+    if let Some(sha) = sha256 {
+        checks.push(Checksum::Sha256(sha));
+    }
+    let archive = data_dir.join(ARCHIVE_NAME);
+
+    if opts.force {
+        remove_quietly(&archive);
+        remove_quietly(&part_path(&archive));
+    } else if archive.is_file() {
+        tracing::info!(archive = %archive.display(), "re-extracting the kept archive (use --force to download again)");
+        let reused = verify_all(&archive, &checks, &archive.display().to_string())
+            .and_then(|()| extract_archive_with(&archive, data_dir, cfg.layout));
+        match reused {
+            Ok(_) => return Ok(FetchOutcome::Extracted { from: archive }),
+            Err(e) => {
+                tracing::warn!("kept archive is not usable ({e}); downloading again");
+                remove_quietly(&archive);
+            }
+        }
+    }
+
+    let dl = DownloadOptions {
+        attempts: if opts.retries == 0 { DEFAULT_RETRIES } else { opts.retries } + 1,
+        base_delay: cfg.retry_base_delay,
+        expected: checks,
+        ..Default::default()
+    };
+    tracing::info!(url, dest = %archive.display(), "downloading CIFAR-10");
+    download_to(&url, &archive, &dl, progress)?;
+    if let Err(e) = extract_archive_with(&archive, data_dir, cfg.layout) {
+        if !matches!(e, Error::Io { .. }) {
+            // The content is wrong: do not keep it for a later re-extraction.
+            remove_quietly(&archive);
+        }
+        return Err(e);
+    }
+    Ok(FetchOutcome::Downloaded { url })
+}
+
+/// `url`, else a non-empty env `CIFAR10_URL`, else [`OFFICIAL_URL`].
+pub fn resolve_url(url: Option<&str>) -> String {
+    url.map(str::to_string)
+        .or_else(|| std::env::var(URL_ENV).ok().filter(|u| !u.trim().is_empty()))
+        .unwrap_or_else(|| OFFICIAL_URL.to_string())
+}
+
+fn normalize_sha256(hex: &str) -> Result<String> {
+    let h = hex.trim().to_ascii_lowercase();
+    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::InvalidArgument {
+            name: "sha256",
+            message: format!("expected 64 hex digits, got {hex:?}"),
+        });
+    }
+    Ok(h)
+}
+
+fn remove_quietly(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::debug!(path = %path.display(), "removed"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), "cannot remove: {e}"),
+    }
+}

@@ -1,0 +1,68 @@
+//! The CIFAR-10 data set: download (with progress, retries, resume and checksums), safe extraction, fast
+//! decoding into [`ImageSet`]s and seeded train/validation splits.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! let dir = Path::new("data");
+//! dataset::fetch(dir, &dataset::FetchOptions::default(), &mut |_, _| {})?;
+//! let data = dataset::load(dir)?;
+//! let (train, val) = dataset::split(&data.train, 0.1, 42, true)?;
+//! assert_eq!((train.len(), val.len(), data.test.len()), (45_000, 5_000, 10_000));
+//! # Ok::<(), dataset::Error>(())
+//! ```
+
+mod decode;
+mod download;
+mod error;
+mod extract;
+mod fetch;
+mod layout;
+mod progress;
+mod split;
+
+pub use cifar_types::ImageSet;
+pub use decode::{decode_batch, load_with, parse_class_names, read_class_names};
+pub use download::{
+    Checksum, DownloadOptions, download_to, md5_file, part_path, sha256_file, verify_all, verify_file,
+};
+pub use error::{Error, Result};
+pub use extract::{extract_archive, extract_archive_with};
+pub use fetch::{
+    ARCHIVE_NAME, DEFAULT_RETRIES, FetchConfig, FetchOptions, FetchOutcome, OFFICIAL_MD5, OFFICIAL_URL, URL_ENV,
+    fetch, fetch_with, resolve_url,
+};
+pub use layout::{
+    BATCH_DIR, Layout, MAX_META_BYTES, META_FILE, MemberSize, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
+};
+pub use progress::DownloadBar;
+pub use split::{split, split_indices};
+
+use std::path::Path;
+
+/// The official training (50,000) and test (10,000) images.
+#[derive(Debug, Clone)]
+pub struct Cifar10 {
+    pub train: ImageSet,
+    pub test: ImageSet,
+}
+
+/// Reads `<data_dir>/cifar-10-batches-bin` (train = `data_batch_1..5` in order, test = `test_batch`), checking
+/// 10,000 records per file, labels below 10 and 10 class names in `batches.meta.txt`.
+///
+/// ```no_run
+/// let data = dataset::load("data".as_ref())?;
+/// assert_eq!(data.train.class_counts(), vec![5000; 10]);
+/// # Ok::<(), dataset::Error>(())
+/// ```
+pub fn load(data_dir: &Path) -> Result<Cifar10> {
+    load_with(data_dir, Layout::OFFICIAL)
+}
+
+/// True when the extracted files are present with the right sizes.
+///
+/// ```
+/// assert!(!dataset::is_present("/nonexistent".as_ref()));
+/// ```
+pub fn is_present(data_dir: &Path) -> bool {
+    Layout::OFFICIAL.is_present(data_dir)
+}

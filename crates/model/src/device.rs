@@ -1,0 +1,52 @@
+//! Device selection: `auto | cpu | cuda[:N]`.
+//!
+//! ```
+//! let (device, why) = model::device::select("cpu").unwrap();
+//! assert!(device.is_cpu());
+//! assert!(why.contains("cpu"));
+//! assert!(model::device::select("tpu").is_err());
+//! ```
+
+use crate::{Error, Result};
+use candle_core::Device;
+
+/// Whether this build has CUDA support (the `cuda` cargo feature).
+pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
+
+/// Parses a device spec and opens the device; returns it with a one-line description of the choice.
+/// `auto` takes CUDA device 0 when the build has CUDA and it opens, else the CPU (saying why).
+pub fn select(spec: &str) -> Result<(Device, String)> {
+    let bad = |reason: String| Error::Device {
+        spec: spec.to_string(),
+        reason,
+    };
+    match spec.trim().to_ascii_lowercase().as_str() {
+        "cpu" => Ok((Device::Cpu, "cpu".into())),
+        "auto" => {
+            if !CUDA_BUILT {
+                return Ok((Device::Cpu, "cpu (auto: built without the `cuda` feature)".into()));
+            }
+            match Device::new_cuda(0) {
+                Ok(d) => Ok((d, "cuda:0 (auto)".into())),
+                Err(e) => Ok((Device::Cpu, format!("cpu (auto: CUDA device 0 unavailable: {e})"))),
+            }
+        }
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal = match s.strip_prefix("cuda:") {
+                None => 0,
+                Some(n) => n
+                    .parse::<usize>()
+                    .map_err(|_| bad(format!("expected cuda:N with N a GPU index, found {n:?}")))?,
+            };
+            if !CUDA_BUILT {
+                return Err(bad(
+                    "this binary was built without CUDA support; rebuild with `--features cuda`".into(),
+                ));
+            }
+            let d = Device::new_cuda(ordinal)
+                .map_err(|e| bad(format!("cannot open CUDA device {ordinal}: {e}")))?;
+            Ok((d, format!("cuda:{ordinal}")))
+        }
+        _ => Err(bad("expected auto, cpu, cuda or cuda:N".into())),
+    }
+}
