@@ -1,0 +1,26 @@
+use std::path::PathBuf;
+
+/// Errors of the training crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Model(#[from] model::Error),
+    #[error(transparent)]
+    Augment(#[from] augment::Error),
+    #[error(transparent)]
+    Files(#[from] cifar_types::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(
+        "training diverged: the loss became {value} at epoch {epoch}, batch {batch}; stopping (the last good checkpoints are kept)"
+    )]
+    NonFinite { epoch: usize, batch: usize, value: f32 },
+    #[error("{path}: {reason}")]
+    Resume { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    OutDir { path: PathBuf, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,80 @@
+use crate::{Error, Result, TrainConfig};
+use cifar_types::{History, Predictions, TestReport, atomic};
+use std::path::{Path, PathBuf};
+
+/// The files of a run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    pub const CONFIG: &'static str = "config.json";
+    pub const HISTORY: &'static str = "history.json";
+    pub const METRICS: &'static str = "metrics.csv";
+    pub const BEST: &'static str = "best.safetensors";
+    pub const LAST: &'static str = "last.safetensors";
+    pub const TEST_REPORT: &'static str = "test_report.json";
+    pub const PREDICTIONS: &'static str = "predictions.json";
+
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Creates the directory for a new run and writes `config.json` (which proves it writable). A directory that
+    /// already holds a run is refused: resume it or pick another `--out`.
+    pub fn create(&self, cfg: &TrainConfig) -> Result<()> {
+        let err = |reason: String| Error::OutDir {
+            path: self.path.clone(),
+            reason,
+        };
+        if self.file(Self::CONFIG).exists() || self.file(Self::LAST).exists() {
+            return Err(err(
+                "already holds a run; continue it with --resume or choose another --out".into(),
+            ));
+        }
+        std::fs::create_dir_all(&self.path).map_err(|e| err(format!("cannot create the run directory: {e}")))?;
+        atomic::write_json(&self.file(Self::CONFIG), cfg)
+            .map_err(|e| err(format!("cannot write into the run directory: {e}")))?;
+        Ok(())
+    }
+
+    pub fn read_config(&self) -> Result<TrainConfig> {
+        Ok(atomic::read_json(&self.file(Self::CONFIG))?)
+    }
+
+    /// Writes `history.json` and `metrics.csv` (one row per epoch).
+    pub fn write_history(&self, history: &History) -> Result<()> {
+        atomic::write_json(&self.file(Self::HISTORY), history)?;
+        atomic::write_with(&self.file(Self::METRICS), |w| {
+            writeln!(w, "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_secs,train_images_per_sec")?;
+            for e in &history.epochs {
+                writeln!(
+                    w,
+                    "{},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.1}",
+                    e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr, e.epoch_secs, e.train_images_per_sec
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn read_history(&self) -> Result<History> {
+        Ok(atomic::read_json(&self.file(Self::HISTORY))?)
+    }
+
+    pub fn write_test(&self, report: &TestReport, predictions: &Predictions) -> Result<()> {
+        atomic::write_json(&self.file(Self::TEST_REPORT), report)?;
+        atomic::write_json(&self.file(Self::PREDICTIONS), predictions)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! Learning-rate schedules, evaluated per optimizer step.
+//!
+//! ```
+//! use train::Schedule;
+//! assert_eq!(Schedule::Constant.lr(1e-3, 0, 100, 0), 1e-3);
+//! let end = Schedule::Cosine.lr(1e-3, 100, 100, 0);
+//! assert!(end < 1e-9);
+//! // One-cycle: warm up to the peak, then anneal.
+//! assert!(Schedule::OneCycle.lr(1e-3, 0, 100, 30) < 1e-4);
+//! assert!((Schedule::OneCycle.lr(1e-3, 30, 100, 30) - 1e-3).abs() < 1e-12);
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+use std::fmt;
+use std::str::FromStr;
+
+/// How the learning rate moves over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The base rate throughout (the reference), after the optional linear warm-up.
+    #[default]
+    Constant,
+    /// Linear warm-up, then cosine decay from the base rate to 0 at the last step.
+    Cosine,
+    /// One-cycle (Smith): linear warm-up from base/25 to the base rate, then cosine annealing to base/1e4.
+    #[serde(rename = "onecycle")]
+    OneCycle,
+}
+
+impl Schedule {
+    /// The learning rate at `step` (0-based) of `total` steps, with `warmup` warm-up steps.
+    pub fn lr(self, base: f64, step: usize, total: usize, warmup: usize) -> f64 {
+        let total = total.max(1);
+        let step = step.min(total);
+        match self {
+            Schedule::Constant | Schedule::Cosine if warmup > 0 && step < warmup => {
+                base * (step + 1) as f64 / warmup as f64
+            }
+            Schedule::Constant => base,
+            Schedule::Cosine => {
+                let span = (total - warmup.min(total)).max(1);
+                let t = (step - warmup.min(step)) as f64 / span as f64;
+                base * 0.5 * (1.0 + (PI * t.min(1.0)).cos())
+            }
+            Schedule::OneCycle => {
+                let start = base / 25.0;
+                let end = base / 1e4;
+                if warmup > 0 && step < warmup {
+                    start + (base - start) * step as f64 / warmup as f64
+                } else {
+                    let span = (total - warmup.min(total)).max(1);
+                    let t = ((step - warmup.min(step)) as f64 / span as f64).min(1.0);
+                    end + (base - end) * 0.5 * (1.0 + (PI * t).cos())
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Schedule::Constant => "constant",
+            Schedule::Cosine => "cosine",
+            Schedule::OneCycle => "onecycle",
+        })
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "constant" => Ok(Schedule::Constant),
+            "cosine" => Ok(Schedule::Cosine),
+            "onecycle" | "one-cycle" => Ok(Schedule::OneCycle),
+            _ => Err(format!("expected constant, cosine or onecycle, found {s:?}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_is_monotone_after_warmup() {
+        let lrs: Vec<f64> = (0..=100).map(|s| Schedule::Cosine.lr(1.0, s, 100, 10)).collect();
+        assert!((lrs[0] - 0.1).abs() < 1e-12);
+        assert!((lrs[9] - 1.0).abs() < 1e-12);
+        assert!((lrs[10] - 1.0).abs() < 1e-12);
+        assert!((lrs[55] - 0.5).abs() < 1e-12);
+        assert!(lrs[10..].windows(2).all(|w| w[1] <= w[0]));
+        assert!(lrs[100] < 1e-12);
+    }
+
+    #[test]
+    fn constant_with_warmup() {
+        assert!((Schedule::Constant.lr(2.0, 0, 50, 4) - 0.5).abs() < 1e-12);
+        assert_eq!(Schedule::Constant.lr(2.0, 4, 50, 4), 2.0);
+        assert_eq!(Schedule::Constant.lr(2.0, 49, 50, 0), 2.0);
+    }
+
+    #[test]
+    fn onecycle_peaks_at_warmup_end() {
+        let lrs: Vec<f64> = (0..=200).map(|s| Schedule::OneCycle.lr(1.0, s, 200, 60)).collect();
+        let peak = lrs.iter().cloned().fold(0.0, f64::max);
+        assert_eq!(peak, lrs[60]);
+        assert!((lrs[0] - 0.04).abs() < 1e-12);
+        assert!((lrs[200] - 1e-4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn parses() {
+        assert_eq!("onecycle".parse::<Schedule>().unwrap(), Schedule::OneCycle);
+        assert!("linear".parse::<Schedule>().is_err());
+    }
+}

@@ -1,0 +1,48 @@
+//! Shared helpers: a small synthetic data set that the model can learn.
+
+use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use train::{Data, TrainConfig};
+
+/// `n` images whose class decides the colour of a centred blob (robust to flips and small crops), with noise.
+pub fn synthetic(n: usize, seed: u64) -> ImageSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut px = vec![0u8; n * IMAGE_BYTES];
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = i % 10;
+        labels.push(class as u8);
+        let colour = [(class * 25) as i32, ((9 - class) * 25) as i32, ((class * 7) % 10 * 25) as i32];
+        let img = &mut px[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES];
+        for c in 0..3 {
+            for y in 0..32 {
+                for x in 0..32 {
+                    let inside = (8..24).contains(&y) && (8..24).contains(&x);
+                    let base = if inside { colour[c] } else { 128 };
+                    let v = base + rng.random_range(-20..=20);
+                    img[c * 1024 + y * 32 + x] = v.clamp(0, 255) as u8;
+                }
+            }
+        }
+    }
+    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    ImageSet::new(px, labels, names).unwrap()
+}
+
+pub fn data() -> Data {
+    Data {
+        train: synthetic(640, 1),
+        val: synthetic(160, 2),
+        test: synthetic(200, 3),
+    }
+}
+
+pub fn tiny_config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 32,
+        device: "cpu".into(),
+        ..TrainConfig::default()
+    }
+}
