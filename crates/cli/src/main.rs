@@ -1,1 +1,29 @@
-fn main() {}
+//! `cifar`: train, evaluate and plot CIFAR-10 classifiers. Parsing and wiring only; the work lives in the library
+//! crates (`dataset`, `augment`, `model`, `train`, `viz`).
+
+mod args;
+mod commands;
+
+use clap::Parser;
+
+// A malloc that keeps freed memory around: training allocates and frees the same large buffers every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> std::process::ExitCode {
+    let cli = args::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if cli.quiet { "warn" } else { "info" }));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -84,7 +84,11 @@ impl CustomOp2 for BiasRelu {
                     acc
                 })
                 .collect();
-            Some(Tensor::from_vec(sum_partials(partials, f), b.shape(), b.device())?)
+            Some(Tensor::from_vec(
+                sum_partials(partials, f),
+                b.shape(),
+                b.device(),
+            )?)
         } else {
             None
         };

@@ -33,12 +33,13 @@ impl ConvDims {
     pub fn out_len(&self) -> usize {
         self.n * self.co * self.hw()
     }
-    pub fn in_len(&self) -> usize {
-        self.n * self.ci * self.hw()
-    }
     /// The dims of the input-gradient convolution (channels swapped).
     pub fn transposed(&self) -> Self {
-        Self { ci: self.co, co: self.ci, ..*self }
+        Self {
+            ci: self.co,
+            co: self.ci,
+            ..*self
+        }
     }
 }
 
@@ -91,14 +92,27 @@ pub(crate) fn conv_image(
                 row.fill(bv);
             }
         }
-        let a = Mat { data: wmat, rs: k, cs: 1 };
-        let bm = Mat { data: cols, rs: hw, cs: 1 };
+        let a = Mat {
+            data: wmat,
+            rs: k,
+            cs: 1,
+        };
+        let bm = Mat {
+            data: cols,
+            rs: hw,
+            cs: 1,
+        };
         sgemm(d.co, hw, k, out, hw, bias.is_some(), a, bm);
     });
 }
 
 /// Batched forward: `[n, ci, h, w]` -> `[n, co, h, w]`.
-pub(crate) fn conv_forward(d: &ConvDims, x: &[f32], wmat: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+pub(crate) fn conv_forward(
+    d: &ConvDims,
+    x: &[f32],
+    wmat: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let mut out = vec![0f32; d.out_len()];
     let (in_img, out_img) = (d.ci * d.hw(), d.co * d.hw());
     if out_img == 0 {
@@ -145,8 +159,16 @@ pub(crate) fn conv_weight_grad(d: &ConvDims, x: &[f32], gy: &[f32]) -> Vec<f32> 
                     im2col(&x[img * d.ci * hw..][..d.ci * hw], d.ci, d.h, d.w, cols);
                     let g = &gy[img * d.co * hw..][..d.co * hw];
                     // acc[co×k] += g[co×hw] · colsᵀ[hw×k]
-                    let a = Mat { data: g, rs: hw, cs: 1 };
-                    let b = Mat { data: cols, rs: 1, cs: hw };
+                    let a = Mat {
+                        data: g,
+                        rs: hw,
+                        cs: 1,
+                    };
+                    let b = Mat {
+                        data: cols,
+                        rs: 1,
+                        cs: hw,
+                    };
                     sgemm(d.co, k, hw, &mut acc, k, pos > 0, a, b);
                 }
             });
@@ -201,8 +223,12 @@ pub(crate) fn sum_partials(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
 
 /// Reads and validates the dims of `x [n,ci,h,w]`, `w [co,ci,3,3]`, `b [co]` (when given).
 pub(crate) fn conv_dims(x: &Shape, w: &Shape, b: Option<&Shape>, op: &str) -> Result<ConvDims> {
-    let (n, ci, h, wd) = x.dims4().map_err(|e| crate::Error::shape(op, "input [N,Ci,H,W]", x, e))?;
-    let (co, ci2, kh, kw) = w.dims4().map_err(|e| crate::Error::shape(op, "weight [Co,Ci,3,3]", w, e))?;
+    let (n, ci, h, wd) = x
+        .dims4()
+        .map_err(|e| crate::Error::shape(op, "input [N,Ci,H,W]", x, e))?;
+    let (co, ci2, kh, kw) = w
+        .dims4()
+        .map_err(|e| crate::Error::shape(op, "weight [Co,Ci,3,3]", w, e))?;
     if ci2 != ci || kh != 3 || kw != 3 {
         return Err(crate::Error::Shape {
             op: op.to_string(),
@@ -221,7 +247,13 @@ pub(crate) fn conv_dims(x: &Shape, w: &Shape, b: Option<&Shape>, op: &str) -> Re
             .into());
         }
     }
-    Ok(ConvDims { n, ci, co, h, w: wd })
+    Ok(ConvDims {
+        n,
+        ci,
+        co,
+        h,
+        w: wd,
+    })
 }
 
 /// Runs the three requested gradients of a conv given its (pre-activation) output gradient.
@@ -246,7 +278,11 @@ pub(crate) fn conv_backward(
         None
     };
     let db = if b.track_op() {
-        Some(Tensor::from_vec(bias_grad(gy, d.n, d.co, d.hw()), b.shape(), dev)?)
+        Some(Tensor::from_vec(
+            bias_grad(gy, d.n, d.co, d.hw()),
+            b.shape(),
+            dev,
+        )?)
     } else {
         None
     };

@@ -71,7 +71,10 @@ impl CustomOp3 for ConvReluPool {
                 });
         }
         *self.argmax.lock().map_err(|_| lock_err())? = idx;
-        Ok((CpuStorage::F32(out), Shape::from((d.n, d.co, d.h / 2, d.w / 2))))
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((d.n, d.co, d.h / 2, d.w / 2)),
+        ))
     }
 
     fn bwd(
@@ -82,14 +85,21 @@ impl CustomOp3 for ConvReluPool {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = fused_dims(x.shape(), w.shape(), b.shape(), "conv3x3_relu_pool backward")?;
+        let d = fused_dims(
+            x.shape(),
+            w.shape(),
+            b.shape(),
+            "conv3x3_relu_pool backward",
+        )?;
         let gy = {
             let idx = self.argmax.lock().map_err(|_| lock_err())?;
             if idx.len() != d.n * d.co * (d.h / 2) * (d.w / 2) {
                 candle_core::bail!("conv3x3_relu_pool backward: the forward argmax is missing");
             }
             with_tensor_f32(res, |pooled| {
-                with_tensor_f32(grad, |gp| Ok(unpool(gp, &idx, Some(pooled), d.n * d.co, d.h, d.w)))
+                with_tensor_f32(grad, |gp| {
+                    Ok(unpool(gp, &idx, Some(pooled), d.n * d.co, d.h, d.w))
+                })
             })?
         };
         conv_backward(&d, x, w, b, &gy)

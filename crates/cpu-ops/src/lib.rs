@@ -46,7 +46,12 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn shape(op: &str, expected: &str, s: &Shape, e: candle_core::Error) -> candle_core::Error {
+    pub(crate) fn shape(
+        op: &str,
+        expected: &str,
+        s: &Shape,
+        e: candle_core::Error,
+    ) -> candle_core::Error {
         Error::Shape {
             op: op.to_string(),
             expected: expected.to_string(),
@@ -67,7 +72,8 @@ pub type Result<T> = candle_core::Result<T>;
 
 /// True when every tensor is on the CPU with dtype f32 (the custom-op path).
 fn fast_path(ts: &[&Tensor]) -> bool {
-    ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    ts.iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// 3x3 convolution, stride 1, padding 1, plus a per-channel bias.

@@ -17,8 +17,12 @@ use candle_core::{Result, Tensor};
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
-    let (_, inp) = x.dims2().map_err(|e| crate::Error::shape("linear", "x [N, In]", x.shape(), e))?;
-    let (_, win) = w.dims2().map_err(|e| crate::Error::shape("linear", "w [Out, In]", w.shape(), e))?;
+    let (_, inp) = x
+        .dims2()
+        .map_err(|e| crate::Error::shape("linear", "x [N, In]", x.shape(), e))?;
+    let (_, win) = w
+        .dims2()
+        .map_err(|e| crate::Error::shape("linear", "w [Out, In]", w.shape(), e))?;
     if inp != win {
         return Err(crate::Error::Shape {
             op: "linear".to_string(),

@@ -10,7 +10,8 @@ use candle_core::{Result, Tensor};
 /// `conv2d(x, w, padding 1) + b` with candle's ops.
 pub fn conv3x3(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     let co = w.dim(0)?;
-    x.conv2d(w, 1, 1, 1, 1)?.broadcast_add(&b.reshape((1, co, 1, 1))?)
+    x.conv2d(w, 1, 1, 1, 1)?
+        .broadcast_add(&b.reshape((1, co, 1, 1))?)
 }
 
 /// candle's `max_pool2d(2)`.

@@ -70,7 +70,9 @@ pub(crate) fn unpool_plane(
 
 /// Checks that a `[n, c, h, w]` shape has even, non-zero spatial dims.
 pub(crate) fn pool_dims(s: &Shape, op: &str) -> Result<(usize, usize, usize, usize)> {
-    let (n, c, h, w) = s.dims4().map_err(|e| crate::Error::shape(op, "input [N,C,H,W]", s, e))?;
+    let (n, c, h, w) = s
+        .dims4()
+        .map_err(|e| crate::Error::shape(op, "input [N,C,H,W]", s, e))?;
     if h % 2 != 0 || w % 2 != 0 {
         return Err(crate::Error::Shape {
             op: op.to_string(),
@@ -132,7 +134,10 @@ impl CustomOp1 for MaxPool2x2 {
                 .zip(x.par_chunks(plane))
                 .for_each(|((o, i), xp)| pool_plane(xp, h, w, false, o, i));
         }
-        *self.argmax.lock().map_err(|_| candle_core::Error::Msg("max_pool2x2: poisoned lock".into()))? = idx;
+        *self
+            .argmax
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("max_pool2x2: poisoned lock".into()))? = idx;
         Ok((CpuStorage::F32(out), Shape::from((n, c, h / 2, w / 2))))
     }
 

@@ -51,7 +51,10 @@ pub(crate) fn with_tensor_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>
             let data = slice_f32(cpu, layout)?;
             f(&data)
         }
-        _ => candle_core::bail!("cpu-ops: expected a CPU tensor, found one on {:?}", t.device()),
+        _ => candle_core::bail!(
+            "cpu-ops: expected a CPU tensor, found one on {:?}",
+            t.device()
+        ),
     }
 }
 
@@ -123,9 +126,18 @@ pub(crate) fn sgemm(
         return;
     }
     // Internal invariants (never user data): keep the unsafe call in bounds.
-    assert!(max_index(m, n, dst_rs, 1) < dst.len(), "sgemm: dst too short");
-    assert!(max_index(m, k, a.rs, a.cs) < a.data.len(), "sgemm: lhs too short");
-    assert!(max_index(k, n, b.rs, b.cs) < b.data.len(), "sgemm: rhs too short");
+    assert!(
+        max_index(m, n, dst_rs, 1) < dst.len(),
+        "sgemm: dst too short"
+    );
+    assert!(
+        max_index(m, k, a.rs, a.cs) < a.data.len(),
+        "sgemm: lhs too short"
+    );
+    assert!(
+        max_index(k, n, b.rs, b.cs) < b.data.len(),
+        "sgemm: rhs too short"
+    );
     // SAFETY: all pointers are valid for the index ranges checked above; dst does not alias
     // a or b (distinct borrows).
     unsafe {

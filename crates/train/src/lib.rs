@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 mod config;
 mod error;
 pub mod evaluate;

@@ -29,9 +29,8 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Creates the directory for a new run and writes `config.json` (which proves it writable). A directory that
-    /// already holds a run is refused: resume it or pick another `--out`.
-    pub fn create(&self, cfg: &TrainConfig) -> Result<()> {
+    /// Checks that a new run can go here: no run present, the directory can be created and written to.
+    pub fn prepare_new(&self) -> Result<()> {
         let err = |reason: String| Error::OutDir {
             path: self.path.clone(),
             reason,
@@ -41,9 +40,17 @@ impl RunDir {
                 "already holds a run; continue it with --resume or choose another --out".into(),
             ));
         }
-        std::fs::create_dir_all(&self.path).map_err(|e| err(format!("cannot create the run directory: {e}")))?;
-        atomic::write_json(&self.file(Self::CONFIG), cfg)
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| err(format!("cannot create the run directory: {e}")))?;
+        tempfile::tempfile_in(&self.path)
             .map_err(|e| err(format!("cannot write into the run directory: {e}")))?;
+        Ok(())
+    }
+
+    /// Prepares the directory for a new run ([`RunDir::prepare_new`]) and writes `config.json`.
+    pub fn create(&self, cfg: &TrainConfig) -> Result<()> {
+        self.prepare_new()?;
+        atomic::write_json(&self.file(Self::CONFIG), cfg)?;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! Rendering a chart into PNG or SVG bytes and writing them atomically.
 
+use crate::text::Bitmap;
 use crate::{Error, Result, font};
 use base64::Engine as _;
 use plotters::coord::Shift;
@@ -110,7 +111,7 @@ pub(crate) trait ImageBackend: DrawingBackend + Sized {
     ) -> DResult<()>;
 }
 
-impl ImageBackend for BitMapBackend<'_> {
+impl ImageBackend for Bitmap<'_> {
     fn draw_image(
         area: &DrawingArea<Self, Shift>,
         pos: (i32, i32),
@@ -215,7 +216,7 @@ pub(crate) fn write_chart<C: Chart>(chart: &C, path: &Path, format: Format) -> R
         Format::Png => {
             let mut buf = vec![255u8; w as usize * h as usize * 3];
             {
-                let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+                let root = Bitmap(BitMapBackend::with_buffer(&mut buf, (w, h))).into_drawing_area();
                 root.fill(&WHITE).d().map_err(draw_err)?;
                 chart.draw(&root).map_err(draw_err)?;
                 root.present().d().map_err(draw_err)?;

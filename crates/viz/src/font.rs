@@ -5,7 +5,7 @@ use plotters::style::FontStyle;
 use std::sync::OnceLock;
 
 /// DejaVu Sans (licence in `assets/DejaVuSans-LICENSE.txt`).
-static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+pub(crate) static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// The family name every chart uses; also what SVG output asks the viewer for.
 pub(crate) const FAMILY: &str = "sans-serif";

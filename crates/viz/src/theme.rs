@@ -19,9 +19,11 @@ pub(crate) const GRID: RGBColor = RGBColor(225, 225, 225);
 
 /// Text of `size` pixels in `color`, anchored at `h`/`v`.
 pub(crate) fn text(size: u32, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
-    TextStyle::from((FAMILY, size))
-        .color(&color)
-        .pos(Pos::new(h, v))
+    TextStyle {
+        font: (FAMILY, size).into_font(),
+        color: color.to_backend_color(),
+        pos: Pos::new(h, v),
+    }
 }
 
 /// Chart title style.

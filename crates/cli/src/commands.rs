@@ -1,0 +1,281 @@
+use crate::args::{BenchArgs, ChartFormat, Cli, Command, EvaluateArgs, PlotArgs, TrainArgs};
+use anyhow::{Context, Result, bail};
+use cifar_types::ImageSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use train::{RunDir, StopFlag, TrainConfig};
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Train(a) => train_cmd(a),
+        Command::Evaluate(a) => evaluate_cmd(a),
+        Command::Plot(a) => plot_cmd(a),
+        Command::Bench(a) => bench_cmd(a),
+        Command::List => {
+            println!("models:");
+            for m in model::registry::MODELS {
+                println!("  {:<12} {}", m.name, m.description);
+            }
+            println!("presets:");
+            for p in train::PRESETS {
+                println!("  {:<12} {}", p.name, p.description);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The config of a new run: the preset, then every flag given.
+fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut c = TrainConfig::preset(&a.preset)?;
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(v) = a.$field.clone() { c.$field = v; } )* };
+    }
+    set!(epochs, batch_size, lr, weight_decay, val_fraction, seed, device, model, schedule, warmup_epochs,
+         label_smoothing, eval_batch_size, data_dir);
+    if a.limit_train.is_some() {
+        c.limit_train = a.limit_train;
+    }
+    if a.patience.is_some() {
+        c.patience = a.patience;
+    }
+    if let Some(p) = a.flip_prob {
+        c.augment.flip_prob = p;
+    }
+    if let Some(p) = a.crop_pad {
+        c.augment.crop_pad = p;
+    }
+    c.stratified |= a.stratified;
+    c.tta |= a.tta;
+    c.validate()?;
+    Ok(c)
+}
+
+fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
+    let (cfg, out, resume) = match &a.resume {
+        Some(dir) => {
+            let rd = RunDir::new(dir);
+            let mut cfg = rd
+                .read_config()
+                .with_context(|| format!("--resume {}: cannot read the run's config", dir.display()))?;
+            if !rd.file(RunDir::LAST).is_file() {
+                bail!("--resume {}: no {} to continue from", dir.display(), RunDir::LAST);
+            }
+            if let Some(d) = &a.device {
+                cfg.device = d.clone();
+            }
+            if let Some(d) = &a.data_dir {
+                cfg.data_dir = d.clone();
+            }
+            tracing::info!("resuming with the run's own config.json (flags other than --device/--data-dir are ignored)");
+            (cfg, dir.clone(), true)
+        }
+        None => {
+            let cfg = config_from(&a)?;
+            let out = a.out.clone().unwrap_or_else(|| default_out(&cfg));
+            RunDir::new(&out)
+                .prepare_new()
+                .with_context(|| format!("--out {}", out.display()))?;
+            (cfg, out, false)
+        }
+    };
+    tracing::info!("config: {}", serde_json::to_string(&cfg)?);
+    ensure_data(&cfg.data_dir, a.url.as_deref())?;
+    let data = load_data(&cfg)?;
+    let stop = StopFlag::default();
+    stop.install_ctrl_c()?;
+    let outcome = train::run(&cfg, &data, &out, &stop, resume)?;
+    if outcome.interrupted {
+        println!("interrupted; continue with: cifar train --resume {}", out.display());
+        return Ok(ExitCode::from(130));
+    }
+    if !a.no_plots {
+        let test = Arc::new(data.test);
+        if let Err(e) = plot_run(&out, Some(test), viz::Format::Png) {
+            tracing::warn!("charts not drawn: {e:#}");
+        }
+    }
+    let h = &outcome.history;
+    println!("run directory: {}", out.display());
+    if let Some(best) = h.best() {
+        println!(
+            "best epoch {} (val acc {:.2}%), {} epochs in {:.1} min{}",
+            best.epoch,
+            100.0 * best.val_acc,
+            h.epochs.len(),
+            h.total_secs() / 60.0,
+            if outcome.stopped_early { " (early stop)" } else { "" }
+        );
+    }
+    if let Some(r) = &outcome.test_report {
+        println!("test accuracy {:.2}%, loss {:.4}", 100.0 * r.accuracy, r.loss);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_out(cfg: &TrainConfig) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    PathBuf::from("runs").join(format!("{}-seed{}-{secs}", cfg.preset, cfg.seed))
+}
+
+/// Fetches the data set when the directory holds none (like torchvision's `download=True`).
+fn ensure_data(data_dir: &Path, url: Option<&str>) -> Result<()> {
+    if dataset::is_present(data_dir) {
+        return Ok(());
+    }
+    let url = dataset::resolve_url(url);
+    tracing::info!("no CIFAR-10 data in {}; downloading {url}", data_dir.display());
+    let opts = dataset::FetchOptions {
+        url: Some(url),
+        ..Default::default()
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let mut progress = |done: u64, total: Option<u64>| {
+        if let Some(t) = total {
+            bar.set_length(t);
+        }
+        bar.set_position(done);
+    };
+    dataset::fetch(data_dir, &opts, &mut progress)
+        .with_context(|| format!("cannot fetch CIFAR-10 into {} (offline? use `cargo xtask fetch-data --from FILE`)", data_dir.display()))?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn load_data(cfg: &TrainConfig) -> Result<train::Data> {
+    let t = std::time::Instant::now();
+    let all = dataset::load(&cfg.data_dir)
+        .with_context(|| format!("--data-dir {}: cannot load CIFAR-10", cfg.data_dir.display()))?;
+    let pool = match cfg.limit_train {
+        Some(n) => all.train.take(n),
+        None => all.train,
+    };
+    let (train, val) = dataset::split(&pool, cfg.val_fraction, cfg.seed, cfg.stratified)?;
+    tracing::info!(
+        "loaded {} train / {} val / {} test images in {:.2}s",
+        train.len(),
+        val.len(),
+        all.test.len(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(train::Data {
+        train,
+        val,
+        test: all.test,
+    })
+}
+
+fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
+    if a.batch_size == 0 {
+        bail!("--batch-size: expected at least 1, found 0");
+    }
+    let (device, desc) = model::device::select(&a.device)?;
+    let net = model::checkpoint::load_model(&a.checkpoint, &device)
+        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
+    let data = dataset::load(&a.data_dir)
+        .with_context(|| format!("--data-dir {}: cannot load CIFAR-10", a.data_dir.display()))?;
+    tracing::info!("evaluating {} ({}) on {desc}", a.checkpoint.display(), net.name());
+    let test = Arc::new(data.test);
+    let e = train::evaluate(net.as_ref(), &test, a.batch_size, augment::Normalize::default(), a.tta)?;
+    let report = cifar_types::TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
+    println!("test accuracy {:.2}%  loss {:.4}  ({} images)", 100.0 * report.accuracy, report.loss, test.len());
+    println!("{:<12} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "f1", "support");
+    for c in &report.per_class {
+        println!(
+            "{:<12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
+            c.class, c.precision, c.recall, c.f1, c.support
+        );
+    }
+    println!("confusion matrix (rows = true class):");
+    for (name, row) in test.class_names().iter().zip(&report.confusion_matrix) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
+        println!("{name:<12}{}", cells.join(""));
+    }
+    if let Some(path) = &a.report {
+        cifar_types::atomic::write_json(path, &report)?;
+        println!("report written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plot_cmd(a: PlotArgs) -> Result<ExitCode> {
+    let format = match a.format {
+        ChartFormat::Png => viz::Format::Png,
+        ChartFormat::Svg => viz::Format::Svg,
+    };
+    let rd = RunDir::new(&a.run);
+    let data_dir = match a.data_dir {
+        Some(d) => Some(d),
+        None => rd.read_config().ok().map(|c| c.data_dir),
+    };
+    let test = match data_dir {
+        Some(d) if dataset::is_present(&d) => Some(Arc::new(dataset::load(&d)?.test)),
+        Some(d) => {
+            tracing::warn!("no CIFAR-10 data in {}: image grids are skipped", d.display());
+            None
+        }
+        None => None,
+    };
+    let written = plot_run(&a.run, test, format)?;
+    for p in written {
+        println!("{}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plot_run(run_dir: &Path, test: Option<Arc<ImageSet>>, format: viz::Format) -> Result<Vec<PathBuf>> {
+    let mut run = viz::load_run(run_dir)?;
+    run.test_images = test.map(|t| (*t).clone());
+    let written = viz::render_run(run_dir, &run, format)?;
+    Ok(written)
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
+    use train::bench;
+    if a.train_batches.contains(&0) || a.infer_batch == 0 {
+        bail!("--train-batches / --infer-batch: expected sizes of at least 1");
+    }
+    let (device, desc) = model::device::select(&a.device)?;
+    println!(
+        "# {} on {desc}, {} rayon threads, median of {} repeats x {} steps",
+        a.model,
+        rayon_threads(),
+        a.repeats,
+        a.steps
+    );
+    let mut results = Vec::new();
+    for &b in &a.train_batches {
+        let r = bench::train_step(&a.model, &device, b, 3, a.steps, a.repeats)?;
+        println!("train  batch {b:>4}: {:>8.1} img/s", r.img_per_s);
+        results.push(r);
+    }
+    let r = bench::inference(&a.model, &device, a.infer_batch, 2, a.steps.div_ceil(4).max(2), a.repeats)?;
+    println!("infer  batch {:>4}: {:>8.1} img/s", a.infer_batch, r.img_per_s);
+    results.push(r);
+    let r = bench::data_pipeline(64, 10_000, a.repeats)?;
+    println!("data   batch   64: {:>8.1} img/s (augmentation, one thread)", r.img_per_s);
+    results.push(r);
+    if let Some(rss) = bench::peak_rss_bytes() {
+        println!("peak RSS: {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
+    }
+    for r in &results {
+        println!("{}", r.json());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}

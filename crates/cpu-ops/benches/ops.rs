@@ -1,0 +1,234 @@
+//! Per-op and whole-model timings, candle's native CPU ops vs this crate (`cargo bench -p
+//! cpu-ops`). Prints medians of several runs: the machine is shared and noisy.
+//!
+//! "bwd" is (forward + backward) minus forward, where the loss is `sum(y * r)` in both cases.
+//! GFLOP/s counts 2·N·Co·Ci·9·H·W per conv pass (the input-gradient pass is skipped, and not
+//! counted, when the input is not a variable, as for the first layer's image).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+
+const RUNS: usize = 9;
+
+fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    f()?;
+    let mut t: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let s = Instant::now();
+            f().map(|_| s.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_>>()?;
+    t.sort_by(f64::total_cmp);
+    Ok(t[RUNS / 2])
+}
+
+fn randn(dims: &[usize]) -> Result<Tensor> {
+    Tensor::randn(0f32, 1f32, dims, &Device::Cpu)
+}
+
+type Op3 = fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
+
+/// Returns (forward ms, backward ms) for `op(x, w, b)`.
+fn time_op3(op: Op3, x: &Tensor, w: &Var, b: &Var) -> Result<(f64, f64)> {
+    let y = op(x, w.as_tensor(), b.as_tensor())?;
+    let r = randn(y.dims())?;
+    let fwd = median_ms(|| op(x, w.as_tensor(), b.as_tensor()).map(|_| ()))?;
+    let both = median_ms(|| {
+        let y = op(x, w.as_tensor(), b.as_tensor())?;
+        (y * &r)?.sum_all()?.backward().map(|_| ())
+    })?;
+    Ok((fwd, (both - fwd).max(0.0)))
+}
+
+fn gflops(flop: f64, ms: f64) -> f64 {
+    flop / ms / 1e6
+}
+
+fn conv_benches() -> Result<()> {
+    println!(
+        "per-op, batch 64, rayon threads = {}",
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:<34} {:>9} {:>8} {:>9} {:>8}",
+        "op", "fwd ms", "GFLOP/s", "bwd ms", "GFLOP/s"
+    );
+    let shapes = [
+        (3usize, 32usize, 32usize, false),
+        (32, 64, 16, true),
+        (64, 128, 8, true),
+    ];
+    for &(ci, co, hw, track_x) in &shapes {
+        let x = randn(&[64, ci, hw, hw])?;
+        let x = if track_x {
+            Var::from_tensor(&x)?.as_tensor().clone()
+        } else {
+            x
+        };
+        let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.1)?)?;
+        let b = Var::from_tensor(&randn(&[co])?)?;
+        let flop = 2.0 * 64.0 * (co * ci * 9 * hw * hw) as f64;
+        let bwd_flop = if track_x { 2.0 * flop } else { flop };
+        let cases: [(&str, Op3); 4] = [
+            ("native conv", cpu_ops::native::conv3x3),
+            ("cpu-ops conv3x3", cpu_ops::conv3x3),
+            ("native conv+relu+pool", cpu_ops::native::conv3x3_relu_pool),
+            ("cpu-ops conv3x3_relu_pool", cpu_ops::conv3x3_relu_pool),
+        ];
+        for (name, op) in cases {
+            let (f, bw) = time_op3(op, &x, &w, &b)?;
+            let label = format!("{name} {ci}->{co} @{hw}");
+            println!(
+                "{label:<34} {f:>9.2} {:>8.1} {bw:>9.2} {:>8.1}",
+                gflops(flop, f),
+                gflops(bwd_flop, bw)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn small_op_benches() -> Result<()> {
+    let x = Var::from_tensor(&randn(&[64, 32, 32, 32])?)?;
+    let pools: [(&str, fn(&Tensor) -> Result<Tensor>); 2] = [
+        ("native max_pool2d", cpu_ops::native::max_pool2x2),
+        ("cpu-ops max_pool2x2", cpu_ops::max_pool2x2),
+    ];
+    for (name, op) in pools {
+        let r = randn(&[64, 32, 16, 16])?;
+        let f = median_ms(|| op(x.as_tensor()).map(|_| ()))?;
+        let both = median_ms(|| (op(x.as_tensor())? * &r)?.sum_all()?.backward().map(|_| ()))?;
+        println!(
+            "{:<34} {f:>9.2} {:>8} {:>9.2}",
+            format!("{name} 64x32x32x32"),
+            "",
+            both - f
+        );
+    }
+    let h = Var::from_tensor(&randn(&[64, 512])?)?;
+    let b = Var::from_tensor(&randn(&[512])?)?;
+    let ops: [(&str, fn(&Tensor, &Tensor) -> Result<Tensor>); 2] = [
+        ("native add+relu", cpu_ops::native::bias_relu),
+        ("cpu-ops bias_relu", cpu_ops::bias_relu),
+    ];
+    for (name, op) in ops {
+        let r = randn(&[64, 512])?;
+        let f = median_ms(|| op(h.as_tensor(), b.as_tensor()).map(|_| ()))?;
+        let both = median_ms(|| {
+            (op(h.as_tensor(), b.as_tensor())? * &r)?
+                .sum_all()?
+                .backward()
+                .map(|_| ())
+        })?;
+        println!(
+            "{:<34} {f:>9.3} {:>8} {:>9.3}",
+            format!("{name} 64x512"),
+            "",
+            both - f
+        );
+    }
+    Ok(())
+}
+
+/// The reference CNN (3 conv blocks, 2048-512-256-128-10 MLP, no dropout) built from either
+/// set of ops; returns the logits.
+struct Model {
+    conv: Vec<(Var, Var)>,
+    fc: Vec<(Var, Var)>,
+}
+
+impl Model {
+    fn new() -> Result<Self> {
+        let conv = [(3, 32), (32, 64), (64, 128)]
+            .iter()
+            .map(|&(ci, co)| {
+                let s = (2.0 / (ci * 9) as f64).sqrt();
+                Ok((
+                    Var::from_tensor(&(randn(&[co, ci, 3, 3])? * s)?)?,
+                    Var::zeros(co, DType::F32, &Device::Cpu)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let fc = [(2048, 512), (512, 256), (256, 128), (128, 10)]
+            .iter()
+            .map(|&(i, o)| {
+                let s = (2.0 / i as f64).sqrt();
+                Ok((
+                    Var::from_tensor(&(randn(&[o, i])? * s)?)?,
+                    Var::zeros(o, DType::F32, &Device::Cpu)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { conv, fc })
+    }
+
+    fn forward(&self, x: &Tensor, fast: bool) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (w, b) in &self.conv {
+            h = if fast {
+                cpu_ops::conv3x3_relu_pool(&h, w.as_tensor(), b.as_tensor())?
+            } else {
+                cpu_ops::native::conv3x3_relu_pool(&h, w.as_tensor(), b.as_tensor())?
+            };
+        }
+        let mut h = h.flatten_from(1)?;
+        let last = self.fc.len() - 1;
+        for (i, (w, b)) in self.fc.iter().enumerate() {
+            h = if fast {
+                cpu_ops::linear(&h, w.as_tensor(), Some(b.as_tensor()), i < last)?
+            } else {
+                let y = h
+                    .matmul(&w.as_tensor().t()?)?
+                    .broadcast_add(b.as_tensor())?;
+                if i < last { y.relu()? } else { y }
+            };
+        }
+        Ok(h)
+    }
+}
+
+fn model_benches(variants: &[bool]) -> Result<()> {
+    let model = Model::new()?;
+    let labels = Tensor::from_vec(
+        (0..64u32).map(|i| i % 10).collect::<Vec<_>>(),
+        64,
+        &Device::Cpu,
+    )?;
+    let x64 = randn(&[64, 3, 32, 32])?;
+    let x256 = randn(&[256, 3, 32, 32])?;
+    for &fast in variants {
+        let name = if fast { "cpu-ops" } else { "native" };
+        let step = median_ms(|| {
+            let logits = model.forward(&x64, fast)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+            loss.backward().map(|_| ())
+        })?;
+        let infer = median_ms(|| model.forward(&x256, fast).map(|_| ()))?;
+        println!(
+            "model {name:<8} train step b64 {step:>7.1} ms = {:>6.0} img/s | inference b256 {infer:>7.1} ms = {:>6.0} img/s",
+            64e3 / step,
+            256e3 / infer
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    if filter.is_empty() || filter == "ops" {
+        conv_benches()?;
+        small_op_benches()?;
+    }
+    match filter.as_str() {
+        "" | "model" => model_benches(&[false, true])?,
+        // Only this crate's model (for profiling).
+        "model-fast" => model_benches(&[true])?,
+        _ => {}
+    }
+    Ok(())
+}

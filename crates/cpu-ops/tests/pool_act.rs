@@ -1,0 +1,248 @@
+//! max_pool2x2, bias_relu, linear and the fused conv3x3_relu_pool against candle's native ops
+//! and f64 references.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use common::*;
+
+/// Reference max-pool gradient (PyTorch convention: all of a window's gradient to its first
+/// maximum), computed directly from the data.
+fn ref_pool_grad(x: &[f32], g: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    let (ho, wo) = (h / 2, w / 2);
+    for p in 0..planes {
+        for y in 0..ho {
+            for xx in 0..wo {
+                let mut best = (0, 0);
+                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let at = |dy: usize, dx: usize| x[(p * h + 2 * y + dy) * w + 2 * xx + dx];
+                    if at(dy, dx) > at(best.0, best.1) {
+                        best = (dy, dx);
+                    }
+                }
+                out[(p * h + 2 * y + best.0) * w + 2 * xx + best.1] = g[(p * ho + y) * wo + xx];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn max_pool_forward_and_backward() {
+    for (seed, dims) in [
+        (1, [2, 3, 8, 8]),
+        (2, [1, 1, 2, 2]),
+        (3, [3, 2, 6, 4]),
+        (4, [64, 4, 4, 4]),
+    ] {
+        let mut g = rng(seed);
+        let xv = randv(&mut g, dims.iter().product());
+        let x = var(&Tensor::from_vec(xv.clone(), &dims, &Device::Cpu).unwrap());
+        let y = cpu_ops::max_pool2x2(x.as_tensor()).unwrap();
+        let yn = cpu_ops::native::max_pool2x2(x.as_tensor()).unwrap();
+        assert_eq!(flat(&y), flat(&yn), "forward {dims:?}");
+        let r = rand_t(&mut g, y.dims());
+        let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let planes = dims[0] * dims[1];
+        let want = ref_pool_grad(&xv, &flat(&r), planes, dims[2], dims[3]);
+        assert_eq!(
+            flat(grads.get(x.as_tensor()).unwrap()),
+            want,
+            "backward {dims:?}"
+        );
+    }
+}
+
+/// Documents why the pool gradient is compared with a reference and not with candle: candle
+/// 0.11.1's max_pool2d backward gives a unique maximum only a quarter of the gradient.
+#[test]
+fn candle_native_pool_backward_is_scaled() {
+    let x = var(&Tensor::new(&[[[[1f32, 2.], [4., 3.]]]], &Device::Cpu).unwrap());
+    let native = cpu_ops::native::max_pool2x2(x.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let ours = cpu_ops::max_pool2x2(x.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(flat(ours.get(x.as_tensor()).unwrap()), vec![0., 0., 1., 0.]);
+    let n = flat(native.get(x.as_tensor()).unwrap());
+    // If this fails after a candle upgrade, candle fixed its pool backward: update the note in
+    // `native` and compare the pool gradient with candle directly.
+    assert_eq!(n, vec![0., 0., 0.25, 0.]);
+}
+
+#[test]
+fn max_pool_non_contiguous_and_errors() {
+    let mut g = rng(5);
+    let base = var(&rand_t(&mut g, &[2, 4, 3, 6]));
+    let x = base.as_tensor().transpose(2, 3).unwrap(); // [2, 4, 6, 3]: odd width -> error
+    assert!(
+        cpu_ops::max_pool2x2(&x)
+            .unwrap_err()
+            .to_string()
+            .contains("even")
+    );
+    let x = x.narrow(3, 0, 2).unwrap(); // [2, 4, 6, 2], strided
+    let y = cpu_ops::max_pool2x2(&x).unwrap();
+    assert_eq!(
+        flat(&y),
+        flat(&cpu_ops::native::max_pool2x2(&x.contiguous().unwrap()).unwrap())
+    );
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    let gb = flat(grads.get(base.as_tensor()).unwrap());
+    // One unit of gradient per window, none for the narrowed-away column.
+    assert_eq!(gb.iter().sum::<f32>(), (2 * 4 * 3) as f32);
+    assert!(
+        cpu_ops::max_pool2x2(&Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap()).is_err()
+    );
+}
+
+#[test]
+fn bias_relu_matches_native() {
+    for (seed, n, f) in [(6, 64, 512), (7, 1, 10), (8, 3, 7)] {
+        let mut g = rng(seed);
+        let x = var(&rand_t(&mut g, &[n, f]));
+        let b = var(&rand_t(&mut g, &[f]));
+        let r = rand_t(&mut g, &[n, f]);
+        let y = cpu_ops::bias_relu(x.as_tensor(), b.as_tensor()).unwrap();
+        let yn = cpu_ops::native::bias_relu(x.as_tensor(), b.as_tensor()).unwrap();
+        assert_close("bias_relu forward", &flat(&y), &flat(&yn), 1e-6);
+        let go = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gn = (yn * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &b] {
+            assert_close(
+                "bias_relu grad",
+                &flat(go.get(v.as_tensor()).unwrap()),
+                &flat(gn.get(v.as_tensor()).unwrap()),
+                1e-5,
+            );
+        }
+    }
+    let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+    let b = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
+    assert!(
+        cpu_ops::bias_relu(&x, &b)
+            .unwrap_err()
+            .to_string()
+            .contains("bias_relu")
+    );
+}
+
+#[test]
+fn linear_matches_candle_nn_layout() {
+    let mut g = rng(9);
+    let x = var(&rand_t(&mut g, &[5, 7]));
+    let w = var(&rand_t(&mut g, &[3, 7]));
+    let b = var(&rand_t(&mut g, &[3]));
+    for relu in [false, true] {
+        for bias in [false, true] {
+            let bo = bias.then_some(b.as_tensor());
+            let y = cpu_ops::linear(x.as_tensor(), w.as_tensor(), bo, relu).unwrap();
+            let mut e = x.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap();
+            if bias {
+                e = e.broadcast_add(b.as_tensor()).unwrap();
+            }
+            if relu {
+                e = e.relu().unwrap();
+            }
+            assert_close("linear", &flat(&y), &flat(&e), 1e-6);
+            let go = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let ge = e.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            assert_close(
+                "linear dw",
+                &flat(go.get(w.as_tensor()).unwrap()),
+                &flat(ge.get(w.as_tensor()).unwrap()),
+                1e-5,
+            );
+        }
+    }
+    assert!(cpu_ops::linear(x.as_tensor(), &w.as_tensor().t().unwrap(), None, false).is_err());
+}
+
+/// Fused op vs the unfused composition (our conv + candle relu + our pool, since candle's
+/// pool backward is scaled), forward and all three gradients.
+#[test]
+fn fused_matches_composition() {
+    for (seed, n, ci, co, h, w) in [
+        (10, 2, 3, 4, 8, 8),
+        (11, 1, 1, 3, 6, 6),
+        (12, 3, 5, 2, 4, 2),
+        (13, 4, 3, 32, 32, 32),
+    ] {
+        let mut g = rng(seed);
+        let x = var(&rand_t(&mut g, &[n, ci, h, w]));
+        let wt = var(&rand_t(&mut g, &[co, ci, 3, 3]));
+        let b = var(&rand_t(&mut g, &[co]));
+        let r = rand_t(&mut g, &[n, co, h / 2, w / 2]);
+        let y = cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+        let conv = cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+        let e = cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap();
+        let yn = cpu_ops::native::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor())
+            .unwrap();
+        assert_close("fused forward", &flat(&y), &flat(&e), 1e-6);
+        assert_close("fused forward vs native", &flat(&y), &flat(&yn), 1e-5);
+        let go = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let ge = (e * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &wt, &b] {
+            assert_close(
+                "fused grad",
+                &flat(go.get(v.as_tensor()).unwrap()),
+                &flat(ge.get(v.as_tensor()).unwrap()),
+                1e-5,
+            );
+        }
+    }
+}
+
+/// Fused op gradients against central differences of the exact f64 math. Random data keeps
+/// every window's maximum and every ReLU input away from a kink by far more than eps.
+#[test]
+fn fused_gradients_match_f64_finite_differences() {
+    let (n, ci, co, h, w) = (2, 2, 3, 4, 6);
+    let mut g = rng(14);
+    let (xv, wv, bv, rv) = (
+        randv(&mut g, n * ci * h * w),
+        randv(&mut g, co * ci * 9),
+        // Shifted down so that some pooled outputs are clamped to zero by the ReLU.
+        randv(&mut g, co)
+            .iter()
+            .map(|v| v - 1.5)
+            .collect::<Vec<_>>(),
+        randv(&mut g, n * co * (h / 2) * (w / 2)),
+    );
+    let dev = Device::Cpu;
+    let x = var(&Tensor::from_vec(xv.clone(), (n, ci, h, w), &dev).unwrap());
+    let wt = var(&Tensor::from_vec(wv.clone(), (co, ci, 3, 3), &dev).unwrap());
+    let b = var(&Tensor::from_vec(bv.clone(), co, &dev).unwrap());
+    let r = Tensor::from_vec(rv.clone(), (n, co, h / 2, w / 2), &dev).unwrap();
+    let y = cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+    assert!(flat(&y).iter().any(|&v| v == 0.0) && flat(&y).iter().any(|&v| v > 0.0));
+    let grads = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    let (x64, w64, b64, r64) = (to64(&xv), to64(&wv), to64(&bv), to64(&rv));
+    let l = |xx: &[f64], ww: &[f64], bb: &[f64]| {
+        dot(
+            &ref_pool(&ref_conv(xx, ww, bb, n, ci, co, h, w), n * co, h, w, true),
+            &r64,
+        )
+    };
+    let eps = 1e-6;
+    let fdx = fd_grad(&x64, eps, |v| l(v, &w64, &b64));
+    let fdw = fd_grad(&w64, eps, |v| l(&x64, v, &b64));
+    let fdb = fd_grad(&b64, eps, |v| l(&x64, &w64, v));
+    for (name, t, fd) in [("dx", &x, fdx), ("dw", &wt, fdw), ("db", &b, fdb)] {
+        let fd32: Vec<f32> = fd.iter().map(|&v| v as f32).collect();
+        assert_close(
+            &format!("fused FD {name}"),
+            &flat(grads.get(t.as_tensor()).unwrap()),
+            &fd32,
+            1e-5,
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! Throughput measurements of a model on random data: training steps (forward, backward, Adam) and inference,
+//! reported as medians over repeated runs, plus the data pipeline. Used by `cifar bench` and `cargo xtask bench`.
+//!
+//! ```no_run
+//! let dev = candle_core::Device::Cpu;
+//! let r = train::bench::train_step("cnn-dnn", &dev, 64, 5, 20, 3).unwrap();
+//! println!("{}", r.json());
+//! ```
+
+use crate::loss::cross_entropy;
+use crate::optim::{Adam, AdamConfig};
+use crate::Result;
+use augment::{Augment, batch_to_tensor};
+use candle_core::{Device, Tensor};
+use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use model::{Mode, registry};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::Instant;
+
+/// One measurement: images per second (median and all repeats).
+#[derive(Debug, Clone)]
+pub struct BenchResult {
+    /// `train`, `infer` or `data`.
+    pub bench: &'static str,
+    pub batch: usize,
+    pub img_per_s: f64,
+    pub repeats: Vec<f64>,
+}
+
+impl BenchResult {
+    fn new(bench: &'static str, batch: usize, mut repeats: Vec<f64>) -> Self {
+        repeats.sort_by(f64::total_cmp);
+        let img_per_s = repeats.get(repeats.len() / 2).copied().unwrap_or(0.0);
+        Self {
+            bench,
+            batch,
+            img_per_s,
+            repeats,
+        }
+    }
+
+    /// The reference script's `--bench` JSON line.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"bench\": \"{}\", \"batch\": {}, \"img_per_s\": {:.1}}}",
+            self.bench, self.batch, self.img_per_s
+        )
+    }
+}
+
+fn random_input(batch: usize, device: &Device, rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor)> {
+    let x: Vec<f32> = (0..batch * IMAGE_BYTES).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
+    Ok((
+        Tensor::from_vec(x, (batch, 3, 32, 32), device)?,
+        Tensor::from_vec(y, batch, device)?,
+    ))
+}
+
+/// Training steps per second × batch: `warmup` steps, then `repeats` timings of `steps` steps each.
+pub fn train_step(
+    model_name: &str,
+    device: &Device,
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+    repeats: usize,
+) -> Result<BenchResult> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let net = registry::build(model_name, device, 0)?;
+    let mut opt = Adam::new(net.params().iter(), AdamConfig::default())?;
+    let (x, y) = random_input(batch, device, &mut rng)?;
+    let mut step = |rng: &mut ChaCha8Rng| -> Result<()> {
+        let logits = net.forward(&x, Mode::Train(rng))?;
+        let loss = cross_entropy(&logits, &y, 0.0)?;
+        // Reading the loss synchronises the device, as the training loop does.
+        loss.to_scalar::<f32>()?;
+        opt.step(&loss.backward()?)?;
+        Ok(())
+    };
+    for _ in 0..warmup {
+        step(&mut rng)?;
+    }
+    let mut rates = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        for _ in 0..steps.max(1) {
+            step(&mut rng)?;
+        }
+        device.synchronize()?;
+        rates.push((batch * steps.max(1)) as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(BenchResult::new("train", batch, rates))
+}
+
+/// Inference (eval-mode forward) images per second.
+pub fn inference(
+    model_name: &str,
+    device: &Device,
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+    repeats: usize,
+) -> Result<BenchResult> {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let net = registry::build(model_name, device, 0)?;
+    let (x, _) = random_input(batch, device, &mut rng)?;
+    for _ in 0..warmup {
+        net.forward(&x, Mode::Eval)?;
+    }
+    let mut rates = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        for _ in 0..steps.max(1) {
+            net.forward(&x, Mode::Eval)?.to_device(&Device::Cpu)?;
+        }
+        rates.push((batch * steps.max(1)) as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(BenchResult::new("infer", batch, rates))
+}
+
+/// The augmentation pipeline (flip + pad-crop + normalize into a tensor) on one thread, images per second.
+pub fn data_pipeline(batch: usize, images: usize, repeats: usize) -> Result<BenchResult> {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let n = images.max(batch);
+    let px: Vec<u8> = (0..n * IMAGE_BYTES).map(|_| rng.random()).collect();
+    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let set = ImageSet::new(px, vec![0; n], names)?;
+    let idx: Vec<usize> = (0..n).collect();
+    let mut rates = Vec::with_capacity(repeats);
+    for r in 0..repeats.max(1) {
+        let t = Instant::now();
+        for (k, chunk) in idx.chunks(batch.max(1)).enumerate() {
+            batch_to_tensor(&set, chunk, &Augment::default(), (r * 100_000 + k) as u64, &Device::Cpu)?;
+        }
+        rates.push(n as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(BenchResult::new("data", batch, rates))
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_medians_and_json() {
+        let r = BenchResult::new("train", 64, vec![3.0, 1.0, 2.0]);
+        assert_eq!(r.img_per_s, 2.0);
+        assert_eq!(r.json(), "{\"bench\": \"train\", \"batch\": 64, \"img_per_s\": 2.0}");
+        assert!(peak_rss_bytes().unwrap_or(1) > 0);
+    }
+
+    #[test]
+    fn runs_on_cpu() {
+        let r = train_step("cnn-dnn", &Device::Cpu, 4, 1, 2, 1).unwrap();
+        assert!(r.img_per_s > 0.0);
+        let r = inference("cnn-dnn", &Device::Cpu, 4, 1, 1, 1).unwrap();
+        assert!(r.img_per_s > 0.0);
+        assert!(data_pipeline(8, 16, 1).unwrap().img_per_s > 0.0);
+    }
+}
