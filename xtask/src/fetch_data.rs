@@ -11,8 +11,8 @@ pub struct Args {
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
     /// Download from this URL instead of the official one (a mirror is verified by structure, and by
-    /// --sha256 when given).
-    #[arg(long, env = "CIFAR10_URL", conflicts_with = "from")]
+    /// --sha256 when given). Default: env CIFAR10_URL, else the official URL.
+    #[arg(long, conflicts_with = "from")]
     pub url: Option<String>,
     /// Extract this local .tar.gz instead of downloading.
     #[arg(long, value_name = "FILE")]
@@ -30,8 +30,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    // `--from` wins over a CIFAR10_URL taken from the environment (clap only rejects both on the command line).
-    let url = if args.from.is_some() { None } else { args.url };
+    // `dataset::fetch` falls back to env CIFAR10_URL when `url` is None (and ignores it with `--from`).
+    let url = args.url;
     let opts = FetchOptions {
         url,
         from: args.from,
@@ -40,23 +40,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         retries: args.retries,
     };
     let mut bar = DownloadBar::new();
-    let outcome = dataset::fetch(&args.data_dir, &opts, &mut |done, total| bar.update(done, total));
+    let outcome = dataset::fetch(&args.data_dir, &opts, &mut |done, total| {
+        bar.update(done, total)
+    });
     bar.finish();
-    let outcome = outcome.with_context(|| format!("fetching CIFAR-10 into {}", args.data_dir.display()))?;
+    let outcome =
+        outcome.with_context(|| format!("fetching CIFAR-10 into {}", args.data_dir.display()))?;
     match &outcome {
         FetchOutcome::AlreadyPresent => {
-            println!("CIFAR-10 already present in {} (use --force to fetch again)", args.data_dir.display());
+            println!(
+                "CIFAR-10 already present in {} (use --force to fetch again)",
+                args.data_dir.display()
+            );
         }
         FetchOutcome::Downloaded { url } => println!("downloaded and extracted {url}"),
         FetchOutcome::Extracted { from } => println!("extracted {}", from.display()),
     }
 
-    let data = dataset::load(&args.data_dir)
-        .with_context(|| format!("loading the extracted data from {}", args.data_dir.display()))?;
+    let data = dataset::load(&args.data_dir).with_context(|| {
+        format!(
+            "loading the extracted data from {}",
+            args.data_dir.display()
+        )
+    })?;
     let dir = args.data_dir.join(dataset::BATCH_DIR);
     let shown = std::path::absolute(&dir).unwrap_or(dir);
     println!("data: {}", shown.display());
-    println!("train: {} images, test: {} images", data.train.len(), data.test.len());
+    println!(
+        "train: {} images, test: {} images",
+        data.train.len(),
+        data.test.len()
+    );
     let (train, test) = (data.train.class_counts(), data.test.class_counts());
     println!("{:<12} {:>7} {:>7}", "class", "train", "test");
     for (i, name) in data.train.class_names().iter().enumerate() {

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! cargo xtask fetch-data [--data-dir data] [--url URL] [--from FILE] [--sha256 HEX] [--force]
+//! cargo xtask bench [--rounds 3] [--repeats 3] [--no-torch] [--epoch]
 //! ```
 
+mod bench;
 mod fetch_data;
 
 use clap::{Parser, Subcommand};
@@ -21,16 +23,21 @@ struct Cli {
 enum Command {
     /// Download (or take with --from), verify and extract CIFAR-10 into the data dir. Idempotent.
     FetchData(fetch_data::Args),
+    /// Throughput of this project next to PyTorch's reference, measured in the same run.
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::FetchData(args) => fetch_data::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -108,8 +108,17 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             if outcome.stopped_early { " (early stop)" } else { "" }
         );
     }
+    if let Some(last) = h.last() {
+        println!(
+            "last epoch {}: {:.1}s, {:.0} train img/s",
+            last.epoch, last.epoch_secs, last.train_images_per_sec
+        );
+    }
     if let Some(r) = &outcome.test_report {
         println!("test accuracy {:.2}%, loss {:.4}", 100.0 * r.accuracy, r.loss);
+    }
+    if let Some(rss) = train::bench::peak_rss_bytes() {
+        println!("peak memory: {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -133,21 +142,14 @@ fn ensure_data(data_dir: &Path, url: Option<&str>) -> Result<()> {
         url: Some(url),
         ..Default::default()
     };
-    let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    let mut progress = |done: u64, total: Option<u64>| {
-        if let Some(t) = total {
-            bar.set_length(t);
-        }
-        bar.set_position(done);
-    };
-    dataset::fetch(data_dir, &opts, &mut progress)
-        .with_context(|| format!("cannot fetch CIFAR-10 into {} (offline? use `cargo xtask fetch-data --from FILE`)", data_dir.display()))?;
-    bar.finish_and_clear();
+    let mut bar = dataset::DownloadBar::new();
+    dataset::fetch(data_dir, &opts, &mut |done, total| bar.update(done, total)).with_context(|| {
+        format!(
+            "cannot fetch CIFAR-10 into {} (offline? use `cargo xtask fetch-data --from FILE` or CIFAR10_URL)",
+            data_dir.display()
+        )
+    })?;
+    bar.finish();
     Ok(())
 }
 

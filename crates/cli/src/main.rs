@@ -5,6 +5,7 @@ mod args;
 mod commands;
 
 use clap::Parser;
+use std::io::IsTerminal;
 
 // A malloc that keeps freed memory around: training allocates and frees the same large buffers every step.
 #[global_allocator]
@@ -17,6 +18,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match commands::run(cli) {

@@ -28,6 +28,8 @@ fn randn(dims: &[usize]) -> Result<Tensor> {
     Tensor::randn(0f32, 1f32, dims, &Device::Cpu)
 }
 
+type Op1 = fn(&Tensor) -> Result<Tensor>;
+type Op2 = fn(&Tensor, &Tensor) -> Result<Tensor>;
 type Op3 = fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
 
 /// Returns (forward ms, backward ms) for `op(x, w, b)`.
@@ -92,7 +94,7 @@ fn conv_benches() -> Result<()> {
 
 fn small_op_benches() -> Result<()> {
     let x = Var::from_tensor(&randn(&[64, 32, 32, 32])?)?;
-    let pools: [(&str, fn(&Tensor) -> Result<Tensor>); 2] = [
+    let pools: [(&str, Op1); 2] = [
         ("native max_pool2d", cpu_ops::native::max_pool2x2),
         ("cpu-ops max_pool2x2", cpu_ops::max_pool2x2),
     ];
@@ -109,7 +111,7 @@ fn small_op_benches() -> Result<()> {
     }
     let h = Var::from_tensor(&randn(&[64, 512])?)?;
     let b = Var::from_tensor(&randn(&[512])?)?;
-    let ops: [(&str, fn(&Tensor, &Tensor) -> Result<Tensor>); 2] = [
+    let ops: [(&str, Op2); 2] = [
         ("native add+relu", cpu_ops::native::bias_relu),
         ("cpu-ops bias_relu", cpu_ops::bias_relu),
     ];

@@ -237,15 +237,15 @@ pub(crate) fn conv_dims(x: &Shape, w: &Shape, b: Option<&Shape>, op: &str) -> Re
         }
         .into());
     }
-    if let Some(b) = b {
-        if b.dims() != [co] {
-            return Err(crate::Error::Shape {
-                op: op.to_string(),
-                expected: format!("bias [{co}]"),
-                found: format!("{b:?}"),
-            }
-            .into());
+    if let Some(b) = b
+        && b.dims() != [co]
+    {
+        return Err(crate::Error::Shape {
+            op: op.to_string(),
+            expected: format!("bias [{co}]"),
+            found: format!("{b:?}"),
         }
+        .into());
     }
     Ok(ConvDims {
         n,

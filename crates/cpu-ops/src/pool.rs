@@ -57,10 +57,10 @@ pub(crate) fn unpool_plane(
 ) {
     let wo = w / 2;
     for (p, (&g, &i)) in gp.iter().zip(idx).enumerate() {
-        if let Some(res) = pooled {
-            if res[p] <= 0.0 {
-                continue;
-            }
+        if let Some(res) = pooled
+            && res[p] <= 0.0
+        {
+            continue;
         }
         let (oh, ow) = (p / wo, p % wo);
         let (dh, dw) = ((i >> 1) as usize, (i & 1) as usize);

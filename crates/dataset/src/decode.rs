@@ -1,6 +1,8 @@
 //! Decoding of batch files (records of 1 label byte + 3072 pixel bytes) and of `batches.meta.txt`.
 
-use crate::layout::{BATCH_DIR, Layout, MAX_META_BYTES, META_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES};
+use crate::layout::{
+    BATCH_DIR, Layout, MAX_META_BYTES, META_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
+};
 use crate::{Cifar10, Error, Result};
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet, NUM_CLASSES};
 use std::path::Path;
@@ -36,7 +38,7 @@ fn append_records(
     pixels: &mut Vec<u8>,
     labels: &mut Vec<u8>,
 ) -> Result<()> {
-    if bytes.len() % RECORD_BYTES != 0 {
+    if !bytes.len().is_multiple_of(RECORD_BYTES) {
         return Err(Error::decode(
             name,
             format!(
@@ -116,9 +118,8 @@ pub fn read_class_names(path: &Path) -> Result<Vec<String>> {
             ),
         ));
     }
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        Error::decode(path.display().to_string(), format!("not UTF-8 text: {e}"))
-    })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| Error::decode(path.display().to_string(), format!("not UTF-8 text: {e}")))?;
     parse_class_names(text, &path.display().to_string())
 }
 

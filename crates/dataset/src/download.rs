@@ -101,7 +101,9 @@ pub fn download_to(
             return Err(e);
         }
         // The partial file came from an earlier run and may belong to another file: start over once.
-        tracing::warn!("{e}; the resumed partial file was stale, downloading {url} again from the start");
+        tracing::warn!(
+            "{e}; the resumed partial file was stale, downloading {url} again from the start"
+        );
         download_part(&client, url, &part, opts, progress)?;
         if let Err(e) = verify_all(&part, &opts.expected, url) {
             remove_if_exists(&part)?;
@@ -121,7 +123,9 @@ fn build_client(url: &str, opts: &DownloadOptions) -> Result<Client> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(Error::InvalidArgument {
             name: "url",
-            message: format!("{url:?}: only http and https are supported (use --from for a local file)"),
+            message: format!(
+                "{url:?}: only http and https are supported (use --from for a local file)"
+            ),
         });
     }
     let loopback = parsed.host_str().is_some_and(|h| {
@@ -147,7 +151,10 @@ fn build_client(url: &str, opts: &DownloadOptions) -> Result<Client> {
 
 /// One failed attempt: either worth retrying or final.
 enum Failure {
-    Transient { message: String, status: Option<u16> },
+    Transient {
+        message: String,
+        status: Option<u16>,
+    },
     Fatal(Error),
 }
 
@@ -209,7 +216,7 @@ fn attempt_once(
         tracing::info!(url, offset, "resuming partial download");
         request = request.header(RANGE, format!("bytes={offset}-"));
     }
-    let mut response = request.send().map_err(|e| transient_request_error(url, &e))?;
+    let mut response = request.send().map_err(|e| request_failure(url, e))?;
     let status = response.status();
     let content_length = response
         .headers()
@@ -225,14 +232,17 @@ fn attempt_once(
     let (mut file, mut done, total) = match status {
         StatusCode::PARTIAL_CONTENT if offset > 0 => match content_range {
             Some(Some((Some(start), total))) if start == offset => {
-                let file = OpenOptions::new().append(true).open(part).map_err(fatal_io)?;
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(part)
+                    .map_err(fatal_io)?;
                 (file, offset, total.or(content_length.map(|l| l + offset)))
             }
             _ => {
                 remove_if_exists(part).map_err(Failure::Fatal)?;
                 return Err(Failure::Transient {
                     message: format!(
-                        "{url}: 206 answer does not start at byte {offset}; restarting from 0"
+                        "206 answer does not start at byte {offset}; restarting from 0"
                     ),
                     status: None,
                 });
@@ -254,13 +264,13 @@ fn attempt_once(
             }
             remove_if_exists(part).map_err(Failure::Fatal)?;
             return Err(Failure::Transient {
-                message: format!("{url}: partial file does not fit the remote file; restarting from 0"),
+                message: "partial file does not fit the remote file; restarting from 0".to_string(),
                 status: None,
             });
         }
         s if s.is_server_error() => {
             return Err(Failure::Transient {
-                message: format!("{url}: HTTP {s}"),
+                message: format!("HTTP {s}"),
                 status: Some(s.as_u16()),
             });
         }
@@ -287,7 +297,7 @@ fn attempt_once(
             Err(e) => {
                 file.flush().map_err(fatal_io)?;
                 return Err(Failure::Transient {
-                    message: format!("{url}: connection lost after {done} bytes: {e}"),
+                    message: format!("connection lost after {done} bytes: {e}"),
                     status: None,
                 });
             }
@@ -296,13 +306,13 @@ fn attempt_once(
     file.sync_all().map_err(fatal_io)?;
     match total {
         Some(t) if done < t => Err(Failure::Transient {
-            message: format!("{url}: body cut off after {done} of {t} bytes"),
+            message: format!("body cut off after {done} of {t} bytes"),
             status: None,
         }),
         Some(t) if done > t => {
             remove_if_exists(part).map_err(Failure::Fatal)?;
             Err(Failure::Transient {
-                message: format!("{url}: received {done} bytes but {t} were announced; restarting"),
+                message: format!("received {done} bytes but {t} were announced; restarting"),
                 status: None,
             })
         }
@@ -310,7 +320,8 @@ fn attempt_once(
     }
 }
 
-fn transient_request_error(url: &str, e: &reqwest::Error) -> Failure {
+fn request_failure(url: &str, e: reqwest::Error) -> Failure {
+    let e = e.without_url();
     if e.is_builder() {
         return Failure::Fatal(Error::InvalidArgument {
             name: "url",
@@ -318,8 +329,8 @@ fn transient_request_error(url: &str, e: &reqwest::Error) -> Failure {
         });
     }
     // Include the cause chain: reqwest's top-level message alone is often just "error sending request".
-    let mut message = format!("{url}: {e}");
-    let mut source = std::error::Error::source(e);
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         message.push_str(&format!(": {s}"));
         source = s.source();
@@ -408,7 +419,9 @@ pub fn verify_file(path: &Path, checksum: &Checksum, what: &str) -> Result<()> {
 
 /// Checks every checksum of `path`.
 pub fn verify_all(path: &Path, checksums: &[Checksum], what: &str) -> Result<()> {
-    checksums.iter().try_for_each(|c| verify_file(path, c, what))
+    checksums
+        .iter()
+        .try_for_each(|c| verify_file(path, c, what))
 }
 
 #[cfg(test)]
@@ -417,7 +430,10 @@ mod tests {
 
     #[test]
     fn content_range_parsing() {
-        assert_eq!(parse_content_range("bytes 10-99/100"), Some((Some(10), Some(100))));
+        assert_eq!(
+            parse_content_range("bytes 10-99/100"),
+            Some((Some(10), Some(100)))
+        );
         assert_eq!(parse_content_range("bytes 10-99/*"), Some((Some(10), None)));
         assert_eq!(parse_content_range("bytes */100"), Some((None, Some(100))));
         assert_eq!(parse_content_range("items 1-2/3"), None);

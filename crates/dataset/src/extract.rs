@@ -88,7 +88,9 @@ impl<R: Read> Read for CappedReader<R> {
                 ))),
             };
         }
-        let max = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..max])?;
         self.remaining -= n as u64;
         Ok(n)
@@ -123,7 +125,9 @@ fn safe_components(archive: &Path, raw: &[u8]) -> Result<Vec<String>> {
             }
             Component::CurDir => {}
             Component::ParentDir => return Err(unsafe_member("`..` component")),
-            Component::RootDir | Component::Prefix(_) => return Err(unsafe_member("absolute path")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(unsafe_member("absolute path"));
+            }
         }
     }
     Ok(out)
@@ -209,11 +213,10 @@ fn unpack_members(archive: &Path, staged: &Path, layout: Layout) -> Result<()> {
         }
         let out_path = staged.join(member);
         let mut out = File::create_new(&out_path).map_err(|e| Error::io(&out_path, e))?;
-        let copied = copy_exact(&mut entry, &mut out, size, &out_path)
-            .map_err(|e| match e {
-                CopyError::Read(e) => corrupt(archive, &e),
-                CopyError::Write(e) => e,
-            })?;
+        let copied = copy_exact(&mut entry, &mut out, size, &out_path).map_err(|e| match e {
+            CopyError::Read(e) => corrupt(archive, &e),
+            CopyError::Write(e) => e,
+        })?;
         if copied != size {
             return Err(Error::archive(
                 archive,
@@ -253,7 +256,9 @@ fn copy_exact(
     let mut buf = vec![0u8; 256 * 1024];
     let mut copied = 0u64;
     while copied < limit {
-        let want = buf.len().min(usize::try_from(limit - copied).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(limit - copied).unwrap_or(usize::MAX));
         let n = match src.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
@@ -285,7 +290,7 @@ mod tests {
 
     #[test]
     fn capped_reader_stops() {
-        let data = vec![1u8; 100];
+        let data = [1u8; 100];
         let mut r = CappedReader {
             inner: &data[..],
             remaining: 50,

@@ -120,7 +120,11 @@ pub fn fetch_with(
         std::fs::metadata(from).map_err(|e| Error::io(from, e))?;
         if let Some(sha) = &sha256 {
             // A mismatch leaves the user's file alone and extracts nothing.
-            verify_all(from, &[Checksum::Sha256(sha.clone())], &from.display().to_string())?;
+            verify_all(
+                from,
+                &[Checksum::Sha256(sha.clone())],
+                &from.display().to_string(),
+            )?;
         }
         extract_archive_with(from, data_dir, cfg.layout)?;
         return Ok(FetchOutcome::Extracted { from: from.clone() });
@@ -153,7 +157,11 @@ pub fn fetch_with(
     }
 
     let dl = DownloadOptions {
-        attempts: if opts.retries == 0 { DEFAULT_RETRIES } else { opts.retries } + 1,
+        attempts: if opts.retries == 0 {
+            DEFAULT_RETRIES
+        } else {
+            opts.retries
+        } + 1,
         base_delay: cfg.retry_base_delay,
         expected: checks,
         ..Default::default()

@@ -80,14 +80,14 @@ impl Layout {
     /// True when `<data_dir>/cifar-10-batches-bin` holds every expected file with an acceptable size.
     pub fn is_present(&self, data_dir: &Path) -> bool {
         let dir = data_dir.join(BATCH_DIR);
-        self.members().into_iter().all(|(name, size)| {
-            match std::fs::metadata(dir.join(name)) {
+        self.members()
+            .into_iter()
+            .all(|(name, size)| match std::fs::metadata(dir.join(name)) {
                 Ok(md) if md.is_file() => match size {
                     MemberSize::Exact(n) => md.len() == n,
                     MemberSize::AtMost(n) => md.len() > 0 && md.len() <= n,
                 },
                 _ => false,
-            }
-        })
+            })
     }
 }

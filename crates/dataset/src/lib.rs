@@ -23,13 +23,14 @@ mod split;
 pub use cifar_types::ImageSet;
 pub use decode::{decode_batch, load_with, parse_class_names, read_class_names};
 pub use download::{
-    Checksum, DownloadOptions, download_to, md5_file, part_path, sha256_file, verify_all, verify_file,
+    Checksum, DownloadOptions, download_to, md5_file, part_path, sha256_file, verify_all,
+    verify_file,
 };
 pub use error::{Error, Result};
 pub use extract::{extract_archive, extract_archive_with};
 pub use fetch::{
-    ARCHIVE_NAME, DEFAULT_RETRIES, FetchConfig, FetchOptions, FetchOutcome, OFFICIAL_MD5, OFFICIAL_URL, URL_ENV,
-    fetch, fetch_with, resolve_url,
+    ARCHIVE_NAME, DEFAULT_RETRIES, FetchConfig, FetchOptions, FetchOutcome, OFFICIAL_MD5,
+    OFFICIAL_URL, URL_ENV, fetch, fetch_with, resolve_url,
 };
 pub use layout::{
     BATCH_DIR, Layout, MAX_META_BYTES, META_FILE, MemberSize, RECORD_BYTES, TEST_FILE, TRAIN_FILES,

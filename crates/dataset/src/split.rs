@@ -29,7 +29,13 @@ pub fn split(
     seed: u64,
     stratified: bool,
 ) -> Result<(ImageSet, ImageSet)> {
-    let (train_idx, val_idx) = split_indices(set.labels(), set.num_classes(), val_fraction, seed, stratified)?;
+    let (train_idx, val_idx) = split_indices(
+        set.labels(),
+        set.num_classes(),
+        val_fraction,
+        seed,
+        stratified,
+    )?;
     Ok((set.subset(&train_idx), set.subset(&val_idx)))
 }
 
@@ -64,7 +70,10 @@ pub fn split_indices(
             }
             by_class[c].push(i);
         }
-        let mut quota: Vec<usize> = by_class.iter().map(|v| share(v.len(), val_fraction)).collect();
+        let mut quota: Vec<usize> = by_class
+            .iter()
+            .map(|v| share(v.len(), val_fraction))
+            .collect();
         let assigned: usize = quota.iter().sum();
         // Largest remainder: hand the missing images to the classes whose exact share was cut the most.
         let mut order: Vec<usize> = (0..num_classes).collect();

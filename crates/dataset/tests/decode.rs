@@ -36,7 +36,10 @@ fn records_decode_to_exact_pixels_and_labels() {
 fn a_3072_byte_file_is_a_clear_error_naming_the_file() {
     let err = decode_batch(&[0u8; 3072], "short.bin").unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("short.bin") && msg.contains("3072") && msg.contains("3073"), "{msg}");
+    assert!(
+        msg.contains("short.bin") && msg.contains("3072") && msg.contains("3073"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -46,7 +49,10 @@ fn label_10_is_an_error_naming_file_and_record() {
     let err = decode_batch(&bytes, "bad_label.bin").unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("bad_label.bin") && msg.contains("record 2") && msg.contains("label 10"), "{msg}");
+    assert!(
+        msg.contains("bad_label.bin") && msg.contains("record 2") && msg.contains("label 10"),
+        "{msg}"
+    );
 }
 
 fn write_dir(root: &std::path::Path) -> std::path::PathBuf {
@@ -67,7 +73,10 @@ fn directory_loader_concatenates_in_order_with_class_names() {
     let labels: Vec<u8> = set.train.labels().to_vec();
     assert_eq!(labels, vec![0, 1, 2, 1, 2, 3, 2, 3, 4, 3, 4, 5, 4, 5, 6]);
     assert_eq!(set.test.labels(), &[5, 6, 7]);
-    assert_eq!(set.train.class_names(), CLASS_NAMES.map(String::from).as_slice());
+    assert_eq!(
+        set.train.class_names(),
+        CLASS_NAMES.map(String::from).as_slice()
+    );
     assert_eq!(set.train.image(7), &fake_batch(3, 2)[3073 + 1..2 * 3073]);
 }
 
@@ -78,7 +87,10 @@ fn loader_errors_name_the_file() {
     // Wrong record count for the layout.
     std::fs::write(dir.join("data_batch_2.bin"), fake_batch(2, 0)).unwrap();
     let err = load_with(root.path(), SMALL).unwrap_err().to_string();
-    assert!(err.contains("data_batch_2.bin") && err.contains("expected 3 records, found 2"), "{err}");
+    assert!(
+        err.contains("data_batch_2.bin") && err.contains("expected 3 records, found 2"),
+        "{err}"
+    );
 
     // Missing meta file.
     write_dir(root.path());
@@ -96,5 +108,8 @@ fn loader_errors_name_the_file() {
     write_dir(root.path());
     std::fs::remove_file(dir.join(TEST_FILE)).unwrap();
     let err = load_with(root.path(), SMALL).unwrap_err().to_string();
-    assert!(err.contains(TEST_FILE) && err.contains("fetch-data"), "{err}");
+    assert!(
+        err.contains(TEST_FILE) && err.contains("fetch-data"),
+        "{err}"
+    );
 }

@@ -4,8 +4,8 @@ mod common;
 
 use common::{Reply, SMALL, hex_md5, hex_sha256, serve, tree};
 use dataset::{
-    Checksum, DownloadOptions, Error, FetchConfig, FetchOptions, FetchOutcome, download_to, fetch_with,
-    part_path,
+    Checksum, DownloadOptions, Error, FetchConfig, FetchOptions, FetchOutcome, download_to,
+    fetch_with, part_path,
 };
 use std::time::Duration;
 
@@ -51,8 +51,14 @@ fn success_reports_progress_to_total_and_verifies_md5() {
     assert_eq!(std::fs::read(&dest).unwrap(), data);
     assert!(!part_path(&dest).exists());
     assert!(calls.len() >= 2, "progress called {} times", calls.len());
-    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "progress must not go back");
-    assert_eq!(calls.last().unwrap(), &(data.len() as u64, Some(data.len() as u64)));
+    assert!(
+        calls.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress must not go back"
+    );
+    assert_eq!(
+        calls.last().unwrap(),
+        &(data.len() as u64, Some(data.len() as u64))
+    );
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -63,8 +69,13 @@ fn md5_mismatch_is_an_error_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.bin");
     let wrong = "0".repeat(32);
-    let err = download_to(&server.url, &dest, &fast(vec![Checksum::Md5(wrong.clone())]), &mut |_, _| {})
-        .unwrap_err();
+    let err = download_to(
+        &server.url,
+        &dest,
+        &fast(vec![Checksum::Md5(wrong.clone())]),
+        &mut |_, _| {},
+    )
+    .unwrap_err();
     match &err {
         Error::ChecksumMismatch {
             algorithm,
@@ -95,7 +106,16 @@ fn official_url_path_checks_the_injected_md5_and_leaves_nothing() {
         ..Default::default()
     };
     let err = fetch_with(dir.path(), &opts, &cfg, &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, Error::ChecksumMismatch { algorithm: "md5", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::ChecksumMismatch {
+                algorithm: "md5",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(tree(dir.path()), Vec::<String>::new());
 
     // With the right md5 the same flow succeeds and keeps the archive.
@@ -110,9 +130,17 @@ fn official_url_path_checks_the_injected_md5_and_leaves_nothing() {
         ..Default::default()
     };
     let out = fetch_with(dir.path(), &opts, &cfg, &mut |_, _| {}).unwrap();
-    assert_eq!(out, FetchOutcome::Downloaded { url: server.url.clone() });
+    assert_eq!(
+        out,
+        FetchOutcome::Downloaded {
+            url: server.url.clone()
+        }
+    );
     assert!(SMALL.is_present(dir.path()));
-    assert_eq!(std::fs::read(dir.path().join(dataset::ARCHIVE_NAME)).unwrap(), archive);
+    assert_eq!(
+        std::fs::read(dir.path().join(dataset::ARCHIVE_NAME)).unwrap(),
+        archive
+    );
 }
 
 #[test]
@@ -126,7 +154,16 @@ fn sha256_mismatch_on_a_mirror_is_an_error_and_leaves_nothing() {
         ..Default::default()
     };
     let err = fetch_with(dir.path(), &opts, &fast_cfg(), &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, Error::ChecksumMismatch { algorithm: "sha256", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::ChecksumMismatch {
+                algorithm: "sha256",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(&"ab".repeat(32)), "{err}");
     assert_eq!(tree(dir.path()), Vec::<String>::new());
 }
@@ -201,7 +238,10 @@ fn http_404_is_not_retried_and_names_url_and_status() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.bin");
     let err = download_to(&server.url, &dest, &fast(vec![]), &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, Error::HttpStatus { status: 404, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::HttpStatus { status: 404, .. }),
+        "{err:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("404") && msg.contains(&server.url), "{msg}");
     assert_eq!(server.requests().len(), 1, "4xx must not be retried");
@@ -214,7 +254,17 @@ fn http_500_is_retried_then_reported() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.bin");
     let err = download_to(&server.url, &dest, &fast(vec![]), &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, Error::HttpStatus { status: 500, attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::HttpStatus {
+                status: 500,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("HTTP 500"), "{err}");
     assert_eq!(server.requests().len(), 3);
     assert!(!dest.exists());
@@ -281,9 +331,15 @@ fn kept_archive_is_re_extracted_without_downloading() {
     );
     assert_eq!(server.requests().len(), 1);
     // --force downloads again (and here meets the 404).
-    let forced = FetchOptions { force: true, ..opts };
+    let forced = FetchOptions {
+        force: true,
+        ..opts
+    };
     let err = fetch_with(dir.path(), &forced, &cfg, &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, Error::HttpStatus { status: 404, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::HttpStatus { status: 404, .. }),
+        "{err:?}"
+    );
     assert_eq!(server.requests().len(), 2);
     // The previous extraction is untouched by the failed forced fetch.
     assert!(SMALL.is_present(dir.path()));

@@ -4,8 +4,8 @@ mod common;
 
 use common::{Entry, SMALL, build_targz, good_entries, tree, write_good_archive};
 use dataset::{
-    BATCH_DIR, Error, FetchConfig, FetchOptions, FetchOutcome, Layout, extract_archive_with, fetch_with,
-    load_with,
+    BATCH_DIR, Error, FetchConfig, FetchOptions, FetchOutcome, Layout, extract_archive_with,
+    fetch_with, load_with,
 };
 use std::path::Path;
 
@@ -81,7 +81,10 @@ fn nested_parent_dir_member_is_refused() {
 
 #[test]
 fn absolute_member_is_refused() {
-    let err = refused(with_extra(Entry::File("/tmp/evil-cifar-test".into(), b"x".to_vec())));
+    let err = refused(with_extra(Entry::File(
+        "/tmp/evil-cifar-test".into(),
+        b"x".to_vec(),
+    )));
     assert!(err.to_string().contains("absolute"), "{err}");
     assert!(!Path::new("/tmp/evil-cifar-test").exists());
 }
@@ -125,7 +128,10 @@ fn wrong_member_size_is_refused() {
     }
     let err = refused(entries);
     let msg = err.to_string();
-    assert!(msg.contains("data_batch_3.bin") && msg.contains("9218"), "{msg}");
+    assert!(
+        msg.contains("data_batch_3.bin") && msg.contains("9218"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -147,7 +153,14 @@ fn truncated_targz_is_a_clear_error() {
         let archive = root.path().join("a.tar.gz");
         std::fs::write(&archive, &full[..cut]).unwrap();
         let data = root.path().join("data");
-        let err = extract_archive_with(&archive, &data, Layout { records_per_batch: 40 }).unwrap_err();
+        let err = extract_archive_with(
+            &archive,
+            &data,
+            Layout {
+                records_per_batch: 40,
+            },
+        )
+        .unwrap_err();
         assert!(
             err.to_string().contains("truncated"),
             "cut at {cut} of {}: {err}",
@@ -174,9 +187,16 @@ fn failed_re_extraction_keeps_previous_data() {
     extract_archive_with(&good, &data, SMALL).unwrap();
     let before = std::fs::read(data.join(BATCH_DIR).join("test_batch.bin")).unwrap();
     let bad = root.path().join("bad.tar.gz");
-    std::fs::write(&bad, build_targz(&with_extra(Entry::File("../evil".into(), vec![1])))).unwrap();
+    std::fs::write(
+        &bad,
+        build_targz(&with_extra(Entry::File("../evil".into(), vec![1]))),
+    )
+    .unwrap();
     assert!(extract_archive_with(&bad, &data, SMALL).is_err());
-    assert_eq!(std::fs::read(data.join(BATCH_DIR).join("test_batch.bin")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(data.join(BATCH_DIR).join("test_batch.bin")).unwrap(),
+        before
+    );
     assert_eq!(tree(&data).len(), 8);
 }
 
@@ -207,19 +227,30 @@ fn fetch_from_local_file_is_idempotent_and_checks_sha256() {
         ..Default::default()
     };
     let out = fetch_with(&data, &opts, &cfg, &mut |_, _| {}).unwrap();
-    assert_eq!(out, FetchOutcome::Extracted { from: archive.clone() });
+    assert_eq!(
+        out,
+        FetchOutcome::Extracted {
+            from: archive.clone()
+        }
+    );
     let stamp = std::fs::metadata(data.join(BATCH_DIR).join("data_batch_1.bin"))
         .unwrap()
         .modified()
         .unwrap();
-    assert_eq!(fetch_with(&data, &opts, &cfg, &mut |_, _| {}).unwrap(), FetchOutcome::AlreadyPresent);
+    assert_eq!(
+        fetch_with(&data, &opts, &cfg, &mut |_, _| {}).unwrap(),
+        FetchOutcome::AlreadyPresent
+    );
     let stamp2 = std::fs::metadata(data.join(BATCH_DIR).join("data_batch_1.bin"))
         .unwrap()
         .modified()
         .unwrap();
     assert_eq!(stamp, stamp2);
 
-    let forced = FetchOptions { force: true, ..opts };
+    let forced = FetchOptions {
+        force: true,
+        ..opts
+    };
     assert!(matches!(
         fetch_with(&data, &forced, &cfg, &mut |_, _| {}).unwrap(),
         FetchOutcome::Extracted { .. }
@@ -239,5 +270,8 @@ fn url_and_from_together_are_rejected() {
     };
     let dir = tempfile::tempdir().unwrap();
     let err = dataset::fetch(dir.path(), &opts, &mut |_, _| {}).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { name: "from", .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::InvalidArgument { name: "from", .. }),
+        "{err:?}"
+    );
 }

@@ -20,7 +20,10 @@ fn check(data_dir: &Path) {
     assert_eq!(data.test.len(), 10_000);
     assert_eq!(data.train.class_counts(), vec![5_000; 10]);
     assert_eq!(data.test.class_counts(), vec![1_000; 10]);
-    assert_eq!(data.train.class_names(), CLASS_NAMES.map(String::from).as_slice());
+    assert_eq!(
+        data.train.class_names(),
+        CLASS_NAMES.map(String::from).as_slice()
+    );
     assert_eq!(data.test.class_names(), data.train.class_names());
     assert!(data.train.labels().iter().all(|&l| l < 10));
 
@@ -35,7 +38,10 @@ fn check(data_dir: &Path) {
     let n = (data.train.len() * 1024) as f64;
     for (c, want) in [125.31, 122.96, 113.86].into_iter().enumerate() {
         let mean = sums[c] as f64 / n;
-        assert!((mean - want).abs() < 0.5, "channel {c}: mean {mean}, expected about {want}");
+        assert!(
+            (mean - want).abs() < 0.5,
+            "channel {c}: mean {mean}, expected about {want}"
+        );
     }
 
     let (train, val) = dataset::split(&data.train, 0.1, 42, true).unwrap();
@@ -48,14 +54,20 @@ fn real_cifar10_loads_with_official_counts() {
     if let Some(dir) = std::env::var_os("CIFAR10_DATA_DIR") {
         let dir = PathBuf::from(dir);
         if !dataset::is_present(&dir) {
-            panic!("CIFAR10_DATA_DIR={} does not hold an extracted CIFAR-10", dir.display());
+            panic!(
+                "CIFAR10_DATA_DIR={} does not hold an extracted CIFAR-10",
+                dir.display()
+            );
         }
         check(&dir);
         return;
     }
     let archive = Path::new(SHARED_ARCHIVE);
     if !archive.is_file() {
-        println!("skipping: CIFAR10_DATA_DIR is not set and {} is absent", archive.display());
+        println!(
+            "skipping: CIFAR10_DATA_DIR is not set and {} is absent",
+            archive.display()
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -64,7 +76,12 @@ fn real_cifar10_loads_with_official_counts() {
         ..Default::default()
     };
     let out = dataset::fetch(tmp.path(), &opts, &mut |_, _| {}).unwrap();
-    assert_eq!(out, dataset::FetchOutcome::Extracted { from: archive.to_path_buf() });
+    assert_eq!(
+        out,
+        dataset::FetchOutcome::Extracted {
+            from: archive.to_path_buf()
+        }
+    );
     assert!(dataset::is_present(tmp.path()));
     check(tmp.path());
 }

@@ -35,9 +35,19 @@ fn deterministic_for_a_seed_and_different_for_another() {
 #[test]
 fn disjoint_complete_and_sized_by_floor() {
     let s = set(1003, |i| (i * 7 % 10) as u8);
-    for (frac, stratified) in [(0.1, false), (0.1, true), (0.29, false), (0.0, true), (0.999, true)] {
+    for (frac, stratified) in [
+        (0.1, false),
+        (0.1, true),
+        (0.29, false),
+        (0.0, true),
+        (0.999, true),
+    ] {
         let (t, v) = split(&s, frac, 3, stratified).unwrap();
-        assert_eq!(v.len(), (1003.0 * frac + 1e-9_f64).floor() as usize, "{frac}");
+        assert_eq!(
+            v.len(),
+            (1003.0 * frac + 1e-9_f64).floor() as usize,
+            "{frac}"
+        );
         let mut all = ids(&t);
         all.extend(ids(&v));
         all.sort();

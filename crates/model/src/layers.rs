@@ -30,18 +30,15 @@ impl Dropout {
     }
 }
 
-/// Conv 3x3 (stride 1, pad 1) + bias -> ReLU -> 2x2 max-pool, NCHW.
+/// Conv 3x3 (stride 1, pad 1) + bias -> ReLU -> 2x2 max-pool, NCHW. On the CPU this is one fused `cpu-ops`
+/// kernel with its own backward; elsewhere candle's native ops.
 pub fn conv_relu_pool(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let cout = w.dim(0)?;
-    let h = x.conv2d(w, 1, 1, 1, 1)?;
-    let h = h.broadcast_add(&b.reshape((1, cout, 1, 1))?)?.relu()?;
-    Ok(h.max_pool2d(2)?)
+    Ok(cpu_ops::conv3x3_relu_pool(x, w, b)?)
 }
 
 /// `x · wᵀ + b`, optionally followed by ReLU; `w` is `[out, in]`.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
-    let h = x.matmul(&w.t()?)?.broadcast_add(b)?;
-    Ok(if relu { h.relu()? } else { h })
+    Ok(cpu_ops::linear(x, w, Some(b), relu)?)
 }
 
 /// Softmax probabilities of logits `[B, C]`, as f32.

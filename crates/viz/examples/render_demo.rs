@@ -1,4 +1,4 @@
-//! Renders every chart of a synthetic run, to look at them: `cargo run -p viz --example render_demo -- DIR [svg]`.
+//! Renders every chart of a synthetic run, to look at them: `cargo run -p viz --example render_demo -- DIR [png|svg] [IMAGES]`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -10,13 +10,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(f) => f.parse()?,
         None => viz::Format::Png,
     };
-    let run = common::run(500, 20);
+    let images = match args.next() {
+        Some(n) => n.parse()?,
+        None => 500,
+    };
+    let started = std::time::Instant::now();
+    let run = common::run(images, 20);
+    let made = started.elapsed();
+    let started = std::time::Instant::now();
     for p in viz::render_run(&dir, &run, format)? {
         println!("{}", p.display());
     }
+    eprintln!(
+        "synthetic run ({images} images) built in {made:.2?}, render_run took {:.2?}",
+        started.elapsed()
+    );
     let one = dir.join("one_epoch");
-    viz::accuracy_curve(&common::history(1), &viz::chart_path(&dir, "one_epoch_accuracy", format), format)?;
-    viz::loss_curve(&common::history(1), &viz::chart_path(&dir, "one_epoch_loss", format), format)?;
+    viz::accuracy_curve(
+        &common::history(1),
+        &viz::chart_path(&dir, "one_epoch_accuracy", format),
+        format,
+    )?;
+    viz::loss_curve(
+        &common::history(1),
+        &viz::chart_path(&dir, "one_epoch_loss", format),
+        format,
+    )?;
     let _ = one;
+    let two: Vec<String> = vec!["cat".into(), "automobile".into()];
+    viz::confusion_matrix(
+        &[vec![30, 2], vec![5, 0]],
+        &two,
+        true,
+        &viz::chart_path(&dir, "two_classes", format),
+        format,
+    )?;
+    let mut nan = common::history(3);
+    nan.epochs[1].val_loss = f64::NAN;
+    viz::loss_curve(&nan, &viz::chart_path(&dir, "nan_loss", format), format)?;
     Ok(())
 }

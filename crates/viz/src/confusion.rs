@@ -32,7 +32,10 @@ pub fn confusion_matrix(
     crate::font::ensure_registered()?; // the layout measures text
     let n = report_cm.len();
     if n == 0 {
-        return Err(Error::no_data("confusion matrix", "the matrix has no classes"));
+        return Err(Error::no_data(
+            "confusion matrix",
+            "the matrix has no classes",
+        ));
     }
     if let Some((i, row)) = report_cm.iter().enumerate().find(|(_, r)| r.len() != n) {
         return Err(Error::Invalid(format!(
@@ -83,6 +86,7 @@ const BAR_GAP: u32 = 30;
 const BAR_W: u32 = 24;
 const TICK_W: u32 = 70;
 const LABEL_PX: u32 = 16;
+const TITLE_PX: u32 = 24;
 
 /// Width in pixels of `s` in the bundled font at `size` (a rough estimate if the font is unavailable).
 pub(crate) fn text_width(s: &str, size: u32) -> u32 {
@@ -123,7 +127,33 @@ impl<'a> Heatmap<'a> {
 
     /// Top-left corner of the matrix.
     fn origin(&self) -> (i32, i32) {
-        ((MARGIN + AXIS_TITLE + self.name_w + 12) as i32, TITLE_H as i32)
+        // Centre the drawing when the title is wider than it.
+        let shift = self.size().0.saturating_sub(self.content_w()) / 2;
+        (
+            (shift + MARGIN + AXIS_TITLE + self.name_w + 12) as i32,
+            TITLE_H as i32,
+        )
+    }
+
+    /// Width of everything but the title.
+    fn content_w(&self) -> u32 {
+        MARGIN
+            + AXIS_TITLE
+            + self.name_w
+            + 12
+            + self.n() * self.cell
+            + BAR_GAP
+            + BAR_W
+            + TICK_W
+            + MARGIN
+    }
+
+    fn title(&self) -> &'static str {
+        if self.normalized {
+            "Confusion matrix (row-normalised: fraction of each true class)"
+        } else {
+            "Confusion matrix (test set counts)"
+        }
     }
 
     fn cell_text(&self, v: f64) -> String {
@@ -138,9 +168,10 @@ impl<'a> Heatmap<'a> {
 impl Chart for Heatmap<'_> {
     fn size(&self) -> (u32, u32) {
         let side = self.n() * self.cell;
-        let (x0, y0) = self.origin();
-        let w = x0 as u32 + side + BAR_GAP + BAR_W + TICK_W + MARGIN;
-        let h = y0 as u32 + side + 12 + self.name_w + AXIS_TITLE + MARGIN;
+        let w = self
+            .content_w()
+            .max(text_width(self.title(), TITLE_PX) + 2 * MARGIN);
+        let h = TITLE_H + side + 12 + self.name_w + AXIS_TITLE + MARGIN;
         (w, h)
     }
 
@@ -150,13 +181,13 @@ impl Chart for Heatmap<'_> {
         let cell = self.cell as i32;
         let side = n * cell;
         let (x0, y0) = self.origin();
-        let title = if self.normalized {
-            "Confusion matrix (row-normalised: fraction of each true class)"
-        } else {
-            "Confusion matrix (test set counts)"
-        };
-        root.draw_text(title, &theme::title(24), ((w / 2) as i32, MARGIN as i32))
-            .d()?;
+        let title = self.title();
+        root.draw_text(
+            title,
+            &theme::title(TITLE_PX),
+            ((w / 2) as i32, MARGIN as i32),
+        )
+        .d()?;
 
         let value_px = (self.cell / 4).clamp(9, 17);
         for (r, row) in self.values.iter().enumerate() {
@@ -190,13 +221,19 @@ impl Chart for Heatmap<'_> {
         root.draw_text(
             "Predicted label",
             &desc,
-            (x0 + side / 2, y0 + side + 12 + self.name_w as i32 + AXIS_TITLE as i32 / 2),
+            (
+                x0 + side / 2,
+                y0 + side + 12 + self.name_w as i32 + AXIS_TITLE as i32 / 2,
+            ),
         )
         .d()?;
         root.draw_text(
             "True label",
             &desc.transform(FontTransform::Rotate270),
-            ((MARGIN + AXIS_TITLE / 2) as i32, y0 + side / 2),
+            (
+                x0 - (self.name_w + 12 + AXIS_TITLE / 2) as i32,
+                y0 + side / 2,
+            ),
         )
         .d()?;
 
@@ -251,12 +288,11 @@ impl Chart for Heatmap<'_> {
 fn nice_step(max: f64, target: u32) -> f64 {
     let raw = (max / f64::from(target.max(1))).max(1e-12);
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
+    [1.0, 2.0, 5.0, 10.0]
         .into_iter()
         .map(|m| m * mag)
         .find(|&s| s >= raw)
-        .unwrap_or(10.0 * mag);
-    step
+        .unwrap_or(10.0 * mag)
 }
 
 #[cfg(test)]

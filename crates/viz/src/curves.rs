@@ -83,12 +83,21 @@ impl Curves<'_> {
         };
         match self.kind {
             Kind::Loss => [pick(&|e| e.train_loss), pick(&|e| e.val_loss)],
-            Kind::Accuracy => [
-                pick(&|e| e.train_acc * 100.0),
-                pick(&|e| e.val_acc * 100.0),
-            ],
+            Kind::Accuracy => [pick(&|e| e.train_acc * 100.0), pick(&|e| e.val_acc * 100.0)],
         }
     }
+}
+
+/// Splits `points` where epochs are missing (a NaN loss, say), so no line bridges the gap.
+fn segments(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    for &p in points {
+        match out.last_mut() {
+            Some(seg) if seg.last().is_some_and(|q| p.0 - q.0 <= 1.5) => seg.push(p),
+            _ => out.push(vec![p]),
+        }
+    }
+    out
 }
 
 /// A range around `lo..hi` with some headroom, never empty.
@@ -158,17 +167,27 @@ impl Chart for Curves<'_> {
 
         let markers = epochs <= 60;
         for (points, color, name) in [(&train, TRAIN, "Training"), (&val, VAL, "Validation")] {
+            let mut parts = segments(points).into_iter();
+            let first = parts.next().unwrap_or_default();
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    first.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .d()?
                 .label(name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x - 2, y), (x + 22, y)], color.stroke_width(3))
                 });
-            if markers || points.len() == 1 {
+            for part in std::iter::once(first).chain(parts) {
                 chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .draw_series(LineSeries::new(part.iter().copied(), color.stroke_width(2)))
                     .d()?;
+                if markers || part.len() == 1 {
+                    chart
+                        .draw_series(part.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                        .d()?;
+                }
             }
         }
         if self.kind == Kind::Accuracy
@@ -178,12 +197,7 @@ impl Chart for Curves<'_> {
             let (bx, by) = (best.epoch as f64, best.val_acc * 100.0);
             let style = GOOD.stroke_width(2);
             chart
-                .draw_series(DashedLineSeries::new(
-                    [(bx, y_lo), (bx, y_hi)],
-                    8,
-                    6,
-                    style,
-                ))
+                .draw_series(DashedLineSeries::new([(bx, y_lo), (bx, y_hi)], 8, 6, style))
                 .d()?
                 .label(format!("Best epoch {} ({:.2}% val)", best.epoch, by))
                 .legend(move |(x, y)| {
@@ -215,7 +229,17 @@ impl Chart for Curves<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::padded;
+    use super::{padded, segments};
+
+    #[test]
+    fn gaps_split_the_line() {
+        let pts = [(1.0, 1.0), (2.0, 2.0), (4.0, 4.0), (5.0, 5.0), (7.0, 7.0)];
+        let segs = segments(&pts);
+        assert_eq!(segs.len(), 3);
+        assert_eq!(segs[0], vec![(1.0, 1.0), (2.0, 2.0)]);
+        assert_eq!(segs[2], vec![(7.0, 7.0)]);
+        assert!(segments(&[]).is_empty());
+    }
 
     #[test]
     fn padding_never_degenerates() {

@@ -137,11 +137,7 @@ impl ImageBackend for SVGBackend<'_> {
     ) -> DResult<()> {
         let png = encode_png(&img.data, img.w, img.h).d()?;
         let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-        let mark = format!(
-            "{SVG_IMAGE_MARK}{},{},{b64}",
-            img.w * scale,
-            img.h * scale
-        );
+        let mark = format!("{SVG_IMAGE_MARK}{},{},{b64}", img.w * scale, img.h * scale);
         let style = TextStyle::from((font::FAMILY, 1)).pos(Pos::new(HPos::Left, VPos::Top));
         area.draw_text(&mark, &style, pos).d()
     }
@@ -152,7 +148,9 @@ fn embed_svg_images(svg: &str) -> DResult<String> {
     let mut out = String::with_capacity(svg.len());
     let mut rest = svg;
     while let Some(m) = rest.find(SVG_IMAGE_MARK) {
-        let start = rest[..m].rfind("<text").ok_or("image mark outside <text>")?;
+        let start = rest[..m]
+            .rfind("<text")
+            .ok_or("image mark outside <text>")?;
         let end = m + rest[m..].find("</text>").ok_or("unclosed image mark")?;
         let tag = &rest[start..m];
         let attr = |name: &str| -> DResult<i64> {
@@ -261,7 +259,8 @@ mod tests {
 
     #[test]
     fn svg_marks_become_images() {
-        let svg = "<svg><text x=\"5\" y=\"7\" dy=\"0.76em\">VIZ-IMAGE:64,32,QUJD</text><rect/></svg>";
+        let svg =
+            "<svg><text x=\"5\" y=\"7\" dy=\"0.76em\">VIZ-IMAGE:64,32,QUJD</text><rect/></svg>";
         let out = embed_svg_images(svg).unwrap();
         assert_eq!(
             out,

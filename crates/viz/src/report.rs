@@ -58,7 +58,11 @@ figcaption{color:#555;font-size:.9em}";
 /// let page = viz::write_report_html(dir.path(), &run, &[]).unwrap();
 /// assert!(std::fs::read_to_string(page).unwrap().contains("&quot;epochs&quot;: 0"));
 /// ```
-pub fn write_report_html(out_dir: &Path, run: &RunArtifacts, charts: &[PathBuf]) -> Result<PathBuf> {
+pub fn write_report_html(
+    out_dir: &Path,
+    run: &RunArtifacts,
+    charts: &[PathBuf],
+) -> Result<PathBuf> {
     let mut h = String::new();
     let title = out_dir
         .file_name()
@@ -74,8 +78,10 @@ pub fn write_report_html(out_dir: &Path, run: &RunArtifacts, charts: &[PathBuf])
     );
     summary(&mut h, run);
     if let Some(report) = &run.report {
-        h.push_str("<h2>Per-class results (test set)</h2>\n<table><tr><th>class</th><th>precision</th>\
-                    <th>recall</th><th>F1</th><th>support</th></tr>\n");
+        h.push_str(
+            "<h2>Per-class results (test set)</h2>\n<table><tr><th>class</th><th>precision</th>\
+                    <th>recall</th><th>F1</th><th>support</th></tr>\n",
+        );
         for c in &report.per_class {
             let _ = writeln!(
                 h,
@@ -96,7 +102,11 @@ pub fn write_report_html(out_dir: &Path, run: &RunArtifacts, charts: &[PathBuf])
             .ok()
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_else(|| config.clone());
-        let _ = write!(h, "<h2>Configuration</h2>\n<pre>{}</pre>\n", escape(&pretty));
+        let _ = write!(
+            h,
+            "<h2>Configuration</h2>\n<pre>{}</pre>\n",
+            escape(&pretty)
+        );
     }
     h.push_str("</body></html>\n");
     let path = out_dir.join(REPORT_FILE);
@@ -148,7 +158,11 @@ fn epochs(h: &mut String, run: &RunArtifacts) {
     h.push_str("<h2>Per-epoch history</h2>\n<table><tr><th>epoch</th><th>train loss</th><th>train acc</th>\
                 <th>val loss</th><th>val acc</th><th>learning rate</th><th>time</th><th>images/s</th></tr>\n");
     for e in &run.history.epochs {
-        let class = if Some(e.epoch) == best { " class=\"best\"" } else { "" };
+        let class = if Some(e.epoch) == best {
+            " class=\"best\""
+        } else {
+            ""
+        };
         let _ = writeln!(
             h,
             "<tr{class}><td>{}</td><td>{:.4}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{:.3e}</td>\
@@ -181,12 +195,19 @@ fn charts_html(h: &mut String, charts: &[PathBuf]) -> Result<()> {
             Some("png") => {
                 let bytes = std::fs::read(path).map_err(|e| cifar_types::Error::io(path, e))?;
                 let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-                format!("<img src=\"data:image/png;base64,{b64}\" alt=\"{}\">", escape(&name))
+                format!(
+                    "<img src=\"data:image/png;base64,{b64}\" alt=\"{}\">",
+                    escape(&name)
+                )
             }
             Some("svg") => {
-                let text = std::fs::read_to_string(path).map_err(|e| cifar_types::Error::io(path, e))?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| cifar_types::Error::io(path, e))?;
                 let start = text.find("<svg").ok_or_else(|| {
-                    Error::Invalid(format!("{}: expected an SVG file, found no <svg> element", path.display()))
+                    Error::Invalid(format!(
+                        "{}: expected an SVG file, found no <svg> element",
+                        path.display()
+                    ))
                 })?;
                 text[start..].to_string()
             }
@@ -211,7 +232,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_formats_durations() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(duration(12.34), "12.3 s");
         assert_eq!(duration(125.0), "2 min 5 s");
         assert_eq!(duration(3725.0), "1 h 2 min 5 s");

@@ -1,8 +1,8 @@
 //! A run directory: loading its JSON files and rendering every chart plus the HTML report.
 
 use crate::{
-    Error, Format, Result, accuracy_curve, confusion_matrix, loss_curve,
-    pick_probability_samples, probability_bars, sample_grid, write_report_html,
+    Error, Format, Result, accuracy_curve, confusion_matrix, loss_curve, pick_probability_samples,
+    probability_bars, sample_grid, write_report_html,
 };
 use cifar_types::{CLASS_NAMES, History, ImageSet, Predictions, TestReport};
 use std::path::{Path, PathBuf};
@@ -86,9 +86,8 @@ pub fn load_run(run_dir: &Path) -> Result<RunArtifacts> {
         Some(p) => {
             let raw: Predictions = cifar_types::atomic::read_json(&p)?;
             // Re-check the invariants serde cannot.
-            let checked = Predictions::new(raw.classes, raw.labels, raw.probs).map_err(|e| {
-                Error::Invalid(format!("{}: {e}", p.display()))
-            })?;
+            let checked = Predictions::new(raw.classes, raw.labels, raw.probs)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
             Some(checked)
         }
         None => None,
@@ -184,7 +183,9 @@ pub fn render_run(out_dir: &Path, run: &RunArtifacts, format: Format) -> Result<
             }
             let right = p.correct_least_confident();
             if right.is_empty() {
-                tracing::info!("no correctly classified test images: {CORRECT_LOW_CONFIDENCE} skipped");
+                tracing::info!(
+                    "no correctly classified test images: {CORRECT_LOW_CONFIDENCE} skipped"
+                );
             } else {
                 let pick = &right[..right.len().min(GRID_SAMPLES)];
                 let title = format!(
@@ -192,7 +193,14 @@ pub fn render_run(out_dir: &Path, run: &RunArtifacts, format: Format) -> Result<
                     pick.len(),
                     right.len()
                 );
-                sample_grid(images, p, pick, &title, &out(CORRECT_LOW_CONFIDENCE), format)?;
+                sample_grid(
+                    images,
+                    p,
+                    pick,
+                    &title,
+                    &out(CORRECT_LOW_CONFIDENCE),
+                    format,
+                )?;
             }
             let pick = pick_probability_samples(p, PROBABILITY_SAMPLES);
             probability_bars(images, p, &pick, &out(PREDICTION_PROBABILITIES), format)?;

@@ -241,7 +241,10 @@ impl Chart for Bars<'_> {
     fn size(&self) -> (u32, u32) {
         let cols = self.indices.len().clamp(1, BARS_COLS) as u32;
         let rows = self.indices.len().div_ceil(BARS_COLS).max(1) as u32;
-        (2 * SIDE + cols * PANEL_W, TOP + rows * self.panel_h() + SIDE)
+        (
+            2 * SIDE + cols * PANEL_W,
+            TOP + rows * self.panel_h() + SIDE,
+        )
     }
 
     fn draw<DB: ImageBackend>(&self, root: &DrawingArea<DB, Shift>) -> DResult<()> {
@@ -274,12 +277,21 @@ impl Bars<'_> {
             class_name(self.images, pred)
         );
         let head_color = if truth == pred { GOOD } else { BAD };
-        root.draw_text(&head, &theme::text(15, head_color, HPos::Left, VPos::Top), (x + 4, y))
-            .d()?;
+        root.draw_text(
+            &head,
+            &theme::text(15, head_color, HPos::Left, VPos::Top),
+            (x + 4, y),
+        )
+        .d()?;
 
         let top = y + PANEL_HEAD as i32;
         let bars_h = (n as i32 * 20).max(IMG);
-        DB::draw_image(root, (x + 4, top + (bars_h - IMG) / 2), &rgb(self.images, i), SCALE)?;
+        DB::draw_image(
+            root,
+            (x + 4, top + (bars_h - IMG) / 2),
+            &rgb(self.images, i),
+            SCALE,
+        )?;
 
         // Bars: names right-aligned before x0, values after the bar end.
         let x0 = x + 4 + IMG + 20 + self.name_w as i32 + 8;
@@ -300,7 +312,11 @@ impl Bars<'_> {
         let probs = self.preds.row(i);
         for (c, &pc) in probs.iter().enumerate() {
             let ry = top + c as i32 * row;
-            let pc = if pc.is_finite() { f64::from(pc).clamp(0.0, 1.0) } else { 0.0 };
+            let pc = if pc.is_finite() {
+                f64::from(pc).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             let color = if c == truth {
                 GOOD
             } else if c == pred {

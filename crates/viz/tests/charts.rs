@@ -33,7 +33,11 @@ fn curves_have_size_both_series_and_best_marker() {
     assert_eq!((w, hgt), (1000, 620));
     assert!(distinct_colours(&rgb) > 50, "loss curve looks blank");
     assert!(count(&rgb, TRAIN) > 500 && count(&rgb, VAL) > 500);
-    assert_eq!(count(&rgb, GOOD), 0, "no best-epoch marker on the loss curve");
+    assert_eq!(
+        count(&rgb, GOOD),
+        0,
+        "no best-epoch marker on the loss curve"
+    );
 
     let acc = dir.path().join("accuracy_curve.png");
     viz::accuracy_curve(&h, &acc, Format::Png).unwrap();
@@ -48,7 +52,10 @@ fn empty_history_is_no_data_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("loss_curve.png");
     let empty = cifar_types::History::default();
-    assert!(matches!(viz::loss_curve(&empty, &p, Format::Png), Err(Error::NoData { .. })));
+    assert!(matches!(
+        viz::loss_curve(&empty, &p, Format::Png),
+        Err(Error::NoData { .. })
+    ));
     assert!(matches!(
         viz::accuracy_curve(&empty, &p, Format::Svg),
         Err(Error::NoData { .. })
@@ -67,7 +74,10 @@ fn one_epoch_draws_single_points() {
         let p = dir.path().join(name);
         f(&h, &p, Format::Png).unwrap();
         let (_, _, rgb) = decode_png(&p);
-        assert!(count(&rgb, TRAIN) > 20, "{name}: the single training point is missing");
+        assert!(
+            count(&rgb, TRAIN) > 20,
+            "{name}: the single training point is missing"
+        );
     }
 }
 
@@ -76,7 +86,19 @@ fn heatmap_diagonal_is_dark_and_text_contrasts() {
     let dir = tempfile::tempdir().unwrap();
     let n = 10;
     let cm: Vec<Vec<u64>> = (0..n)
-        .map(|i| (0..n).map(|j| if i == j { 900 } else if j == (i + 1) % n { 100 } else { 0 }).collect())
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    if i == j {
+                        900
+                    } else if j == (i + 1) % n {
+                        100
+                    } else {
+                        0
+                    }
+                })
+                .collect()
+        })
         .collect();
     let p = dir.path().join("cm.png");
     viz::confusion_matrix(&cm, &names(), false, &p, Format::Png).unwrap();
@@ -86,21 +108,19 @@ fn heatmap_diagonal_is_dark_and_text_contrasts() {
     let frame = [90, 90, 90];
     let (mut x0, mut y0, mut side) = (0, 0, 0);
     'rows: for y in 0..h {
-        let mut run = 0;
-        for x in 0..w {
-            if px(&rgb, w, x, y) == frame {
-                run += 1;
-                if run > 300 {
-                    let mut end = x;
-                    while end + 1 < w && px(&rgb, w, end + 1, y) == frame {
-                        end += 1;
+        let mut start = None;
+        for x in 0..=w {
+            let on = x < w && px(&rgb, w, x, y) == frame;
+            match (on, start) {
+                (true, None) => start = Some(x),
+                (false, Some(s)) => {
+                    if x - s > 300 {
+                        (x0, y0, side) = (s, y, x - s);
+                        break 'rows;
                     }
-                    (x0, y0, side) = (end + 1 - (end + 1 - (x + 1 - run)), y, end + 1 - (x + 1 - run));
-                    x0 += x + 1 - run - x0;
-                    break 'rows;
+                    start = None;
                 }
-            } else {
-                run = 0;
+                _ => {}
             }
         }
     }
@@ -113,7 +133,10 @@ fn heatmap_diagonal_is_dark_and_text_contrasts() {
         let zero = corner(i, (i + 5) % n as u32);
         let some = corner(i, (i + 1) % n as u32);
         assert!(luma(diag) < 80.0, "diagonal cell {i} is not dark: {diag:?}");
-        assert!(luma(zero) > 240.0, "zero cell in row {i} is not light: {zero:?}");
+        assert!(
+            luma(zero) > 240.0,
+            "zero cell in row {i} is not light: {zero:?}"
+        );
         assert!(luma(diag) < luma(some) && luma(some) < luma(zero));
     }
     // The count in a dark cell is drawn light, in a light cell dark.
@@ -127,8 +150,14 @@ fn heatmap_diagonal_is_dark_and_text_contrasts() {
         }
         ls
     };
-    assert!(centre(0, 0).iter().any(|&l| l > 230.0), "no light text on the dark cell");
-    assert!(centre(0, 5).iter().any(|&l| l < 80.0), "no dark text on the light cell");
+    assert!(
+        centre(0, 0).iter().any(|&l| l > 230.0),
+        "no light text on the dark cell"
+    );
+    assert!(
+        centre(0, 5).iter().any(|&l| l < 80.0),
+        "no dark text on the light cell"
+    );
 }
 
 #[test]
@@ -163,20 +192,38 @@ fn magenta(n: usize) -> cifar_types::ImageSet {
 fn sample_grid_draws_enlarged_images_and_labels() {
     let dir = tempfile::tempdir().unwrap();
     let preds = predictions(40);
-    let images = magenta(40);
+    let solid = magenta(40);
     let p = dir.path().join("grid.png");
     let wrong = preds.misclassified();
     assert!(wrong.len() >= 3);
-    viz::sample_grid(&images, &preds, &wrong[..3], "Three mistakes", &p, Format::Png).unwrap();
+    viz::sample_grid(
+        &solid,
+        &preds,
+        &wrong[..3],
+        "Three mistakes",
+        &p,
+        Format::Png,
+    )
+    .unwrap();
     let (w3, h3, rgb) = decode_png(&p);
-    assert_eq!(count(&rgb, [255, 0, 255]), 3 * 128 * 128, "three 4x images expected");
-    assert!(count(&rgb, BAD) > 50, "wrong predictions are labelled in red");
+    assert_eq!(
+        count(&rgb, [255, 0, 255]),
+        3 * 128 * 128,
+        "three 4x images expected"
+    );
+    assert!(
+        count(&rgb, BAD) > 50,
+        "wrong predictions are labelled in red"
+    );
 
     let idx: Vec<usize> = (0..25).collect();
-    viz::sample_grid(&images, &preds, &idx, "All", &p, Format::Png).unwrap();
+    viz::sample_grid(&solid, &preds, &idx, "All", &p, Format::Png).unwrap();
     let (w25, h25, rgb) = decode_png(&p);
     assert_eq!(count(&rgb, [255, 0, 255]), 25 * 128 * 128);
-    assert!(w25 > w3 && h25 > h3 + 3 * 128, "5x5 grid should be larger than one row of 3");
+    assert!(
+        w25 > w3 && h25 > h3 + 3 * 128,
+        "5x5 grid should be larger than one row of 3"
+    );
 
     let svg = dir.path().join("grid.svg");
     viz::sample_grid(&images(40), &preds, &idx, "All", &svg, Format::Svg).unwrap();
@@ -233,7 +280,31 @@ fn svg_curves_contain_labels() {
     viz::accuracy_curve(&history(5), &p, Format::Svg).unwrap();
     let s = std::fs::read_to_string(&p).unwrap();
     assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
-    for label in ["Epoch", "Accuracy (%)", "Training", "Validation", "Best epoch 3"] {
+    for label in [
+        "Epoch",
+        "Accuracy (%)",
+        "Training",
+        "Validation",
+        "Best epoch 3",
+    ] {
         assert!(s.contains(label), "missing {label}");
     }
+}
+
+#[test]
+fn non_finite_values_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("l.png");
+    let mut h = history(4);
+    h.epochs[2].val_loss = f64::NAN;
+    h.epochs[3].train_loss = f64::INFINITY;
+    viz::loss_curve(&h, &p, Format::Png).unwrap();
+    let (_, _, rgb) = decode_png(&p);
+    assert!(count(&rgb, VAL) > 100 && count(&rgb, TRAIN) > 100);
+    for e in &mut h.epochs {
+        e.train_loss = f64::NAN;
+        e.val_loss = f64::NAN;
+    }
+    let r = viz::loss_curve(&h, &p, Format::Png);
+    assert!(matches!(r, Err(Error::NoData { reason, .. }) if reason.contains("NaN")));
 }

@@ -110,10 +110,7 @@ fn handle(
             .parse::<u64>()
             .ok()
     });
-    seen.lock().unwrap().push(SeenRequest {
-        path,
-        range_start,
-    });
+    seen.lock().unwrap().push(SeenRequest { path, range_start });
 
     let (ranges, cut) = match reply {
         Reply::Status(code) => {

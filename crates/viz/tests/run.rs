@@ -1,0 +1,191 @@
+//! Run directories: loading them, rendering every chart and the HTML report.
+
+mod common;
+
+use common::*;
+use viz::{Error, Format, RunArtifacts};
+
+const ALL_CHARTS: [&str; 7] = [
+    viz::LOSS_CURVE,
+    viz::ACCURACY_CURVE,
+    viz::CONFUSION_MATRIX,
+    viz::CONFUSION_MATRIX_NORMALIZED,
+    viz::MISCLASSIFIED_SAMPLES,
+    viz::CORRECT_LOW_CONFIDENCE,
+    viz::PREDICTION_PROBABILITIES,
+];
+
+#[test]
+fn render_run_writes_every_chart_and_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(300, 12);
+    let written = viz::render_run(dir.path(), &run, Format::Png).unwrap();
+    let mut expected: Vec<_> = ALL_CHARTS
+        .iter()
+        .map(|s| viz::chart_path(dir.path(), s, Format::Png))
+        .collect();
+    expected.push(dir.path().join(viz::REPORT_FILE));
+    assert_eq!(written, expected);
+    for p in &written[..7] {
+        let (w, h, rgb) = decode_png(p);
+        assert!(w > 500 && h > 300, "{}", p.display());
+        assert!(distinct_colours(&rgb) > 30, "{} looks blank", p.display());
+    }
+    let html = std::fs::read_to_string(&written[7]).unwrap();
+    assert_eq!(html.matches("data:image/png;base64,").count(), 7);
+    // Config text is escaped, pretty-printed and shown.
+    assert!(html.contains("&lt;resnet &amp; co&gt;"));
+    assert!(!html.contains("<resnet"));
+    assert!(html.contains("<pre>{\n  &quot;epochs&quot;: 20"));
+    for needle in [
+        "Test accuracy",
+        "Best epoch",
+        "automobile",
+        "precision",
+        "Per-epoch history",
+        "images/s",
+    ] {
+        assert!(html.contains(needle), "report lacks {needle}");
+    }
+    // The per-epoch table has one row per epoch, the best one marked.
+    assert_eq!(html.matches("<tr class=\"best\">").count(), 1);
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
+}
+
+#[test]
+fn render_run_svg_inlines_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = viz::render_run(dir.path(), &run(100, 3), Format::Svg).unwrap();
+    assert_eq!(written.len(), 8);
+    assert!(written[..7].iter().all(|p| p.extension().unwrap() == "svg"));
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 7);
+    // Sample images are embedded inside the inline SVGs.
+    assert!(html.contains("<image") && !html.contains("VIZ-IMAGE"));
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+#[test]
+fn missing_parts_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Predictions without images: curves and confusion matrices only.
+    let mut r = run(50, 2);
+    r.test_images = None;
+    r.report = None;
+    let written = viz::render_run(dir.path(), &r, Format::Png).unwrap();
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "loss_curve.png",
+            "accuracy_curve.png",
+            "confusion_matrix.png",
+            "confusion_matrix_normalized.png",
+            "report.html"
+        ]
+    );
+
+    // Empty history and empty predictions: only the report.
+    let empty = RunArtifacts {
+        predictions: Some(cifar_types::Predictions::new(10, vec![], vec![]).unwrap()),
+        test_images: Some(images(0)),
+        ..Default::default()
+    };
+    let out = dir.path().join("empty");
+    let written = viz::render_run(&out, &empty, Format::Png).unwrap();
+    assert_eq!(written, vec![out.join("report.html")]);
+    let html = std::fs::read_to_string(&written[0]).unwrap();
+    assert!(html.contains("No epochs and no test report yet"));
+}
+
+#[test]
+fn all_correct_predictions_skip_the_mistake_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 30;
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let mut probs = vec![0.0f32; n * 10];
+    for i in 0..n {
+        probs[i * 10 + i % 10] = 1.0;
+    }
+    let preds = cifar_types::Predictions::new(10, labels, probs).unwrap();
+    let r = RunArtifacts {
+        history: history(2),
+        predictions: Some(preds),
+        test_images: Some(images(n)),
+        ..Default::default()
+    };
+    let written = viz::render_run(dir.path(), &r, Format::Png).unwrap();
+    assert!(
+        !written
+            .iter()
+            .any(|p| p.ends_with("misclassified_samples.png"))
+    );
+    assert!(
+        written
+            .iter()
+            .any(|p| p.ends_with("correct_low_confidence.png"))
+    );
+    assert!(!dir.path().join("misclassified_samples.png").exists());
+}
+
+#[test]
+fn load_run_reads_what_training_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(40, 4);
+    let at = |name: &str| dir.path().join(name);
+    cifar_types::atomic::write_json(&at("history.json"), &r.history).unwrap();
+    cifar_types::atomic::write_json(&at("test_report.json"), r.report.as_ref().unwrap()).unwrap();
+    cifar_types::atomic::write_json(&at("predictions.json"), r.predictions.as_ref().unwrap())
+        .unwrap();
+    std::fs::write(dir.path().join("config.json"), r.config.as_deref().unwrap()).unwrap();
+    let loaded = viz::load_run(dir.path()).unwrap();
+    assert_eq!(loaded.history, r.history);
+    assert_eq!(loaded.report, r.report);
+    assert_eq!(loaded.predictions, r.predictions);
+    assert_eq!(loaded.config, r.config);
+    assert!(loaded.test_images.is_none());
+
+    // Optional files are optional.
+    std::fs::remove_file(dir.path().join("predictions.json")).unwrap();
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    let loaded = viz::load_run(dir.path()).unwrap();
+    assert!(loaded.predictions.is_none() && loaded.config.is_none() && loaded.report.is_some());
+}
+
+#[test]
+fn bad_run_directories_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-run");
+    let e = viz::load_run(&missing).unwrap_err();
+    assert!(matches!(e, Error::RunDir { .. }));
+    assert!(e.to_string().contains("no-such-run"), "{e}");
+
+    let e = viz::load_run(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("history.json is missing"), "{e}");
+
+    std::fs::write(dir.path().join("history.json"), b"{ not json").unwrap();
+    let e = viz::load_run(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("history.json") && e.contains("invalid JSON"),
+        "{e}"
+    );
+
+    cifar_types::atomic::write_json(&dir.path().join("history.json"), &history(2)).unwrap();
+    std::fs::write(
+        dir.path().join("predictions.json"),
+        br#"{"classes":2,"labels":[0],"probs":[1.0]}"#,
+    )
+    .unwrap();
+    let e = viz::load_run(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("predictions.json") && e.contains("1 probabilities for 1 labels"),
+        "{e}"
+    );
+}
