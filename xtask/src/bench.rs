@@ -48,18 +48,30 @@ pub fn run(a: Args) -> Result<()> {
     let cifar = Path::new("target/release/cifar");
     let torch = !a.no_torch && a.reference.is_file() && torch_available();
     if !torch {
-        println!("# PyTorch side skipped (python3 -c 'import torch' fails, --no-torch, or no reference script)");
+        println!(
+            "# PyTorch side skipped (python3 -c 'import torch' fails, --no-torch, or no reference script)"
+        );
     }
     let mut samples: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     for round in 1..=a.rounds.max(1) {
         eprintln!("round {round}/{}: rust", a.rounds);
         let out = Command::new(cifar)
-            .args(["bench", "--device", "cpu", "--repeats", &a.repeats.to_string(), "--quiet"])
+            .args([
+                "bench",
+                "--device",
+                "cpu",
+                "--repeats",
+                &a.repeats.to_string(),
+                "--quiet",
+            ])
             .env("RAYON_NUM_THREADS", a.threads.to_string())
             .output()
             .context("cannot run target/release/cifar bench")?;
         if !out.status.success() {
-            bail!("cifar bench failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "cifar bench failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         collect(&String::from_utf8_lossy(&out.stdout), "rust", &mut samples);
         if torch {
@@ -70,7 +82,10 @@ pub fn run(a: Args) -> Result<()> {
                 .output()
                 .context("cannot run the reference script")?;
             if !out.status.success() {
-                bail!("reference --bench failed: {}", String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "reference --bench failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             collect(&String::from_utf8_lossy(&out.stdout), "torch", &mut samples);
         }
@@ -96,8 +111,11 @@ fn collect(stdout: &str, side: &str, samples: &mut BTreeMap<Key, Vec<f64>>) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let (Some(bench), Some(batch), Some(rate)) = (v["bench"].as_str(), v["batch"].as_u64(), v["img_per_s"].as_f64())
-        else {
+        let (Some(bench), Some(batch), Some(rate)) = (
+            v["bench"].as_str(),
+            v["batch"].as_u64(),
+            v["img_per_s"].as_f64(),
+        ) else {
             continue;
         };
         let impl_name = match v["layout"].as_str() {
@@ -118,7 +136,10 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn report(samples: &BTreeMap<Key, Vec<f64>>) {
-    println!("{:<6} {:>5}  {:<20} {:>10}  {:>8}", "bench", "batch", "implementation", "img/s", "vs torch");
+    println!(
+        "{:<6} {:>5}  {:<20} {:>10}  {:>8}",
+        "bench", "batch", "implementation", "img/s", "vs torch"
+    );
     let mut keys: Vec<(String, usize)> = samples.keys().map(|(b, n, _)| (b.clone(), *n)).collect();
     keys.dedup();
     for (bench, batch) in keys {
@@ -128,7 +149,10 @@ fn report(samples: &BTreeMap<Key, Vec<f64>>) {
             .filter(|((b, n, i), _)| *b == bench && *n == batch && i.starts_with("torch"))
             .map(|(_, v)| median(v))
             .fold(f64::NAN, f64::max);
-        for ((b, n, imp), v) in samples.iter().filter(|((b, n, _), _)| *b == bench && *n == batch) {
+        for ((b, n, imp), v) in samples
+            .iter()
+            .filter(|((b, n, _), _)| *b == bench && *n == batch)
+        {
             let m = median(v);
             let ratio = if imp == "rust" && best_torch.is_finite() {
                 format!("{:.2}x", m / best_torch)
@@ -150,7 +174,15 @@ fn report(samples: &BTreeMap<Key, Vec<f64>>) {
 fn epoch(cifar: &Path, a: &Args) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("xtask-bench-epoch-{}", std::process::id()));
     let out = Command::new(cifar)
-        .args(["train", "--epochs", "1", "--device", "cpu", "--no-plots", "--quiet"])
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--no-plots",
+            "--quiet",
+        ])
         .arg("--data-dir")
         .arg(&a.data_dir)
         .arg("--out")
@@ -160,10 +192,16 @@ fn epoch(cifar: &Path, a: &Args) -> Result<()> {
         .context("cannot run cifar train")?;
     let _ = std::fs::remove_dir_all(&tmp);
     if !out.status.success() {
-        bail!("one-epoch training run failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "one-epoch training run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for line in stdout.lines().filter(|l| l.contains("epoch") || l.contains("peak memory")) {
+    for line in stdout
+        .lines()
+        .filter(|l| l.contains("epoch") || l.contains("peak memory"))
+    {
         println!("epoch: {line}");
     }
     Ok(())

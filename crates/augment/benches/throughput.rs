@@ -16,8 +16,14 @@ fn main() {
     for rep in 0..7 {
         let t = Instant::now();
         for (k, chunk) in (0..n).collect::<Vec<_>>().chunks(64).enumerate() {
-            if batch_to_tensor(&set, chunk, &Augment::default(), rep * 1000 + k as u64, &Device::Cpu)
-                .is_err()
+            if batch_to_tensor(
+                &set,
+                chunk,
+                &Augment::default(),
+                rep * 1000 + k as u64,
+                &Device::Cpu,
+            )
+            .is_err()
             {
                 eprintln!("batch failed");
                 return;
@@ -27,6 +33,8 @@ fn main() {
     }
     rates.sort_by(f64::total_cmp);
     let median = rates[rates.len() / 2];
-    println!("augment (flip + pad-crop + normalize, batch 64, 1 thread): median {median:.0} img/s over 7 runs");
+    println!(
+        "augment (flip + pad-crop + normalize, batch 64, 1 thread): median {median:.0} img/s over 7 runs"
+    );
     println!("{{\"bench\": \"data\", \"batch\": 64, \"img_per_s\": {median:.1}}}");
 }

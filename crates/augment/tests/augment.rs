@@ -35,8 +35,14 @@ fn padded_crop_statistics_match_torchvision() {
     let black = v.iter().filter(|&&x| x < -0.99).count() as f64 / v.len() as f64;
     let axis = (32.0 - 20.0 / 9.0) / 32.0;
     let expected = axis * axis;
-    assert!((white - expected).abs() < 0.01, "white {white} vs {expected}");
-    assert!((white + black - 1.0).abs() < 1e-9, "values are only -1 or 1");
+    assert!(
+        (white - expected).abs() < 0.01,
+        "white {white} vs {expected}"
+    );
+    assert!(
+        (white + black - 1.0).abs() < 1e-9,
+        "values are only -1 or 1"
+    );
     // With padding and crop fully random, some images must be uncropped (dy = dx = 4) and some shifted.
     let per_image: Vec<usize> = v
         .chunks(IMAGE_BYTES)
@@ -108,7 +114,14 @@ fn loader_is_deterministic_and_complete() {
         },
         2,
     )
-    .map(|b| b.unwrap().images.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+    .map(|b| {
+        b.unwrap()
+            .images
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    })
     .collect();
     assert_eq!(resumed.len(), 2);
     assert_eq!(resumed[0], a[2].2);

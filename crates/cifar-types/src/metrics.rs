@@ -27,10 +27,12 @@ pub struct History {
 impl History {
     /// The epoch with the highest validation accuracy (the first one on ties), as the best-model rule picks it.
     pub fn best(&self) -> Option<&EpochMetrics> {
-        self.epochs.iter().fold(None, |best: Option<&EpochMetrics>, e| match best {
-            Some(b) if b.val_acc >= e.val_acc => Some(b),
-            _ => Some(e),
-        })
+        self.epochs
+            .iter()
+            .fold(None, |best: Option<&EpochMetrics>, e| match best {
+                Some(b) if b.val_acc >= e.val_acc => Some(b),
+                _ => Some(e),
+            })
     }
 
     pub fn last(&self) -> Option<&EpochMetrics> {
@@ -222,7 +224,10 @@ impl Predictions {
             .iter()
             .copied()
             .enumerate()
-            .fold((0, f32::NEG_INFINITY), |b, (c, p)| if p > b.1 { (c, p) } else { b })
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (c, p)| if p > b.1 { (c, p) } else { b },
+            )
     }
 
     pub fn confusion_matrix(&self) -> ConfusionMatrix {

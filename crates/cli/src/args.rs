@@ -2,7 +2,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "cifar", version, about = "Train, evaluate and plot CIFAR-10 image classifiers")]
+#[command(
+    name = "cifar",
+    version,
+    about = "Train, evaluate and plot CIFAR-10 image classifiers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -14,7 +18,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (the reference recipe by default) and evaluate it on the test set.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a saved model on the test set.
     Evaluate(EvaluateArgs),
     /// Draw the charts and report.html of a run directory.

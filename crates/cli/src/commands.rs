@@ -8,7 +8,7 @@ use train::{RunDir, StopFlag, TrainConfig};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Train(a) => train_cmd(a),
+        Command::Train(a) => train_cmd(*a),
         Command::Evaluate(a) => evaluate_cmd(a),
         Command::Plot(a) => plot_cmd(a),
         Command::Bench(a) => bench_cmd(a),
@@ -32,8 +32,21 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = a.$field.clone() { c.$field = v; } )* };
     }
-    set!(epochs, batch_size, lr, weight_decay, val_fraction, seed, device, model, schedule, warmup_epochs,
-         label_smoothing, eval_batch_size, data_dir);
+    set!(
+        epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        val_fraction,
+        seed,
+        device,
+        model,
+        schedule,
+        warmup_epochs,
+        label_smoothing,
+        eval_batch_size,
+        data_dir
+    );
     if a.limit_train.is_some() {
         c.limit_train = a.limit_train;
     }
@@ -56,11 +69,15 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     let (cfg, out, resume) = match &a.resume {
         Some(dir) => {
             let rd = RunDir::new(dir);
-            let mut cfg = rd
-                .read_config()
-                .with_context(|| format!("--resume {}: cannot read the run's config", dir.display()))?;
+            let mut cfg = rd.read_config().with_context(|| {
+                format!("--resume {}: cannot read the run's config", dir.display())
+            })?;
             if !rd.file(RunDir::LAST).is_file() {
-                bail!("--resume {}: no {} to continue from", dir.display(), RunDir::LAST);
+                bail!(
+                    "--resume {}: no {} to continue from",
+                    dir.display(),
+                    RunDir::LAST
+                );
             }
             if let Some(d) = &a.device {
                 cfg.device = d.clone();
@@ -68,7 +85,9 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             if let Some(d) = &a.data_dir {
                 cfg.data_dir = d.clone();
             }
-            tracing::info!("resuming with the run's own config.json (flags other than --device/--data-dir are ignored)");
+            tracing::info!(
+                "resuming with the run's own config.json (flags other than --device/--data-dir are ignored)"
+            );
             (cfg, dir.clone(), true)
         }
         None => {
@@ -87,7 +106,10 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     stop.install_ctrl_c()?;
     let outcome = train::run(&cfg, &data, &out, &stop, resume)?;
     if outcome.interrupted {
-        println!("interrupted; continue with: cifar train --resume {}", out.display());
+        println!(
+            "interrupted; continue with: cifar train --resume {}",
+            out.display()
+        );
         return Ok(ExitCode::from(130));
     }
     if !a.no_plots {
@@ -105,7 +127,11 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             100.0 * best.val_acc,
             h.epochs.len(),
             h.total_secs() / 60.0,
-            if outcome.stopped_early { " (early stop)" } else { "" }
+            if outcome.stopped_early {
+                " (early stop)"
+            } else {
+                ""
+            }
         );
     }
     if let Some(last) = h.last() {
@@ -115,7 +141,11 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         );
     }
     if let Some(r) = &outcome.test_report {
-        println!("test accuracy {:.2}%, loss {:.4}", 100.0 * r.accuracy, r.loss);
+        println!(
+            "test accuracy {:.2}%, loss {:.4}",
+            100.0 * r.accuracy,
+            r.loss
+        );
     }
     if let Some(rss) = train::bench::peak_rss_bytes() {
         println!("peak memory: {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
@@ -137,7 +167,10 @@ fn ensure_data(data_dir: &Path, url: Option<&str>) -> Result<()> {
         return Ok(());
     }
     let url = dataset::resolve_url(url);
-    tracing::info!("no CIFAR-10 data in {}; downloading {url}", data_dir.display());
+    tracing::info!(
+        "no CIFAR-10 data in {}; downloading {url}",
+        data_dir.display()
+    );
     let opts = dataset::FetchOptions {
         url: Some(url),
         ..Default::default()
@@ -155,8 +188,12 @@ fn ensure_data(data_dir: &Path, url: Option<&str>) -> Result<()> {
 
 fn load_data(cfg: &TrainConfig) -> Result<train::Data> {
     let t = std::time::Instant::now();
-    let all = dataset::load(&cfg.data_dir)
-        .with_context(|| format!("--data-dir {}: cannot load CIFAR-10", cfg.data_dir.display()))?;
+    let all = dataset::load(&cfg.data_dir).with_context(|| {
+        format!(
+            "--data-dir {}: cannot load CIFAR-10",
+            cfg.data_dir.display()
+        )
+    })?;
     let pool = match cfg.limit_train {
         Some(n) => all.train.take(n),
         None => all.train,
@@ -185,12 +222,31 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
     let data = dataset::load(&a.data_dir)
         .with_context(|| format!("--data-dir {}: cannot load CIFAR-10", a.data_dir.display()))?;
-    tracing::info!("evaluating {} ({}) on {desc}", a.checkpoint.display(), net.name());
+    tracing::info!(
+        "evaluating {} ({}) on {desc}",
+        a.checkpoint.display(),
+        net.name()
+    );
     let test = Arc::new(data.test);
-    let e = train::evaluate(net.as_ref(), &test, a.batch_size, augment::Normalize::default(), a.tta)?;
-    let report = cifar_types::TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
-    println!("test accuracy {:.2}%  loss {:.4}  ({} images)", 100.0 * report.accuracy, report.loss, test.len());
-    println!("{:<12} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "f1", "support");
+    let e = train::evaluate(
+        net.as_ref(),
+        &test,
+        a.batch_size,
+        augment::Normalize::default(),
+        a.tta,
+    )?;
+    let report =
+        cifar_types::TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
+    println!(
+        "test accuracy {:.2}%  loss {:.4}  ({} images)",
+        100.0 * report.accuracy,
+        report.loss,
+        test.len()
+    );
+    println!(
+        "{:<12} {:>9} {:>9} {:>9} {:>8}",
+        "class", "precision", "recall", "f1", "support"
+    );
     for c in &report.per_class {
         println!(
             "{:<12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
@@ -222,7 +278,10 @@ fn plot_cmd(a: PlotArgs) -> Result<ExitCode> {
     let test = match data_dir {
         Some(d) if dataset::is_present(&d) => Some(Arc::new(dataset::load(&d)?.test)),
         Some(d) => {
-            tracing::warn!("no CIFAR-10 data in {}: image grids are skipped", d.display());
+            tracing::warn!(
+                "no CIFAR-10 data in {}: image grids are skipped",
+                d.display()
+            );
             None
         }
         None => None,
@@ -234,7 +293,11 @@ fn plot_cmd(a: PlotArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plot_run(run_dir: &Path, test: Option<Arc<ImageSet>>, format: viz::Format) -> Result<Vec<PathBuf>> {
+fn plot_run(
+    run_dir: &Path,
+    test: Option<Arc<ImageSet>>,
+    format: viz::Format,
+) -> Result<Vec<PathBuf>> {
     let mut run = viz::load_run(run_dir)?;
     run.test_images = test.map(|t| (*t).clone());
     let written = viz::render_run(run_dir, &run, format)?;
@@ -260,11 +323,24 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         println!("train  batch {b:>4}: {:>8.1} img/s", r.img_per_s);
         results.push(r);
     }
-    let r = bench::inference(&a.model, &device, a.infer_batch, 2, a.steps.div_ceil(4).max(2), a.repeats)?;
-    println!("infer  batch {:>4}: {:>8.1} img/s", a.infer_batch, r.img_per_s);
+    let r = bench::inference(
+        &a.model,
+        &device,
+        a.infer_batch,
+        2,
+        a.steps.div_ceil(4).max(2),
+        a.repeats,
+    )?;
+    println!(
+        "infer  batch {:>4}: {:>8.1} img/s",
+        a.infer_batch, r.img_per_s
+    );
     results.push(r);
     let r = bench::data_pipeline(64, 10_000, a.repeats)?;
-    println!("data   batch   64: {:>8.1} img/s (augmentation, one thread)", r.img_per_s);
+    println!(
+        "data   batch   64: {:>8.1} img/s (augmentation, one thread)",
+        r.img_per_s
+    );
     results.push(r);
     if let Some(rss) = bench::peak_rss_bytes() {
         println!("peak RSS: {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
@@ -279,5 +355,9 @@ fn rayon_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }

@@ -43,14 +43,35 @@ fn bad_flags_name_the_flag() {
 #[test]
 fn missing_or_corrupt_checkpoint_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let o = cifar(&["evaluate", "--checkpoint", "nope.safetensors", "--device", "cpu"], dir.path());
+    let o = cifar(
+        &[
+            "evaluate",
+            "--checkpoint",
+            "nope.safetensors",
+            "--device",
+            "cpu",
+        ],
+        dir.path(),
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nope.safetensors"), "{}", stderr(&o));
     std::fs::write(dir.path().join("bad.safetensors"), b"garbage").unwrap();
-    let o = cifar(&["evaluate", "--checkpoint", "bad.safetensors", "--device", "cpu"], dir.path());
+    let o = cifar(
+        &[
+            "evaluate",
+            "--checkpoint",
+            "bad.safetensors",
+            "--device",
+            "cpu",
+        ],
+        dir.path(),
+    );
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("bad.safetensors") && err.contains("safetensors"), "{err}");
+    assert!(
+        err.contains("bad.safetensors") && err.contains("safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -71,13 +92,24 @@ fn unwritable_out_is_refused_before_training() {
     std::fs::write(dir.path().join("taken"), b"x").unwrap();
     let data = dir.path().join("data");
     let o = cifar(
-        &["train", "--out", "taken/run", "--data-dir", data.to_str().unwrap(), "--epochs", "1"],
+        &[
+            "train",
+            "--out",
+            "taken/run",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+        ],
         dir.path(),
     );
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("taken"), "{err}");
-    assert!(!data.exists(), "data was fetched before the --out check: {err}");
+    assert!(
+        !data.exists(),
+        "data was fetched before the --out check: {err}"
+    );
 }
 
 #[test]
@@ -86,5 +118,8 @@ fn list_shows_models_and_presets() {
     let o = cifar(&["list"], dir.path());
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("cnn-dnn") && out.contains("reference") && out.contains("fast"), "{out}");
+    assert!(
+        out.contains("cnn-dnn") && out.contains("reference") && out.contains("fast"),
+        "{out}"
+    );
 }

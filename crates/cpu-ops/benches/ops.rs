@@ -217,6 +217,31 @@ fn model_benches(variants: &[bool]) -> Result<()> {
     Ok(())
 }
 
+/// Runs `CPU_OPS_STEPS` (default 20) plain batch-64 train steps of this crate's model with no
+/// timing around them, for `perf stat` / callgrind counts (divide by the step count + 1 warm-up).
+fn train_steps() -> Result<()> {
+    let steps: usize = std::env::var("CPU_OPS_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let model = Model::new()?;
+    let labels = Tensor::from_vec(
+        (0..64u32).map(|i| i % 10).collect::<Vec<_>>(),
+        64,
+        &Device::Cpu,
+    )?;
+    let x64 = randn(&[64, 3, 32, 32])?;
+    let start = Instant::now();
+    for _ in 0..steps + 1 {
+        let logits = model.forward(&x64, true)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+        loss.backward()?;
+    }
+    let ms = start.elapsed().as_secs_f64() * 1e3 / (steps + 1) as f64;
+    println!("{} train steps b64: mean {ms:.1} ms/step", steps + 1);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let filter = std::env::args()
         .skip(1)
@@ -230,6 +255,8 @@ fn main() -> Result<()> {
         "" | "model" => model_benches(&[false, true])?,
         // Only this crate's model (for profiling).
         "model-fast" => model_benches(&[true])?,
+        // A fixed number of train steps, for instruction / cycle counts.
+        "train-steps" => train_steps()?,
         _ => {}
     }
     Ok(())

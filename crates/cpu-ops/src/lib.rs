@@ -19,6 +19,7 @@
 
 mod activation;
 mod conv;
+mod denormals;
 mod fused;
 mod linear;
 pub mod native;
@@ -27,6 +28,7 @@ mod util;
 
 use candle_core::{DType, Shape, Tensor};
 
+pub use denormals::{flush_denormals_everywhere, flush_denormals_this_thread};
 pub use linear::linear;
 
 /// Errors raised by this crate's shape checks (converted into [`candle_core::Error`] by the

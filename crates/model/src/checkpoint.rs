@@ -30,7 +30,11 @@ pub struct Contents {
 }
 
 /// Writes `tensors` and `metadata` (plus `format`) to `path` atomically.
-pub fn write(path: &Path, tensors: &[(String, Tensor)], mut metadata: HashMap<String, String>) -> Result<()> {
+pub fn write(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    mut metadata: HashMap<String, String>,
+) -> Result<()> {
     metadata.insert("format".into(), FORMAT.into());
     // safetensors needs contiguous CPU data; copy once here.
     let cpu: Vec<(String, Tensor)> = tensors
@@ -56,21 +60,31 @@ pub fn read(path: &Path, device: &Device) -> Result<Contents> {
         path: path.to_path_buf(),
         reason: format!("not a valid safetensors file: {e}"),
     };
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| corrupt(e.to_string()))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        .map_err(|e| corrupt(e.to_string()))?;
     Ok(Contents { tensors, metadata })
 }
 
 /// Saves a model's parameters with `model` metadata (and any extra metadata given).
-pub fn save_model(model: &dyn Classifier, path: &Path, mut metadata: HashMap<String, String>) -> Result<()> {
+pub fn save_model(
+    model: &dyn Classifier,
+    path: &Path,
+    mut metadata: HashMap<String, String>,
+) -> Result<()> {
     metadata.insert("model".into(), model.name().into());
     write(path, &model.params().tensors(), metadata)
 }
 
 /// Copies the parameters found in `tensors` into `model`, checking that every parameter is present with the right
 /// shape; extra tensors (e.g. optimizer state) are ignored.
-pub fn assign(model: &dyn Classifier, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+pub fn assign(
+    model: &dyn Classifier,
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+) -> Result<()> {
     // Check everything before changing anything.
     for (name, var) in model.params().iter() {
         let t = tensors.get(name).ok_or_else(|| Error::MissingTensor {

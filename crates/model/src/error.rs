@@ -21,7 +21,9 @@ pub enum Error {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
-    #[error("{path}: tensor {name:?} of model {model} is missing (a checkpoint of another architecture?)")]
+    #[error(
+        "{path}: tensor {name:?} of model {model} is missing (a checkpoint of another architecture?)"
+    )]
     MissingTensor {
         path: PathBuf,
         name: String,

@@ -23,7 +23,13 @@ impl Dropout {
         let keep = 1.0 - self.p;
         let scale = 1.0 / keep;
         let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if rng.random::<f32>() < keep { scale } else { 0.0 })
+            .map(|_| {
+                if rng.random::<f32>() < keep {
+                    scale
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         Ok(x.mul(&mask)?)
@@ -43,5 +49,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> 
 
 /// Softmax probabilities of logits `[B, C]`, as f32.
 pub fn softmax(logits: &Tensor) -> Result<Tensor> {
-    Ok(candle_nn::ops::softmax_last_dim(&logits.to_dtype(DType::F32)?)?)
+    Ok(candle_nn::ops::softmax_last_dim(
+        &logits.to_dtype(DType::F32)?,
+    )?)
 }

@@ -7,9 +7,9 @@
 //! println!("{}", r.json());
 //! ```
 
+use crate::Result;
 use crate::loss::cross_entropy;
 use crate::optim::{Adam, AdamConfig};
-use crate::Result;
 use augment::{Augment, batch_to_tensor};
 use candle_core::{Device, Tensor};
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
@@ -50,7 +50,9 @@ impl BenchResult {
 }
 
 fn random_input(batch: usize, device: &Device, rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor)> {
-    let x: Vec<f32> = (0..batch * IMAGE_BYTES).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let x: Vec<f32> = (0..batch * IMAGE_BYTES)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
     Ok((
         Tensor::from_vec(x, (batch, 3, 32, 32), device)?,
@@ -67,6 +69,7 @@ pub fn train_step(
     steps: usize,
     repeats: usize,
 ) -> Result<BenchResult> {
+    model::device::prepare_cpu_threads();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let net = registry::build(model_name, device, 0)?;
     let mut opt = Adam::new(net.params().iter(), AdamConfig::default())?;
@@ -103,6 +106,7 @@ pub fn inference(
     steps: usize,
     repeats: usize,
 ) -> Result<BenchResult> {
+    model::device::prepare_cpu_threads();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let net = registry::build(model_name, device, 0)?;
     let (x, _) = random_input(batch, device, &mut rng)?;
@@ -132,7 +136,13 @@ pub fn data_pipeline(batch: usize, images: usize, repeats: usize) -> Result<Benc
     for r in 0..repeats.max(1) {
         let t = Instant::now();
         for (k, chunk) in idx.chunks(batch.max(1)).enumerate() {
-            batch_to_tensor(&set, chunk, &Augment::default(), (r * 100_000 + k) as u64, &Device::Cpu)?;
+            batch_to_tensor(
+                &set,
+                chunk,
+                &Augment::default(),
+                (r * 100_000 + k) as u64,
+                &Device::Cpu,
+            )?;
         }
         rates.push(n as f64 / t.elapsed().as_secs_f64());
     }
@@ -155,7 +165,10 @@ mod tests {
     fn reports_medians_and_json() {
         let r = BenchResult::new("train", 64, vec![3.0, 1.0, 2.0]);
         assert_eq!(r.img_per_s, 2.0);
-        assert_eq!(r.json(), "{\"bench\": \"train\", \"batch\": 64, \"img_per_s\": 2.0}");
+        assert_eq!(
+            r.json(),
+            "{\"bench\": \"train\", \"batch\": 64, \"img_per_s\": 2.0}"
+        );
         assert!(peak_rss_bytes().unwrap_or(1) > 0);
     }
 

@@ -6,7 +6,7 @@ pub enum Error {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
-    Model(#[from] model::Error),
+    Model(Box<model::Error>),
     #[error(transparent)]
     Augment(#[from] augment::Error),
     #[error(transparent)]
@@ -16,7 +16,11 @@ pub enum Error {
     #[error(
         "training diverged: the loss became {value} at epoch {epoch}, batch {batch}; stopping (the last good checkpoints are kept)"
     )]
-    NonFinite { epoch: usize, batch: usize, value: f32 },
+    NonFinite {
+        epoch: usize,
+        batch: usize,
+        value: f32,
+    },
     #[error("{path}: {reason}")]
     Resume { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
@@ -24,3 +28,9 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<model::Error> for Error {
+    fn from(e: model::Error) -> Self {
+        Error::Model(Box::new(e))
+    }
+}

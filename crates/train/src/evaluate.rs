@@ -48,8 +48,12 @@ pub fn evaluate(
         let labels = b.labels.to_device(&device)?;
         let logits = model.forward(&x, Mode::Eval)?.to_dtype(DType::F32)?;
         let (p, logp) = if tta {
-            let flipped = model.forward(&x.index_select(&flip_idx, 3)?, Mode::Eval)?.to_dtype(DType::F32)?;
-            let p = ((candle_nn::ops::softmax_last_dim(&logits)? + candle_nn::ops::softmax_last_dim(&flipped)?)? * 0.5)?;
+            let flipped = model
+                .forward(&x.index_select(&flip_idx, 3)?, Mode::Eval)?
+                .to_dtype(DType::F32)?;
+            let p = ((candle_nn::ops::softmax_last_dim(&logits)?
+                + candle_nn::ops::softmax_last_dim(&flipped)?)?
+                * 0.5)?;
             let logp = p.clamp(1e-30f32, 1f32)?.log()?;
             (p, logp)
         } else {
@@ -60,7 +64,13 @@ pub fn evaluate(
         };
         let nll = logp.gather(&labels.unsqueeze(1)?, 1)?.neg()?.sum_all()?;
         loss_sum += f64::from(nll.to_scalar::<f32>()?);
-        correct += u64::from(p.argmax(D::Minus1)?.eq(&labels)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()?);
+        correct += u64::from(
+            p.argmax(D::Minus1)?
+                .eq(&labels)?
+                .to_dtype(DType::U32)?
+                .sum_all()?
+                .to_scalar::<u32>()?,
+        );
         probs.extend(p.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?);
     }
     let n = set.len().max(1) as f64;

@@ -37,11 +37,20 @@ mod tests {
         let logits = Tensor::new(&[[1.0f32, 2.0, 3.0]], &Device::Cpu).unwrap();
         let labels = Tensor::new(&[2u32], &Device::Cpu).unwrap();
         let lse = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln();
-        let plain = cross_entropy(&logits, &labels, 0.0).unwrap().to_scalar::<f32>().unwrap();
+        let plain = cross_entropy(&logits, &labels, 0.0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((f64::from(plain) - (lse - 3.0)).abs() < 1e-5);
         let eps = 0.1;
-        let smooth = cross_entropy(&logits, &labels, eps).unwrap().to_scalar::<f32>().unwrap();
+        let smooth = cross_entropy(&logits, &labels, eps)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let want = (1.0 - eps) * (lse - 3.0) + eps * (3.0 * lse - 6.0) / 3.0;
-        assert!((f64::from(smooth) - want).abs() < 1e-5, "{smooth} vs {want}");
+        assert!(
+            (f64::from(smooth) - want).abs() < 1e-5,
+            "{smooth} vs {want}"
+        );
     }
 }

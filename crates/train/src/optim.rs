@@ -52,7 +52,10 @@ pub struct Adam {
 
 impl Adam {
     /// Adam over named parameters (the names key the saved state).
-    pub fn new<'a>(params: impl IntoIterator<Item = (&'a str, &'a Var)>, config: AdamConfig) -> Result<Self> {
+    pub fn new<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a Var)>,
+        config: AdamConfig,
+    ) -> Result<Self> {
         let slots = params
             .into_iter()
             .map(|(name, var)| {
@@ -117,10 +120,14 @@ impl Adam {
                         let vi = b2 * v[i] + (1.0 - b2) * gi * gi;
                         m[i] = mi;
                         v[i] = vi;
-                        theta[i] = theta[i] * decay - step_size * mi / (vi.sqrt() * inv_sqrt_bc2 + eps);
+                        theta[i] =
+                            theta[i] * decay - step_size * mi / (vi.sqrt() * inv_sqrt_bc2 + eps);
                     }
-                    slot.var
-                        .set(&Tensor::from_vec(theta, slot.var.shape(), slot.var.device())?)?;
+                    slot.var.set(&Tensor::from_vec(
+                        theta,
+                        slot.var.shape(),
+                        slot.var.device(),
+                    )?)?;
                 }
                 Moments::Device { m, v } => {
                     let next_m = ((&*m * c.beta1)? + (g * (1.0 - c.beta1))?)?;
@@ -155,7 +162,12 @@ impl Adam {
     }
 
     /// Restores the state written by [`Adam::state`]; every moment must be present with the right shape.
-    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, step: u64, path: &std::path::Path) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        step: u64,
+        path: &std::path::Path,
+    ) -> Result<()> {
         let bad = |reason: String| Error::Resume {
             path: path.to_path_buf(),
             reason,
@@ -200,18 +212,32 @@ mod tests {
     #[test]
     fn first_step_matches_torch() {
         let var = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let mut opt = Adam::new([("w", &var)], AdamConfig { lr: 0.1, ..Default::default() }).unwrap();
+        let mut opt = Adam::new(
+            [("w", &var)],
+            AdamConfig {
+                lr: 0.1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let loss = (var.as_tensor() * 0.5).unwrap().sum_all().unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
         let v: Vec<f32> = var.as_tensor().to_vec1().unwrap();
-        assert!((v[0] - 0.9).abs() < 1e-6 && (v[1] + 2.1).abs() < 1e-6, "{v:?}");
+        assert!(
+            (v[0] - 0.9).abs() < 1e-6 && (v[1] + 2.1).abs() < 1e-6,
+            "{v:?}"
+        );
         assert_eq!(opt.steps(), 1);
     }
 
     #[test]
     fn weight_decay_is_decoupled() {
         let var = Var::new(&[2.0f32], &Device::Cpu).unwrap();
-        let cfg = AdamConfig { lr: 0.1, weight_decay: 0.5, ..Default::default() };
+        let cfg = AdamConfig {
+            lr: 0.1,
+            weight_decay: 0.5,
+            ..Default::default()
+        };
         let mut opt = Adam::new([("w", &var)], cfg).unwrap();
         let loss = (var.as_tensor() * 1e-20).unwrap().sum_all().unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
@@ -234,7 +260,9 @@ mod tests {
                 let (tensors, n) = opt.state().unwrap();
                 let map: HashMap<_, _> = tensors.into_iter().collect();
                 let mut fresh = Adam::new([("w", &var)], AdamConfig::default()).unwrap();
-                fresh.load_state(&map, n, std::path::Path::new("x")).unwrap();
+                fresh
+                    .load_state(&map, n, std::path::Path::new("x"))
+                    .unwrap();
                 opt = fresh;
             }
             step(&mut opt);

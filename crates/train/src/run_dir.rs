@@ -62,12 +62,22 @@ impl RunDir {
     pub fn write_history(&self, history: &History) -> Result<()> {
         atomic::write_json(&self.file(Self::HISTORY), history)?;
         atomic::write_with(&self.file(Self::METRICS), |w| {
-            writeln!(w, "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_secs,train_images_per_sec")?;
+            writeln!(
+                w,
+                "epoch,train_loss,train_acc,val_loss,val_acc,lr,epoch_secs,train_images_per_sec"
+            )?;
             for e in &history.epochs {
                 writeln!(
                     w,
                     "{},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.1}",
-                    e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr, e.epoch_secs, e.train_images_per_sec
+                    e.epoch,
+                    e.train_loss,
+                    e.train_acc,
+                    e.val_loss,
+                    e.val_acc,
+                    e.lr,
+                    e.epoch_secs,
+                    e.train_images_per_sec
                 )?;
             }
             Ok(())

@@ -76,7 +76,9 @@ impl FromStr for Schedule {
             "constant" => Ok(Schedule::Constant),
             "cosine" => Ok(Schedule::Cosine),
             "onecycle" | "one-cycle" => Ok(Schedule::OneCycle),
-            _ => Err(format!("expected constant, cosine or onecycle, found {s:?}")),
+            _ => Err(format!(
+                "expected constant, cosine or onecycle, found {s:?}"
+            )),
         }
     }
 }
@@ -87,7 +89,9 @@ mod tests {
 
     #[test]
     fn cosine_is_monotone_after_warmup() {
-        let lrs: Vec<f64> = (0..=100).map(|s| Schedule::Cosine.lr(1.0, s, 100, 10)).collect();
+        let lrs: Vec<f64> = (0..=100)
+            .map(|s| Schedule::Cosine.lr(1.0, s, 100, 10))
+            .collect();
         assert!((lrs[0] - 0.1).abs() < 1e-12);
         assert!((lrs[9] - 1.0).abs() < 1e-12);
         assert!((lrs[10] - 1.0).abs() < 1e-12);
@@ -105,7 +109,9 @@ mod tests {
 
     #[test]
     fn onecycle_peaks_at_warmup_end() {
-        let lrs: Vec<f64> = (0..=200).map(|s| Schedule::OneCycle.lr(1.0, s, 200, 60)).collect();
+        let lrs: Vec<f64> = (0..=200)
+            .map(|s| Schedule::OneCycle.lr(1.0, s, 200, 60))
+            .collect();
         let peak = lrs.iter().cloned().fold(0.0, f64::max);
         assert_eq!(peak, lrs[60]);
         assert!((lrs[0] - 0.04).abs() < 1e-12);

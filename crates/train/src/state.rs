@@ -56,7 +56,12 @@ impl Default for TrainState {
 const KEY: &str = "train_state";
 
 /// Writes `last.safetensors`: weights, optimizer moments, and the state.
-pub(crate) fn save_last(dir: &RunDir, model: &dyn Classifier, opt: &Adam, state: &TrainState) -> Result<()> {
+pub(crate) fn save_last(
+    dir: &RunDir,
+    model: &dyn Classifier,
+    opt: &Adam,
+    state: &TrainState,
+) -> Result<()> {
     let mut tensors = model.params().tensors();
     let (moments, steps) = opt.state()?;
     tensors.extend(moments);
@@ -67,13 +72,21 @@ pub(crate) fn save_last(dir: &RunDir, model: &dyn Classifier, opt: &Adam, state:
         path: dir.file(RunDir::LAST),
         reason: format!("cannot serialise the training state: {e}"),
     })?;
-    let meta = HashMap::from([(KEY.to_string(), json), ("model".to_string(), model.name().to_string())]);
+    let meta = HashMap::from([
+        (KEY.to_string(), json),
+        ("model".to_string(), model.name().to_string()),
+    ]);
     checkpoint::write(&dir.file(RunDir::LAST), &tensors, meta)?;
     Ok(())
 }
 
 /// Reads `last.safetensors` into `model` and `opt`; returns the state.
-pub(crate) fn load_last(dir: &RunDir, model: &dyn Classifier, opt: &mut Adam, device: &Device) -> Result<TrainState> {
+pub(crate) fn load_last(
+    dir: &RunDir,
+    model: &dyn Classifier,
+    opt: &mut Adam,
+    device: &Device,
+) -> Result<TrainState> {
     let path = dir.file(RunDir::LAST);
     let c = checkpoint::read(&path, device)?;
     let json = c.metadata.get(KEY).ok_or_else(|| Error::Resume {

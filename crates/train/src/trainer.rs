@@ -69,7 +69,13 @@ pub struct Outcome {
 
 /// Trains per `cfg` into `out` (a new run directory, or an existing one with `resume`), evaluates the best model on
 /// the test set and writes every artifact. With `resume`, `cfg` must be the run's own config (`RunDir::read_config`).
-pub fn run(cfg: &TrainConfig, data: &Data, out: &Path, stop: &StopFlag, resume: bool) -> Result<Outcome> {
+pub fn run(
+    cfg: &TrainConfig,
+    data: &Data,
+    out: &Path,
+    stop: &StopFlag,
+    resume: bool,
+) -> Result<Outcome> {
     cfg.validate()?;
     if data.train.is_empty() || data.val.is_empty() {
         return Err(Error::Config(format!(
@@ -80,6 +86,7 @@ pub fn run(cfg: &TrainConfig, data: &Data, out: &Path, stop: &StopFlag, resume: 
     }
     let dir = RunDir::new(out);
     let (device, device_desc) = model::device::select(&cfg.device)?;
+    model::device::prepare_cpu_threads();
     let model = registry::build(&cfg.model, &device, cfg.seed)?;
     let adam_cfg = AdamConfig {
         lr: cfg.lr,
@@ -121,7 +128,11 @@ pub fn run(cfg: &TrainConfig, data: &Data, out: &Path, stop: &StopFlag, resume: 
         let epoch = state.epoch;
         let t_epoch = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(batch_seed(cfg.seed ^ ORDER_SALT, epoch, 0)));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(batch_seed(
+            cfg.seed ^ ORDER_SALT,
+            epoch,
+            0,
+        )));
         let plan = EpochPlan {
             order,
             batch_size: cfg.batch_size,
@@ -140,7 +151,8 @@ pub fn run(cfg: &TrainConfig, data: &Data, out: &Path, stop: &StopFlag, resume: 
             opt.set_lr(lr);
             let x = b.images.to_device(&device)?;
             let y = b.labels.to_device(&device)?;
-            let mut drop_rng = ChaCha8Rng::seed_from_u64(batch_seed(cfg.seed ^ DROPOUT_SALT, epoch, b.index));
+            let mut drop_rng =
+                ChaCha8Rng::seed_from_u64(batch_seed(cfg.seed ^ DROPOUT_SALT, epoch, b.index));
             let logits = model.forward(&x, Mode::Train(&mut drop_rng))?;
             let loss = cross_entropy(&logits, &y, cfg.label_smoothing)?;
             let loss_value = loss.to_scalar::<f32>()?;
@@ -191,7 +203,13 @@ pub fn run(cfg: &TrainConfig, data: &Data, out: &Path, stop: &StopFlag, resume: 
         }
         bar.finish_and_clear();
 
-        let v = evaluate(model.as_ref(), &val, cfg.eval_batch_size, cfg.augment.normalize, cfg.tta)?;
+        let v = evaluate(
+            model.as_ref(),
+            &val,
+            cfg.eval_batch_size,
+            cfg.augment.normalize,
+            cfg.tta,
+        )?;
         state.epoch_secs += t_epoch.elapsed().as_secs_f64();
         let metrics = EpochMetrics {
             epoch,
@@ -207,8 +225,15 @@ pub fn run(cfg: &TrainConfig, data: &Data, out: &Path, stop: &StopFlag, resume: 
         if improved {
             state.best_val_acc = metrics.val_acc;
             state.best_epoch = epoch;
-            let meta = [("epoch".to_string(), epoch.to_string()), ("val_acc".to_string(), metrics.val_acc.to_string())];
-            checkpoint::save_model(model.as_ref(), &dir.file(RunDir::BEST), meta.into_iter().collect())?;
+            let meta = [
+                ("epoch".to_string(), epoch.to_string()),
+                ("val_acc".to_string(), metrics.val_acc.to_string()),
+            ];
+            checkpoint::save_model(
+                model.as_ref(),
+                &dir.file(RunDir::BEST),
+                meta.into_iter().collect(),
+            )?;
         }
         if metrics.val_loss < state.best_val_loss {
             state.best_val_loss = metrics.val_loss;
@@ -256,7 +281,13 @@ pub fn run(cfg: &TrainConfig, data: &Data, out: &Path, stop: &StopFlag, resume: 
     let report = if test.is_empty() {
         None
     } else {
-        let e = evaluate(model.as_ref(), &test, cfg.eval_batch_size, cfg.augment.normalize, cfg.tta)?;
+        let e = evaluate(
+            model.as_ref(),
+            &test,
+            cfg.eval_batch_size,
+            cfg.augment.normalize,
+            cfg.tta,
+        )?;
         let report = TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
         dir.write_test(&report, &e.predictions)?;
         tracing::info!(
@@ -271,7 +302,12 @@ pub fn run(cfg: &TrainConfig, data: &Data, out: &Path, stop: &StopFlag, resume: 
     Ok(outcome(&state, report, false, device_desc))
 }
 
-fn outcome(state: &TrainState, report: Option<TestReport>, interrupted: bool, device: String) -> Outcome {
+fn outcome(
+    state: &TrainState,
+    report: Option<TestReport>,
+    interrupted: bool,
+    device: String,
+) -> Outcome {
     Outcome {
         history: state.history.clone(),
         test_report: report,
@@ -294,4 +330,3 @@ fn progress_bar(len: usize, pos: usize, epoch: usize, epochs: usize) -> Progress
     bar.set_position(pos as u64);
     bar
 }
-

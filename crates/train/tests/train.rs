@@ -8,7 +8,16 @@ use train::{Error, RunDir, StopFlag, run};
 fn strip_times(h: &History) -> Vec<(usize, f64, f64, f64, f64, f64)> {
     h.epochs
         .iter()
-        .map(|e| (e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.lr))
+        .map(|e| {
+            (
+                e.epoch,
+                e.train_loss,
+                e.train_acc,
+                e.val_loss,
+                e.val_acc,
+                e.lr,
+            )
+        })
         .collect()
 }
 
@@ -17,7 +26,14 @@ fn learns_a_learnable_task_and_writes_the_run_dir() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let data = common::data();
-    let o = run(&common::tiny_config(3), &data, &out, &StopFlag::default(), false).unwrap();
+    let o = run(
+        &common::tiny_config(3),
+        &data,
+        &out,
+        &StopFlag::default(),
+        false,
+    )
+    .unwrap();
     let h = &o.history.epochs;
     assert_eq!(h.len(), 3);
     assert!(h[2].train_loss < h[0].train_loss, "{h:?}");
@@ -45,7 +61,14 @@ fn learns_a_learnable_task_and_writes_the_run_dir() {
         assert!(!name.starts_with(".tmp"), "{name}");
     }
     // The same directory cannot be reused for a new run.
-    let err = run(&common::tiny_config(1), &data, &out, &StopFlag::default(), false).unwrap_err();
+    let err = run(
+        &common::tiny_config(1),
+        &data,
+        &out,
+        &StopFlag::default(),
+        false,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
 }
 
@@ -54,7 +77,14 @@ fn resume_equals_uninterrupted() {
     let data = common::data();
     let cfg = common::tiny_config(2);
     let dir = tempfile::tempdir().unwrap();
-    let whole = run(&cfg, &data, &dir.path().join("a"), &StopFlag::default(), false).unwrap();
+    let whole = run(
+        &cfg,
+        &data,
+        &dir.path().join("a"),
+        &StopFlag::default(),
+        false,
+    )
+    .unwrap();
 
     // Interrupt after the very first batch, then resume twice more with interruptions mid-run.
     let out = dir.path().join("b");
@@ -94,7 +124,14 @@ fn divergence_is_a_clear_error_and_keeps_good_checkpoints() {
 fn resume_of_a_missing_run_is_a_clear_error() {
     let data = common::data();
     let dir = tempfile::tempdir().unwrap();
-    let err = run(&common::tiny_config(1), &data, &dir.path().join("none"), &StopFlag::default(), true).unwrap_err();
+    let err = run(
+        &common::tiny_config(1),
+        &data,
+        &dir.path().join("none"),
+        &StopFlag::default(),
+        true,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("last.safetensors"), "{err}");
 }
 
@@ -108,15 +145,28 @@ fn early_stopping_and_schedule_are_recorded() {
         lr: 3e-3,
         ..common::tiny_config(12)
     };
-    let o = run(&cfg, &data, &dir.path().join("es"), &StopFlag::default(), false).unwrap();
+    let o = run(
+        &cfg,
+        &data,
+        &dir.path().join("es"),
+        &StopFlag::default(),
+        false,
+    )
+    .unwrap();
     let n = o.history.epochs.len();
     // Cosine: the LR falls epoch over epoch.
     assert!(o.history.epochs.windows(2).all(|w| w[1].lr < w[0].lr));
     if o.stopped_early {
         assert!(n < 12);
         let last = &o.history.epochs[n - 1];
-        let best = o.history.epochs[..n - 1].iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min);
-        assert!(last.val_loss >= best, "stopped although the val loss improved");
+        let best = o.history.epochs[..n - 1]
+            .iter()
+            .map(|e| e.val_loss)
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            last.val_loss >= best,
+            "stopped although the val loss improved"
+        );
     } else {
         assert_eq!(n, 12);
     }

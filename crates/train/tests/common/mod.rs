@@ -13,7 +13,11 @@ pub fn synthetic(n: usize, seed: u64) -> ImageSet {
     for i in 0..n {
         let class = i % 10;
         labels.push(class as u8);
-        let colour = [(class * 25) as i32, ((9 - class) * 25) as i32, ((class * 7) % 10 * 25) as i32];
+        let colour = [
+            (class * 25) as i32,
+            ((9 - class) * 25) as i32,
+            ((class * 7) % 10 * 25) as i32,
+        ];
         let img = &mut px[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES];
         for c in 0..3 {
             for y in 0..32 {
