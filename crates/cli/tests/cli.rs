@@ -21,7 +21,8 @@ fn stderr(o: &Output) -> String {
 fn bad_flags_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (vec!["train", "--lr", "-1"], "--lr"),
+        (vec!["train", "--lr=-1"], "--lr"),
+        (vec!["train", "--lr", "0"], "--lr"),
         (vec!["train", "--val-fraction", "1.5"], "--val-fraction"),
         (vec!["train", "--epochs", "0"], "--epochs"),
         (vec!["train", "--model", "resnet"], "cnn-dnn"),

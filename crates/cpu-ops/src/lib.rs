@@ -9,7 +9,12 @@
 //! Kernels: 3x3/stride-1/pad-1 convolution as im2col + `gemm` (forward, input gradient via the
 //! flipped-weight convolution, weight gradient, bias gradient as a plain sum; the input gradient
 //! is skipped when the input is not tracked by autograd, e.g. the image), 2x2 max-pool with a
-//! saved argmax, fused bias + ReLU, and the fused `max_pool2x2(relu(conv3x3(x) + b))`.
+//! saved argmax, fused bias + ReLU, the fused `max_pool2x2(relu(conv3x3(x) + b))` (whose
+//! backward is one per-image pass), and a linear layer with fused bias + ReLU whose backward
+//! writes the weight gradient in place (no transposed gradient for candle to add up).
+//!
+//! `gemm` is built with its `x86-v4` feature: AVX-512 microkernels, chosen at run time only on
+//! CPUs that have AVX-512 (others keep the AVX2/FMA kernels).
 //!
 //! Threading: the kernels parallelise over the batch on rayon's global pool (the pool candle's
 //! own CPU ops use); `gemm` runs single-threaded inside each task.

@@ -56,15 +56,21 @@ pub(crate) fn unpool_plane(
     gx: &mut [f32],
 ) {
     let wo = w / 2;
-    for (p, (&g, &i)) in gp.iter().zip(idx).enumerate() {
-        if let Some(res) = pooled
-            && res[p] <= 0.0
-        {
-            continue;
+    if wo == 0 {
+        return;
+    }
+    for (oh, (grow, irow)) in gp.chunks_exact(wo).zip(idx.chunks_exact(wo)).enumerate() {
+        let (top, bottom) = gx[2 * oh * w..(2 * oh + 2) * w].split_at_mut(w);
+        let prow = pooled.map(|v| &v[oh * wo..(oh + 1) * wo]);
+        for (ow, (&g, &i)) in grow.iter().zip(irow).enumerate() {
+            if let Some(res) = prow
+                && res[ow] <= 0.0
+            {
+                continue;
+            }
+            let row = if i & 2 == 0 { &mut *top } else { &mut *bottom };
+            row[2 * ow + (i & 1) as usize] = g;
         }
-        let (oh, ow) = (p / wo, p % wo);
-        let (dh, dw) = ((i >> 1) as usize, (i & 1) as usize);
-        gx[(2 * oh + dh) * w + 2 * ow + dw] = g;
     }
 }
 

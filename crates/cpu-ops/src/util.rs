@@ -114,6 +114,52 @@ pub(crate) fn sgemm(
     a: Mat<'_>,
     b: Mat<'_>,
 ) {
+    sgemm_with(
+        m,
+        n,
+        k,
+        dst,
+        dst_rs,
+        accumulate,
+        a,
+        b,
+        gemm::Parallelism::None,
+    );
+}
+
+/// [`sgemm`] with gemm's own rayon parallelism (for one large product, e.g. a linear layer).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_par(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<'_>,
+    b: Mat<'_>,
+) {
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 && m * n * k >= 1 << 16 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    sgemm_with(m, n, k, dst, dst_rs, accumulate, a, b, par);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sgemm_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    par: gemm::Parallelism,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -160,7 +206,7 @@ pub(crate) fn sgemm(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            par,
         );
     }
 }

@@ -49,6 +49,8 @@ fn matches_native_on_model_and_odd_shapes() {
     check_vs_native(5, 1, 3, 2, 1, 1);
     check_vs_native(6, 2, 16, 8, 4, 4);
     check_vs_native(7, 4, 3, 32, 32, 32);
+    check_vs_native(8, 2, 2, 3, 2, 1); // one column
+    check_vs_native(9, 1, 2, 2, 1, 5); // one row
 }
 
 #[test]

@@ -132,6 +132,18 @@ impl TrainConfig {
         if self.augment.crop_pad > 16 {
             return bad("crop-pad", "at most 16", self.augment.crop_pad.to_string());
         }
+        let dev = self.device.trim().to_ascii_lowercase();
+        let dev_ok = matches!(dev.as_str(), "auto" | "cpu" | "cuda")
+            || dev
+                .strip_prefix("cuda:")
+                .is_some_and(|n| n.parse::<usize>().is_ok());
+        if !dev_ok {
+            return bad(
+                "device",
+                "auto, cpu, cuda or cuda:N",
+                format!("{:?}", self.device),
+            );
+        }
         if !model::registry::names().contains(&self.model.as_str()) {
             return bad(
                 "model",

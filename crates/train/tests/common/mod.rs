@@ -1,4 +1,5 @@
 //! Shared helpers: a small synthetic data set that the model can learn.
+#![allow(dead_code)] // each test binary uses its own subset of the helpers
 
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
 use rand::{Rng, SeedableRng};
