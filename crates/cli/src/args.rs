@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// Timed repeats (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Use candle's stock CPU ops instead of the fast kernels.
+    #[arg(long)]
+    pub stock_ops: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -115,6 +118,9 @@ pub struct TrainArgs {
     /// Skip the charts at the end.
     #[arg(long)]
     pub no_plots: bool,
+    /// Use candle's stock CPU ops instead of the fast kernels (for comparisons; several times slower).
+    #[arg(long)]
+    pub stock_ops: bool,
 }
 
 #[derive(Args, Debug)]

@@ -61,6 +61,7 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
     }
     c.stratified |= a.stratified;
     c.tta |= a.tta;
+    c.stock_ops |= a.stock_ops;
     c.validate()?;
     Ok(c)
 }
@@ -310,9 +311,15 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         bail!("--train-batches / --infer-batch: expected sizes of at least 1");
     }
     let (device, desc) = model::device::select(&a.device)?;
+    model::device::use_stock_cpu_ops(a.stock_ops);
     println!(
-        "# {} on {desc}, {} rayon threads, median of {} repeats x {} steps",
+        "# {}{} on {desc}, {} rayon threads, median of {} repeats x {} steps",
         a.model,
+        if a.stock_ops {
+            " (stock candle ops)"
+        } else {
+            ""
+        },
         rayon_threads(),
         a.repeats,
         a.steps

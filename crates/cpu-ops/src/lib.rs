@@ -77,10 +77,25 @@ impl From<Error> for candle_core::Error {
 /// This crate's result type (candle's error, so results compose with candle code).
 pub type Result<T> = candle_core::Result<T>;
 
-/// True when every tensor is on the CPU with dtype f32 (the custom-op path).
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns this crate's kernels on (the default) or off for the whole process. Off, every function computes with
+/// candle's stock ops on every device: for comparisons with stock candle (slow on the CPU).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this crate's kernels are in use (see [`set_enabled`]).
+pub fn enabled() -> bool {
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// True when the kernels are enabled and every tensor is on the CPU with dtype f32 (the custom-op path).
 fn fast_path(ts: &[&Tensor]) -> bool {
-    ts.iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    enabled()
+        && ts
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// 3x3 convolution, stride 1, padding 1, plus a per-channel bias.

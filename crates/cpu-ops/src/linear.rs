@@ -28,7 +28,7 @@ use rayon::prelude::*;
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
     let (_, out) = linear_dims(x.shape(), w.shape(), b.map(|b| b.shape()))?;
     let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
-    if cpu_f32(x) && cpu_f32(w) && b.is_none_or(cpu_f32) {
+    if crate::enabled() && cpu_f32(x) && cpu_f32(w) && b.is_none_or(cpu_f32) {
         // Without a bias, an untracked zero bias (its gradient is never computed).
         let zeros;
         let b = match b {

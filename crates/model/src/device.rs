@@ -64,3 +64,9 @@ pub fn select(spec: &str) -> Result<(Device, String)> {
 pub fn prepare_cpu_threads() {
     cpu_ops::flush_denormals_everywhere();
 }
+
+/// Uses candle's stock CPU ops instead of the `cpu-ops` kernels (process-wide), for comparisons. Note that candle
+/// 0.11.1's stock max-pool backward scales a window's gradient by 1/4, so training differs, not only its speed.
+pub fn use_stock_cpu_ops(stock: bool) {
+    cpu_ops::set_enabled(!stock);
+}

@@ -40,6 +40,8 @@ pub struct TrainConfig {
     pub tta: bool,
     pub eval_batch_size: usize,
     pub data_dir: PathBuf,
+    /// Candle's stock CPU ops instead of the cpu-ops kernels (for comparisons; slow).
+    pub stock_ops: bool,
 }
 
 impl Default for TrainConfig {
@@ -64,6 +66,7 @@ impl Default for TrainConfig {
             tta: false,
             eval_batch_size: 512,
             data_dir: PathBuf::from("data"),
+            stock_ops: false,
         }
     }
 }

@@ -87,6 +87,7 @@ pub fn run(
     let dir = RunDir::new(out);
     let (device, device_desc) = model::device::select(&cfg.device)?;
     model::device::prepare_cpu_threads();
+    model::device::use_stock_cpu_ops(cfg.stock_ops);
     let model = registry::build(&cfg.model, &device, cfg.seed)?;
     let adam_cfg = AdamConfig {
         lr: cfg.lr,
