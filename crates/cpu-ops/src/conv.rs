@@ -180,9 +180,13 @@ pub(crate) fn conv_weight_grad(d: &ConvDims, x: &[f32], gy: &[f32]) -> Vec<f32> 
             acc
         })
         .collect();
-    let wt = sum_partials(partials, wlen);
-    let mut dw = vec![0f32; wlen];
-    for (i, row) in wt.chunks_exact(d.co.max(1)).enumerate() {
+    untranspose_weight_grad(&sum_partials(partials, wlen), d.co, k)
+}
+
+/// Turns an accumulated `dWᵀ [k × co]` into `dW [co × k]` (the weight layout `[Co, Ci, 3, 3]`).
+pub(crate) fn untranspose_weight_grad(wt: &[f32], co: usize, k: usize) -> Vec<f32> {
+    let mut dw = vec![0f32; co * k];
+    for (i, row) in wt.chunks_exact(co.max(1)).enumerate() {
         for (o, &v) in row.iter().enumerate() {
             dw[o * k + i] = v;
         }

@@ -126,13 +126,7 @@ impl CustomOp3 for ConvReluPool {
             None => None,
         };
         let dw = if want_dw {
-            let k = d.k();
-            let mut dw = vec![0f32; d.co * k];
-            for (i, row) in dwt.chunks_exact(d.co.max(1)).enumerate() {
-                for (o, &v) in row.iter().enumerate() {
-                    dw[o * k + i] = v;
-                }
-            }
+            let dw = crate::conv::untranspose_weight_grad(&dwt, d.co, d.k());
             Some(Tensor::from_vec(dw, w.shape(), dev)?)
         } else {
             None

@@ -82,19 +82,33 @@ pub fn train_step(
         opt.step(&loss.backward()?)?;
         Ok(())
     };
+    let rates = timed(batch, warmup, steps, repeats, || step(&mut rng), device)?;
+    Ok(BenchResult::new("train", batch, rates))
+}
+
+/// Images per second of `step` (one batch each): `warmup` untimed calls, then `repeats` timings of `steps` calls.
+fn timed(
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+    repeats: usize,
+    mut step: impl FnMut() -> Result<()>,
+    device: &Device,
+) -> Result<Vec<f64>> {
     for _ in 0..warmup {
-        step(&mut rng)?;
+        step()?;
     }
-    let mut rates = Vec::with_capacity(repeats);
+    let steps = steps.max(1);
+    let mut rates = Vec::with_capacity(repeats.max(1));
     for _ in 0..repeats.max(1) {
         let t = Instant::now();
-        for _ in 0..steps.max(1) {
-            step(&mut rng)?;
+        for _ in 0..steps {
+            step()?;
         }
         device.synchronize()?;
-        rates.push((batch * steps.max(1)) as f64 / t.elapsed().as_secs_f64());
+        rates.push((batch * steps) as f64 / t.elapsed().as_secs_f64());
     }
-    Ok(BenchResult::new("train", batch, rates))
+    Ok(rates)
 }
 
 /// Inference (eval-mode forward) images per second.
@@ -110,17 +124,11 @@ pub fn inference(
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let net = registry::build(model_name, device, 0)?;
     let (x, _) = random_input(batch, device, &mut rng)?;
-    for _ in 0..warmup {
-        net.forward(&x, Mode::Eval)?;
-    }
-    let mut rates = Vec::with_capacity(repeats);
-    for _ in 0..repeats.max(1) {
-        let t = Instant::now();
-        for _ in 0..steps.max(1) {
-            net.forward(&x, Mode::Eval)?.to_device(&Device::Cpu)?;
-        }
-        rates.push((batch * steps.max(1)) as f64 / t.elapsed().as_secs_f64());
-    }
+    let forward = || -> Result<()> {
+        net.forward(&x, Mode::Eval)?.to_device(&Device::Cpu)?;
+        Ok(())
+    };
+    let rates = timed(batch, warmup, steps, repeats, forward, device)?;
     Ok(BenchResult::new("infer", batch, rates))
 }
 
