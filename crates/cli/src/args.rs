@@ -15,6 +15,17 @@ pub struct Cli {
     pub quiet: bool,
 }
 
+impl Cli {
+    /// Whether the command line asks for candle's stock CPU ops (`--stock-ops` on train or bench).
+    pub fn wants_stock_ops(&self) -> bool {
+        match &self.command {
+            Command::Train(a) => a.stock_ops,
+            Command::Bench(a) => a.stock_ops,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (the reference recipe by default) and evaluate it on the test set.

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod process;
 
 use clap::Parser;
 use std::io::IsTerminal;
@@ -13,6 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
+    process::configure(cli.wants_stock_ops());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if cli.quiet { "warn" } else { "info" })
     });
