@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use crate::conv::sum_partials;
-use crate::util::{Mat, sgemm_par, slice_f32, split_ranges, with_tensor_f32};
+use crate::util::{Mat, sgemm_par_cols, sgemm_par_rows, slice_f32, split_ranges, with_tensor_f32};
 use rayon::prelude::*;
 
 /// `x [N, In] · wᵀ (+ b) (then ReLU)` with `w [Out, In]`.
@@ -100,26 +100,25 @@ impl CustomOp3 for Linear {
         let (inp, out) = linear_dims(lx.shape(), lw.shape(), Some(lb.shape()))?;
         let n = lx.dims()[0];
         let (x, w, b) = (slice_f32(sx, lx)?, slice_f32(sw, lw)?, slice_f32(sb, lb)?);
-        let mut y = vec![0f32; n * out];
-        if out > 0 {
-            for row in y.chunks_exact_mut(out) {
-                row.copy_from_slice(&b);
-            }
-        }
-        let a = Mat {
-            data: &x,
+        // yᵀ[Out×N] = w[Out×In] · xᵀ[In×N]: with the (large) weight as the row-major left operand gemm runs
+        // about twice as fast as for x·wᵀ; the transpose back (with bias and ReLU) is a small pass.
+        let mut yt = vec![0f32; out * n];
+        let wm = Mat {
+            data: &w,
             rs: inp,
             cs: 1,
         };
-        let wt = Mat {
-            data: &w,
+        let xt = Mat {
+            data: &x,
             rs: 1,
             cs: inp,
         };
-        sgemm_par(n, out, inp, &mut y, out, true, a, wt);
-        if self.relu {
-            for v in &mut y {
-                *v = v.max(0.0);
+        sgemm_par_rows(out, n, inp, &mut yt, n, false, wm, xt);
+        let mut y = vec![0f32; n * out];
+        for (o, (col, &bias)) in yt.chunks_exact(n.max(1)).zip(b.iter()).enumerate() {
+            for (i, &v) in col.iter().enumerate() {
+                let v = v + bias;
+                y[i * out + o] = if self.relu { v.max(0.0) } else { v };
             }
         }
         Ok((CpuStorage::F32(y), Shape::from((n, out))))
@@ -166,7 +165,7 @@ impl CustomOp3 for Linear {
                     rs: inp,
                     cs: 1,
                 };
-                sgemm_par(out, inp, n, &mut dw, inp, false, gt, xm);
+                sgemm_par_rows(out, inp, n, &mut dw, inp, false, gt, xm);
                 Ok(())
             })?;
             Some(Tensor::from_vec(dw, (out, inp), dev)?)
@@ -187,7 +186,7 @@ impl CustomOp3 for Linear {
                     rs: inp,
                     cs: 1,
                 };
-                sgemm_par(n, inp, out, &mut dx, inp, false, gm, wm);
+                sgemm_par_cols(n, inp, out, &mut dx, inp, false, gm, wm);
                 Ok(())
             })?;
             Some(Tensor::from_vec(dx, (n, inp), dev)?)
