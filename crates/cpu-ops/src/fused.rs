@@ -1,7 +1,9 @@
 //! `max_pool2x2(relu(conv3x3(x, w) + b))` in one op: the full-resolution conv output only ever
-//! lives in a per-thread scratch buffer; the backward is one pass over the images that scatters
-//! each image's pooled gradient through the saved argmax (and the ReLU mask, read off the pooled
-//! output) into scratch, then runs the bias, weight and input gradients on it while it is hot.
+//! lives in a per-thread scratch buffer. The backward is one pass over the images: for the
+//! channel counts of the model's inner layers (16, 32, 64, 128) a sparse kernel that visits only
+//! the conv outputs the pool and the ReLU let a gradient through (see `sparse_backward`); for
+//! others (the RGB image's 3) a dense pass that scatters each image's pooled gradient into a
+//! scratch plane and runs the bias, weight and input gradients on it as GEMMs while it is hot.
 
 use std::sync::Mutex;
 
@@ -99,23 +101,39 @@ impl CustomOp3 for ConvReluPool {
             candle_core::bail!("conv3x3_relu_pool backward: the forward argmax is missing");
         }
         let (want_dx, want_dw) = (x.track_op(), w.track_op());
-        let (dx, dwt, db) = with_tensor_f32(x, |xs| {
+        let (dx, dw, db) = with_tensor_f32(x, |xs| {
             with_tensor_f32(w, |ws| {
                 with_tensor_f32(res, |pooled| {
                     with_tensor_f32(grad, |gp| {
+                        if let Some(kernel) = simd::pick(d.ci) {
+                            let io = BwdIo {
+                                xs,
+                                ws,
+                                pooled,
+                                gp,
+                                idx: &idx,
+                            };
+                            return Ok(sparse_backward(&d, &io, kernel, want_dx, want_dw));
+                        }
                         let wf = if want_dx {
                             flip_weights(ws, d.co, d.ci)
                         } else {
                             Vec::new()
                         };
-                        let io = BwdIo {
+                        let io = DenseIo {
                             xs,
                             wf: &wf,
                             pooled,
                             gp,
                             idx: &idx,
                         };
-                        Ok(fused_backward(&d, &io, want_dx, want_dw))
+                        let (dx, dwt, db) = dense_backward(&d, &io, want_dx, want_dw);
+                        let dw = if want_dw {
+                            crate::conv::untranspose_weight_grad(&dwt, d.co, d.k())
+                        } else {
+                            Vec::new()
+                        };
+                        Ok((dx, dw, db))
                     })
                 })
             })
@@ -126,7 +144,6 @@ impl CustomOp3 for ConvReluPool {
             None => None,
         };
         let dw = if want_dw {
-            let dw = crate::conv::untranspose_weight_grad(&dwt, d.co, d.k());
             Some(Tensor::from_vec(dw, w.shape(), dev)?)
         } else {
             None
@@ -140,9 +157,318 @@ impl CustomOp3 for ConvReluPool {
     }
 }
 
-/// The backward's inputs: the image batch, the flipped weights (empty when no input gradient
-/// is wanted), the pooled output, its gradient and the forward's argmax.
+/// The sparse backward's inputs: the image batch, the weights, the pooled output, its gradient and the forward's
+/// argmax.
 struct BwdIo<'a> {
+    xs: &'a [f32],
+    ws: &'a [f32],
+    pooled: &'a [f32],
+    gp: &'a [f32],
+    idx: &'a [u8],
+}
+
+/// The sparse backward. After the pool and the ReLU, the conv output's gradient is non-zero only at each
+/// window's argmax, and only where the pooled output is positive: at most a quarter of the positions. So instead
+/// of scattering it into a dense plane and running dense GEMMs over it, each non-zero `g` at conv output
+/// `(co, h, w)` adds, for the three kernel rows `kh`:
+///
+/// * `dW[co, kh, 0..3, 0..ci] += g · xpad[h+kh, w..w+3, 0..ci]` (the input's padded, channels-last copy, in
+///   which a kernel row's receptive field is one contiguous run of `3·ci` floats), and
+/// * `dxpad[h+kh, w..w+3, 0..ci] += g · W[co, kh, 0..3, 0..ci]` (weights in the same layout),
+///
+/// plus `db[co] += g`. The padding takes the borders without a bounds check; the run length is a compile-time
+/// constant, so a kernel row's `dW` sums and weights stay in vector registers while the channel's non-zeros
+/// stream past. `dW` comes out as `[co, kh, kw, ci]` and is permuted to candle's `[co, ci, kh, kw]` once;
+/// `dxpad`'s interior is the input gradient.
+///
+/// Returns `(dx, dW [co, ci, 3, 3], db)`; `dx` only when `want_dx`.
+fn sparse_backward(
+    d: &ConvDims,
+    io: &BwdIo<'_>,
+    kernel: simd::Kernel,
+    want_dx: bool,
+    want_dw: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let (hw, phw) = (d.hw(), (d.h / 2) * (d.w / 2));
+    let (in_img, p_img) = (d.ci * hw, d.co * phw);
+    let klen = 9 * d.ci; // one output channel's weights
+    let pad_len = (d.h + 2) * (d.w + 2) * d.ci;
+    let ranges = split_ranges(d.n, rayon::current_num_threads());
+    let mut dx = vec![0f32; if want_dx { d.n * in_img } else { 0 }];
+    let mut dx_parts: Vec<&mut [f32]> = Vec::with_capacity(ranges.len());
+    let mut rest = dx.as_mut_slice();
+    for r in &ranges {
+        let take = if want_dx { r.len() * in_img } else { 0 };
+        let (head, tail) = rest.split_at_mut(take);
+        dx_parts.push(head);
+        rest = tail;
+    }
+    let wcl = if want_dx {
+        to_channels_last_weights(io.ws, d.co, d.ci)
+    } else {
+        Vec::new()
+    };
+    let wlen = if want_dw { d.co * klen } else { 0 };
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
+        .into_par_iter()
+        .zip(dx_parts)
+        .map(|(r, dx_part)| {
+            let mut acc_w = vec![0f32; wlen];
+            let mut acc_b = vec![0f32; d.co];
+            let mut nz = Vec::with_capacity(phw);
+            for (pos, img) in r.enumerate() {
+                with_scratch_a(pad_len, |xpad| {
+                    with_scratch_b(if want_dx { pad_len } else { 0 }, |dxpad| {
+                        pad_channels_last(&io.xs[img * in_img..][..in_img], d, xpad);
+                        dxpad.fill(0.0);
+                        let pr = img * p_img..(img + 1) * p_img;
+                        let img_io = ImageIo {
+                            gp: &io.gp[pr.clone()],
+                            idx: &io.idx[pr.clone()],
+                            pooled: &io.pooled[pr],
+                            xpad,
+                            wcl: &wcl,
+                        };
+                        let acc = ImageAcc {
+                            dw: &mut acc_w,
+                            db: &mut acc_b,
+                            dxpad,
+                            nz: &mut nz,
+                        };
+                        kernel(d, &img_io, acc, want_dx, want_dw);
+                        if want_dx {
+                            unpad_channels_last(dxpad, d, &mut dx_part[pos * in_img..][..in_img]);
+                        }
+                    })
+                });
+            }
+            (acc_w, acc_b)
+        })
+        .collect();
+    let (ws, bs): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
+    let dw = if want_dw {
+        from_channels_last_weights(&sum_partials(ws, wlen), d.co, d.ci)
+    } else {
+        Vec::new()
+    };
+    (want_dx.then_some(dx), dw, sum_partials(bs, d.co))
+}
+
+/// One image's read-only inputs to the sparse kernel.
+pub(crate) struct ImageIo<'a> {
+    gp: &'a [f32],
+    idx: &'a [u8],
+    pooled: &'a [f32],
+    xpad: &'a [f32],
+    wcl: &'a [f32],
+}
+
+/// One image's outputs: per-thread `dW` ([co, kh, kw, ci]) and `db` sums, the image's padded input gradient, and
+/// a scratch list for one channel's non-zeros.
+pub(crate) struct ImageAcc<'a> {
+    dw: &'a mut [f32],
+    db: &'a mut [f32],
+    dxpad: &'a mut [f32],
+    nz: &'a mut Vec<(usize, f32)>,
+}
+
+/// The per-image sparse kernel (see [`sparse_backward`]) for `ROW = 3·ci`; `fma` is `a·b + c`.
+#[inline(always)]
+fn sparse_image<const ROW: usize>(
+    d: &ConvDims,
+    io: &ImageIo<'_>,
+    acc: ImageAcc<'_>,
+    want_dx: bool,
+    want_dw: bool,
+    fma: impl Fn(f32, f32, f32) -> f32 + Copy,
+) {
+    let (ho, wo) = (d.h / 2, d.w / 2);
+    let phw = ho * wo;
+    let pw = d.w + 2;
+    let nz = acc.nz;
+    for co in 0..d.co {
+        let q = co * phw..(co + 1) * phw;
+        let (gp, idx, pooled) = (&io.gp[q.clone()], &io.idx[q.clone()], &io.pooled[q]);
+        nz.clear();
+        let mut db = 0f32;
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let p = oh * wo + ow;
+                let g = gp[p];
+                if pooled[p] > 0.0 && g != 0.0 {
+                    let i = idx[p];
+                    let (h, w) = (2 * oh + (i >> 1) as usize, 2 * ow + (i & 1) as usize);
+                    nz.push(((h * pw + w) * d.ci, g));
+                    db += g;
+                }
+            }
+        }
+        acc.db[co] += db;
+        for kh in 0..3 {
+            let off = kh * pw * d.ci;
+            let seg = (co * 3 + kh) * ROW;
+            if want_dw {
+                let mut sums = [0f32; ROW];
+                for &(base, g) in nz.iter() {
+                    let Some(x) = io
+                        .xpad
+                        .get(base + off..)
+                        .and_then(|s| s.first_chunk::<ROW>())
+                    else {
+                        continue;
+                    };
+                    for j in 0..ROW {
+                        sums[j] = fma(g, x[j], sums[j]);
+                    }
+                }
+                if let Some(dst) = acc.dw.get_mut(seg..seg + ROW) {
+                    for (a, v) in dst.iter_mut().zip(sums) {
+                        *a += v;
+                    }
+                }
+            }
+            if want_dx {
+                let Some(&wrow) = io.wcl.get(seg..).and_then(|s| s.first_chunk::<ROW>()) else {
+                    continue;
+                };
+                for &(base, g) in nz.iter() {
+                    let Some(dx) = acc
+                        .dxpad
+                        .get_mut(base + off..)
+                        .and_then(|s| s.first_chunk_mut::<ROW>())
+                    else {
+                        continue;
+                    };
+                    for j in 0..ROW {
+                        dx[j] = fma(g, wrow[j], dx[j]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sparse kernel variants: one per supported channel count, each compiled for the CPU features found at run
+/// time (AVX-512, AVX2 + FMA, or portable).
+mod simd {
+    use super::{ConvDims, ImageAcc, ImageIo, sparse_image};
+
+    pub(super) type Kernel = fn(&ConvDims, &ImageIo<'_>, ImageAcc<'_>, bool, bool);
+
+    fn portable<const ROW: usize>(
+        d: &ConvDims,
+        io: &ImageIo<'_>,
+        acc: ImageAcc<'_>,
+        dx: bool,
+        dw: bool,
+    ) {
+        sparse_image::<ROW>(d, io, acc, dx, dw, |a, b, c| a * b + c);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    fn v4<const ROW: usize>(d: &ConvDims, io: &ImageIo<'_>, acc: ImageAcc<'_>, dx: bool, dw: bool) {
+        sparse_image::<ROW>(d, io, acc, dx, dw, f32::mul_add);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn v3<const ROW: usize>(d: &ConvDims, io: &ImageIo<'_>, acc: ImageAcc<'_>, dx: bool, dw: bool) {
+        sparse_image::<ROW>(d, io, acc, dx, dw, f32::mul_add);
+    }
+
+    fn for_row<const ROW: usize>() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has the features `v4` is compiled for (checked just above).
+                return |d, io, acc, dx, dw| unsafe { v4::<ROW>(d, io, acc, dx, dw) };
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
+                return |d, io, acc, dx, dw| unsafe { v3::<ROW>(d, io, acc, dx, dw) };
+            }
+        }
+        portable::<ROW>
+    }
+
+    /// The sparse kernel for `ci` input channels, if there is one (else the dense backward runs).
+    pub(super) fn pick(ci: usize) -> Option<Kernel> {
+        if !crate::sparse_backward_enabled() {
+            return None;
+        }
+        match ci {
+            16 => Some(for_row::<48>()),
+            32 => Some(for_row::<96>()),
+            64 => Some(for_row::<192>()),
+            128 => Some(for_row::<384>()),
+            _ => None,
+        }
+    }
+}
+
+/// Copies one image `x[ci, h, w]` into `xpad[(h+2), (w+2), ci]` with a zero border.
+fn pad_channels_last(x: &[f32], d: &ConvDims, xpad: &mut [f32]) {
+    let (ci, pw) = (d.ci, d.w + 2);
+    xpad.fill(0.0);
+    for c in 0..ci {
+        let plane = &x[c * d.hw()..(c + 1) * d.hw()];
+        for (h, src) in plane.chunks_exact(d.w.max(1)).enumerate() {
+            let dst = &mut xpad[((h + 1) * pw + 1) * ci + c..];
+            for (w, &v) in src.iter().enumerate() {
+                dst[w * ci] = v;
+            }
+        }
+    }
+}
+
+/// The interior of `xpad[(h+2), (w+2), ci]` back into `x[ci, h, w]`.
+fn unpad_channels_last(xpad: &[f32], d: &ConvDims, x: &mut [f32]) {
+    let (ci, pw) = (d.ci, d.w + 2);
+    for c in 0..ci {
+        let plane = &mut x[c * d.hw()..(c + 1) * d.hw()];
+        for (h, dst) in plane.chunks_exact_mut(d.w.max(1)).enumerate() {
+            let src = &xpad[((h + 1) * pw + 1) * ci + c..];
+            for (w, v) in dst.iter_mut().enumerate() {
+                *v = src[w * ci];
+            }
+        }
+    }
+}
+
+/// `w[co, ci, kh, kw]` -> `[co, kh, kw, ci]`.
+fn to_channels_last_weights(w: &[f32], co: usize, ci: usize) -> Vec<f32> {
+    let mut out = vec![0f32; co * ci * 9];
+    for o in 0..co {
+        for c in 0..ci {
+            for t in 0..9 {
+                out[(o * 9 + t) * ci + c] = w[(o * ci + c) * 9 + t];
+            }
+        }
+    }
+    out
+}
+
+/// `[co, kh, kw, ci]` -> `w[co, ci, kh, kw]`.
+fn from_channels_last_weights(wcl: &[f32], co: usize, ci: usize) -> Vec<f32> {
+    let mut out = vec![0f32; co * ci * 9];
+    for o in 0..co {
+        for c in 0..ci {
+            for t in 0..9 {
+                out[(o * ci + c) * 9 + t] = wcl[(o * 9 + t) * ci + c];
+            }
+        }
+    }
+    out
+}
+
+/// The dense backward's inputs: the image batch, the flipped weights (empty when no input
+/// gradient is wanted), the pooled output, its gradient and the forward's argmax.
+struct DenseIo<'a> {
     xs: &'a [f32],
     wf: &'a [f32],
     pooled: &'a [f32],
@@ -150,13 +476,14 @@ struct BwdIo<'a> {
     idx: &'a [u8],
 }
 
-/// One pass over the images, per thread: scatter the pooled gradient of an image into a
+/// The dense backward (for channel counts the sparse kernel has no variant for, e.g. the RGB
+/// image's 3): one pass over the images, per thread: scatter the pooled gradient of an image into a
 /// scratch plane set (the ReLU mask read off the pooled output), then its bias-gradient sums,
 /// its weight-gradient GEMM (accumulating `dWᵀ[9ci × co]`) and its input-gradient convolution,
 /// while the plane is still in cache. Returns `(dx, dWᵀ, db)`.
-fn fused_backward(
+fn dense_backward(
     d: &ConvDims,
-    io: &BwdIo<'_>,
+    io: &DenseIo<'_>,
     want_dx: bool,
     want_dw: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {

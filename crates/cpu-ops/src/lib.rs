@@ -90,6 +90,20 @@ pub fn enabled() -> bool {
     ENABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+static SPARSE_BWD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Chooses the backward of [`conv3x3_relu_pool`] for the channel counts that have a sparse kernel (16, 32, 64 and
+/// 128 input channels): the sparse one (the default) or the dense GEMM one that other channel counts use. Both
+/// compute the same gradients up to float rounding; the switch exists to compare them (tests, benchmarks).
+pub fn set_sparse_backward(on: bool) {
+    SPARSE_BWD.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`conv3x3_relu_pool`]'s sparse backward is in use (see [`set_sparse_backward`]).
+pub fn sparse_backward_enabled() -> bool {
+    SPARSE_BWD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// True when the kernels are enabled and every tensor is on the CPU with dtype f32 (the custom-op path).
 fn fast_path(ts: &[&Tensor]) -> bool {
     enabled()
