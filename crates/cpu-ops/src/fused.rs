@@ -1,8 +1,8 @@
 //! `max_pool2x2(relu(conv3x3(x, w) + b))` in one op: the full-resolution conv output only ever
 //! lives in a per-thread scratch buffer. The backward is one pass over the images: for the
-//! channel counts of the model's inner layers (16, 32, 64, 128) a sparse kernel that visits only
+//! channel counts of the model's layers (3, 16, 32, 64, 128) a sparse kernel that visits only
 //! the conv outputs the pool and the ReLU let a gradient through (see `sparse_backward`); for
-//! others (the RGB image's 3) a dense pass that scatters each image's pooled gradient into a
+//! other channel counts a dense pass that scatters each image's pooled gradient into a
 //! scratch plane and runs the bias, weight and input gradients on it as GEMMs while it is hot.
 
 use std::sync::Mutex;
@@ -402,6 +402,7 @@ mod simd {
             return None;
         }
         match ci {
+            3 => Some(for_row::<9>()),
             16 => Some(for_row::<48>()),
             32 => Some(for_row::<96>()),
             64 => Some(for_row::<192>()),

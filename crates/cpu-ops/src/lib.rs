@@ -92,8 +92,8 @@ pub fn enabled() -> bool {
 
 static SPARSE_BWD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// Chooses the backward of [`conv3x3_relu_pool`] for the channel counts that have a sparse kernel (16, 32, 64 and
-/// 128 input channels): the sparse one (the default) or the dense GEMM one that other channel counts use. Both
+/// Chooses the backward of [`conv3x3_relu_pool`] for the channel counts that have a sparse kernel (3, 16, 32, 64
+/// and 128 input channels): the sparse one (the default) or the dense GEMM one that other channel counts use. Both
 /// compute the same gradients up to float rounding; the switch exists to compare them (tests, benchmarks).
 pub fn set_sparse_backward(on: bool) {
     SPARSE_BWD.store(on, std::sync::atomic::Ordering::Relaxed);

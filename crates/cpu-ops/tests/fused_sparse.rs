@@ -1,4 +1,4 @@
-//! The sparse backward of conv3x3_relu_pool (input channels 16, 32, 64, 128): against the unfused composition
+//! The sparse backward of conv3x3_relu_pool (input channels 3, 16, 32, 64, 128): against the unfused composition
 //! and against f64 finite differences. (`fused_switch.rs` compares it with the dense backward.)
 
 mod common;
@@ -52,6 +52,8 @@ fn sparse_matches_composition_on_model_and_odd_shapes() {
     check(33, 2, 16, 5, 6, 4, true); // non-square, few output channels
     check(34, 2, 128, 3, 2, 2, true); // a single pooled output per plane
     check(35, 4, 32, 8, 4, 8, false); // untracked input: weight and bias gradients only
+    check(37, 2, 3, 32, 32, 32, false); // the model's first block (the image needs no gradient)
+    check(38, 3, 3, 7, 10, 6, true); // three channels with an input gradient, odd output count
 }
 
 #[test]
@@ -76,8 +78,8 @@ fn sparse_strided_inputs_match_composition() {
     }
 }
 
-/// Gradients against central differences of the exact f64 math, with 16 input channels (the smallest sparse
-/// variant). Biases are shifted down so that some pooled outputs are clamped to zero by the ReLU.
+/// Gradients against central differences of the exact f64 math, with 16 input channels (the `fused` tests run
+/// the same check with 3). Biases are shifted down so that some pooled outputs are clamped to zero by the ReLU.
 #[test]
 fn sparse_gradients_match_f64_finite_differences() {
     let (n, ci, co, h, w) = (2, 16, 3, 4, 4);

@@ -7,21 +7,25 @@ use common::*;
 
 #[test]
 fn sparse_and_dense_backward_agree() {
-    let mut g = rng(37);
-    let x = var(&rand_t(&mut g, &[4, 32, 16, 16]));
-    let w = var(&(rand_t(&mut g, &[64, 32, 3, 3]) * 0.1).unwrap());
-    let b = var(&rand_t(&mut g, &[64]));
-    let r = rand_t(&mut g, &[4, 64, 8, 8]);
-    let grads = |sparse: bool| {
-        cpu_ops::set_sparse_backward(sparse);
-        let y = cpu_ops::conv3x3_relu_pool(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
-        let gs = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        [&x, &w, &b].map(|v| flat(gs.get(v.as_tensor()).unwrap()))
-    };
-    let dense = grads(false);
-    let sparse = grads(true);
-    assert!(cpu_ops::sparse_backward_enabled());
-    for (name, (s, d)) in ["dx", "dw", "db"].iter().zip(sparse.iter().zip(&dense)) {
-        assert_close(&format!("sparse vs dense {name}"), s, d, 1e-5);
+    // The model's second block, and its first (three input channels, the image's gradient included).
+    for (seed, n, ci, co, hw) in [(37, 4, 32, 64, 16), (39, 2, 3, 32, 32)] {
+        let mut g = rng(seed);
+        let x = var(&rand_t(&mut g, &[n, ci, hw, hw]));
+        let w = var(&(rand_t(&mut g, &[co, ci, 3, 3]) * 0.1).unwrap());
+        let b = var(&rand_t(&mut g, &[co]));
+        let r = rand_t(&mut g, &[n, co, hw / 2, hw / 2]);
+        let grads = |sparse: bool| {
+            cpu_ops::set_sparse_backward(sparse);
+            let y =
+                cpu_ops::conv3x3_relu_pool(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+            let gs = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            [&x, &w, &b].map(|v| flat(gs.get(v.as_tensor()).unwrap()))
+        };
+        let dense = grads(false);
+        let sparse = grads(true);
+        assert!(cpu_ops::sparse_backward_enabled());
+        for (name, (s, d)) in ["dx", "dw", "db"].iter().zip(sparse.iter().zip(&dense)) {
+            assert_close(&format!("ci={ci} sparse vs dense {name}"), s, d, 1e-5);
+        }
     }
 }
