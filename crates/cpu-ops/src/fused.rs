@@ -410,6 +410,91 @@ mod simd {
             _ => None,
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::{ConvDims, ImageAcc, ImageIo};
+        use super::*;
+
+        /// Runs one kernel build on one image; returns (dW, db, dxpad).
+        fn run(k: Kernel, d: &ConvDims, io: &ImageIo<'_>, pad_len: usize) -> [Vec<f32>; 3] {
+            let (mut dw, mut db, mut dxpad) = (
+                vec![0f32; d.co * 9 * d.ci],
+                vec![0f32; d.co],
+                vec![0f32; pad_len],
+            );
+            let mut nz = Vec::new();
+            let acc = ImageAcc {
+                dw: &mut dw,
+                db: &mut db,
+                dxpad: &mut dxpad,
+                nz: &mut nz,
+            };
+            k(d, io, acc, true, true);
+            [dw, db, dxpad]
+        }
+
+        /// The builds the run-time dispatch can pick (AVX-512, AVX2+FMA, baseline) agree on the CPUs that have
+        /// them, so the ones this machine never dispatches to are still exercised.
+        #[test]
+        fn every_build_of_the_sparse_kernel_agrees() {
+            const CI: usize = 16;
+            let d = ConvDims {
+                n: 1,
+                ci: CI,
+                co: 5,
+                h: 6,
+                w: 8,
+            };
+            let (phw, pad_len) = ((d.h / 2) * (d.w / 2), (d.h + 2) * (d.w + 2) * CI);
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = |m: u64| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % m
+            };
+            let mut vals = |len: usize| -> Vec<f32> {
+                (0..len).map(|_| next(2001) as f32 / 1000.0 - 1.0).collect()
+            };
+            let (gp, pooled, wcl) = (vals(d.co * phw), vals(d.co * phw), vals(d.co * 9 * CI));
+            let mut xpad = vals(pad_len);
+            // Some zeros among the inputs, as a padded image's border has.
+            xpad.iter_mut().step_by(7).for_each(|v| *v = 0.0);
+            let idx: Vec<u8> = (0..d.co * phw).map(|i| (i * 7 % 4) as u8).collect();
+            let io = ImageIo {
+                gp: &gp,
+                idx: &idx,
+                pooled: &pooled,
+                xpad: &xpad,
+                wcl: &wcl,
+            };
+            let base = run(portable::<{ 3 * CI }>, &d, &io, pad_len);
+            assert!(base[0].iter().any(|&v| v != 0.0) && base[2].iter().any(|&v| v != 0.0));
+            let mut builds: Vec<(&str, Kernel)> = vec![("dispatched", for_row::<{ 3 * CI }>())];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
+                    builds.push(("avx2", |d, io, acc, dx, dw| unsafe {
+                        v3::<{ 3 * CI }>(d, io, acc, dx, dw)
+                    }));
+                }
+            }
+            for (name, k) in builds {
+                let got = run(k, &d, &io, pad_len);
+                for (part, (a, b)) in ["dW", "db", "dx"].iter().zip(got.iter().zip(&base)) {
+                    for (x, y) in a.iter().zip(b) {
+                        // FMA against separate multiply-add: a few ulps apart.
+                        assert!(
+                            (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                            "{name} {part}: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Copies one image `x[ci, h, w]` into `xpad[(h+2), (w+2), ci]` with a zero border.
