@@ -108,7 +108,7 @@ impl CustomOp3 for ConvReluPool {
                         if let Some(kernel) = simd::pick(d.ci) {
                             let io = BwdIo {
                                 xs,
-                                ws,
+                                w: ws,
                                 pooled,
                                 gp,
                                 idx: &idx,
@@ -120,9 +120,9 @@ impl CustomOp3 for ConvReluPool {
                         } else {
                             Vec::new()
                         };
-                        let io = DenseIo {
+                        let io = BwdIo {
                             xs,
-                            wf: &wf,
+                            w: &wf,
                             pooled,
                             gp,
                             idx: &idx,
@@ -157,14 +157,38 @@ impl CustomOp3 for ConvReluPool {
     }
 }
 
-/// The sparse backward's inputs: the image batch, the weights, the pooled output, its gradient and the forward's
-/// argmax.
+/// A backward's inputs: the image batch, the weights in the form its path reads them (as given for the sparse
+/// path; flipped for the dense one, empty when it needs no input gradient), the pooled output, its gradient and
+/// the forward's argmax.
 struct BwdIo<'a> {
     xs: &'a [f32],
-    ws: &'a [f32],
+    w: &'a [f32],
     pooled: &'a [f32],
     gp: &'a [f32],
     idx: &'a [u8],
+}
+
+/// `dx` for `n` images of `in_img` floats (empty without `want_dx`), and the ranges of images the threads take.
+fn dx_buffer(n: usize, in_img: usize, want_dx: bool) -> (Vec<f32>, Vec<std::ops::Range<usize>>) {
+    let dx = vec![0f32; if want_dx { n * in_img } else { 0 }];
+    (dx, split_ranges(n, rayon::current_num_threads()))
+}
+
+/// Splits `dx` into one part per range of images (empty parts without `want_dx`).
+fn dx_parts<'a>(
+    mut rest: &'a mut [f32],
+    ranges: &[std::ops::Range<usize>],
+    in_img: usize,
+    want_dx: bool,
+) -> Vec<&'a mut [f32]> {
+    let mut parts = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let take = if want_dx { r.len() * in_img } else { 0 };
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        parts.push(head);
+        rest = tail;
+    }
+    parts
 }
 
 /// The sparse backward. After the pool and the ReLU, the conv output's gradient is non-zero only at each
@@ -193,25 +217,17 @@ fn sparse_backward(
     let (in_img, p_img) = (d.ci * hw, d.co * phw);
     let klen = 9 * d.ci; // one output channel's weights
     let pad_len = (d.h + 2) * (d.w + 2) * d.ci;
-    let ranges = split_ranges(d.n, rayon::current_num_threads());
-    let mut dx = vec![0f32; if want_dx { d.n * in_img } else { 0 }];
-    let mut dx_parts: Vec<&mut [f32]> = Vec::with_capacity(ranges.len());
-    let mut rest = dx.as_mut_slice();
-    for r in &ranges {
-        let take = if want_dx { r.len() * in_img } else { 0 };
-        let (head, tail) = rest.split_at_mut(take);
-        dx_parts.push(head);
-        rest = tail;
-    }
+    let (mut dx, ranges) = dx_buffer(d.n, in_img, want_dx);
+    let parts = dx_parts(&mut dx, &ranges, in_img, want_dx);
     let wcl = if want_dx {
-        to_channels_last_weights(io.ws, d.co, d.ci)
+        to_channels_last_weights(io.w, d.co, d.ci)
     } else {
         Vec::new()
     };
     let wlen = if want_dw { d.co * klen } else { 0 };
     let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
         .into_par_iter()
-        .zip(dx_parts)
+        .zip(parts)
         .map(|(r, dx_part)| {
             let mut acc_w = vec![0f32; wlen];
             let mut acc_b = vec![0f32; d.co];
@@ -552,44 +568,26 @@ fn from_channels_last_weights(wcl: &[f32], co: usize, ci: usize) -> Vec<f32> {
     out
 }
 
-/// The dense backward's inputs: the image batch, the flipped weights (empty when no input
-/// gradient is wanted), the pooled output, its gradient and the forward's argmax.
-struct DenseIo<'a> {
-    xs: &'a [f32],
-    wf: &'a [f32],
-    pooled: &'a [f32],
-    gp: &'a [f32],
-    idx: &'a [u8],
-}
-
-/// The dense backward (for channel counts the sparse kernel has no variant for, e.g. the RGB
-/// image's 3): one pass over the images, per thread: scatter the pooled gradient of an image into a
+/// The dense backward (for channel counts the sparse kernel has no variant for, e.g. 5, and
+/// with `set_sparse_backward(false)`): one pass over the images, per thread: scatter the pooled gradient of an image into a
 /// scratch plane set (the ReLU mask read off the pooled output), then its bias-gradient sums,
 /// its weight-gradient GEMM (accumulating `dWᵀ[9ci × co]`) and its input-gradient convolution,
 /// while the plane is still in cache. Returns `(dx, dWᵀ, db)`.
 fn dense_backward(
     d: &ConvDims,
-    io: &DenseIo<'_>,
+    io: &BwdIo<'_>,
     want_dx: bool,
     want_dw: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let (hw, phw, k) = (d.hw(), (d.h / 2) * (d.w / 2), d.k());
     let (in_img, g_img, p_img) = (d.ci * hw, d.co * hw, d.co * phw);
-    let ranges = split_ranges(d.n, rayon::current_num_threads());
-    let mut dx = vec![0f32; if want_dx { d.n * in_img } else { 0 }];
-    let mut dx_parts: Vec<&mut [f32]> = Vec::with_capacity(ranges.len());
-    let mut rest = dx.as_mut_slice();
-    for r in &ranges {
-        let take = if want_dx { r.len() * in_img } else { 0 };
-        let (head, tail) = rest.split_at_mut(take);
-        dx_parts.push(head);
-        rest = tail;
-    }
+    let (mut dx, ranges) = dx_buffer(d.n, in_img, want_dx);
+    let parts = dx_parts(&mut dx, &ranges, in_img, want_dx);
     let wlen = if want_dw { k * d.co } else { 0 };
     let td = d.transposed();
     let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
         .into_par_iter()
-        .zip(dx_parts)
+        .zip(parts)
         .map(|(r, dx_part)| {
             let mut acc_w = vec![0f32; wlen];
             let mut acc_b = vec![0f32; d.co];
@@ -620,7 +618,7 @@ fn dense_backward(
                         });
                     }
                     if want_dx {
-                        conv_image(&td, g, io.wf, None, &mut dx_part[pos * in_img..][..in_img]);
+                        conv_image(&td, g, io.w, None, &mut dx_part[pos * in_img..][..in_img]);
                     }
                 });
             }

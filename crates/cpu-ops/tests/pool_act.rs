@@ -205,44 +205,16 @@ fn fused_matches_composition() {
 /// every window's maximum and every ReLU input away from a kink by far more than eps.
 #[test]
 fn fused_gradients_match_f64_finite_differences() {
-    let (n, ci, co, h, w) = (2, 2, 3, 4, 6);
-    let mut g = rng(14);
-    let (xv, wv, bv, rv) = (
-        randv(&mut g, n * ci * h * w),
-        randv(&mut g, co * ci * 9),
+    let c = FusedFd {
+        seed: 14,
+        n: 2,
+        ci: 2,
+        co: 3,
+        h: 4,
+        w: 6,
+        w_scale: 1.0,
         // Shifted down so that some pooled outputs are clamped to zero by the ReLU.
-        randv(&mut g, co)
-            .iter()
-            .map(|v| v - 1.5)
-            .collect::<Vec<_>>(),
-        randv(&mut g, n * co * (h / 2) * (w / 2)),
-    );
-    let dev = Device::Cpu;
-    let x = var(&Tensor::from_vec(xv.clone(), (n, ci, h, w), &dev).unwrap());
-    let wt = var(&Tensor::from_vec(wv.clone(), (co, ci, 3, 3), &dev).unwrap());
-    let b = var(&Tensor::from_vec(bv.clone(), co, &dev).unwrap());
-    let r = Tensor::from_vec(rv.clone(), (n, co, h / 2, w / 2), &dev).unwrap();
-    let y = cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
-    assert!(flat(&y).contains(&0.0) && flat(&y).iter().any(|&v| v > 0.0));
-    let grads = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
-    let (x64, w64, b64, r64) = (to64(&xv), to64(&wv), to64(&bv), to64(&rv));
-    let l = |xx: &[f64], ww: &[f64], bb: &[f64]| {
-        dot(
-            &ref_pool(&ref_conv(xx, ww, bb, n, ci, co, h, w), n * co, h, w, true),
-            &r64,
-        )
+        b_shift: -1.5,
     };
-    let eps = 1e-6;
-    let fdx = fd_grad(&x64, eps, |v| l(v, &w64, &b64));
-    let fdw = fd_grad(&w64, eps, |v| l(&x64, v, &b64));
-    let fdb = fd_grad(&b64, eps, |v| l(&x64, &w64, v));
-    for (name, t, fd) in [("dx", &x, fdx), ("dw", &wt, fdw), ("db", &b, fdb)] {
-        let fd32: Vec<f32> = fd.iter().map(|&v| v as f32).collect();
-        assert_close(
-            &format!("fused FD {name}"),
-            &flat(grads.get(t.as_tensor()).unwrap()),
-            &fd32,
-            1e-5,
-        );
-    }
+    check_fused_fd("fused", &c, 1e-5);
 }

@@ -116,3 +116,58 @@ pub fn fd_grad(x: &[f64], eps: f64, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+/// Shape of a fused-op finite-difference check: `x [n, ci, h, w]`, `co` output channels; the random weights
+/// are scaled by `w_scale` and the biases shifted by `b_shift` (down, so that the ReLU clamps some outputs).
+pub struct FusedFd {
+    pub seed: u64,
+    pub n: usize,
+    pub ci: usize,
+    pub co: usize,
+    pub h: usize,
+    pub w: usize,
+    pub w_scale: f32,
+    pub b_shift: f32,
+}
+
+/// conv3x3_relu_pool's input, weight and bias gradients against central differences of the exact f64 math,
+/// for the loss `sum(y * r)` with a random `r`; relative error below `tol`.
+pub fn check_fused_fd(label: &str, c: &FusedFd, tol: f32) {
+    let (n, ci, co, h, w) = (c.n, c.ci, c.co, c.h, c.w);
+    let mut g = rng(c.seed);
+    let xv = randv(&mut g, n * ci * h * w);
+    let wv: Vec<f32> = randv(&mut g, co * ci * 9)
+        .iter()
+        .map(|v| v * c.w_scale)
+        .collect();
+    let bv: Vec<f32> = randv(&mut g, co).iter().map(|v| v + c.b_shift).collect();
+    let rv = randv(&mut g, n * co * (h / 2) * (w / 2));
+    let dev = Device::Cpu;
+    let x = var(&Tensor::from_vec(xv.clone(), (n, ci, h, w), &dev).unwrap());
+    let wt = var(&Tensor::from_vec(wv.clone(), (co, ci, 3, 3), &dev).unwrap());
+    let b = var(&Tensor::from_vec(bv.clone(), co, &dev).unwrap());
+    let r = Tensor::from_vec(rv.clone(), (n, co, h / 2, w / 2), &dev).unwrap();
+    let y = cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+    assert!(flat(&y).contains(&0.0) && flat(&y).iter().any(|&v| v > 0.0));
+    let grads = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    let (x64, w64, b64, r64) = (to64(&xv), to64(&wv), to64(&bv), to64(&rv));
+    let l = |xx: &[f64], ww: &[f64], bb: &[f64]| {
+        dot(
+            &ref_pool(&ref_conv(xx, ww, bb, n, ci, co, h, w), n * co, h, w, true),
+            &r64,
+        )
+    };
+    let eps = 1e-6;
+    let fdx = fd_grad(&x64, eps, |v| l(v, &w64, &b64));
+    let fdw = fd_grad(&w64, eps, |v| l(&x64, v, &b64));
+    let fdb = fd_grad(&b64, eps, |v| l(&x64, &w64, v));
+    for (name, t, fd) in [("dx", &x, fdx), ("dw", &wt, fdw), ("db", &b, fdb)] {
+        let fd32: Vec<f32> = fd.iter().map(|&v| v as f32).collect();
+        assert_close(
+            &format!("{label} FD {name}"),
+            &flat(grads.get(t.as_tensor()).unwrap()),
+            &fd32,
+            tol,
+        );
+    }
+}
