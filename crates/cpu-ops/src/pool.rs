@@ -7,32 +7,33 @@ use rayon::prelude::*;
 
 use crate::util::{slice_f32, with_tensor_f32};
 
-/// Pools one `h×w` plane (h, w even) into `out[(h/2)×(w/2)]`, writing the window position
-/// (0..4, row-major; the first maximum wins) of each maximum into `idx`. With `relu`, the
+/// A build of the plane pooling kernel: `(x, h, w, relu, out, idx)`; see [`pool_plane_kernel`].
+pub(crate) type PoolPlaneFn = fn(&[f32], usize, usize, bool, &mut [f32], &mut [u8]);
+
+/// The kernel that pools one `h×w` plane (h, w even) into `out[(h/2)×(w/2)]`, writing the window
+/// position (0..4, row-major; the first maximum wins) of each maximum into `idx`. With `relu`, the
 /// outputs are clamped at zero (`max(0, max(window))`), which is the pool of the ReLU.
 ///
-/// Compiled for AVX-512 and AVX2 as well as the baseline, picked at run time: the loop is
-/// branch-free so that the compiler vectorizes it (about 4x faster than the baseline build).
-pub(crate) fn pool_plane(
-    x: &[f32],
-    h: usize,
-    w: usize,
-    relu: bool,
-    out: &mut [f32],
-    idx: &mut [u8],
-) {
+/// The loop is branch-free so that the compiler vectorizes it; it is compiled for AVX-512 and
+/// AVX2 as well as the baseline, and this picks the build the CPU runs (once per op call, not per
+/// plane). Measured with the AVX-512 build: 0.75 → 0.48 ms for a 64×32×32×32 pool on 2 threads.
+pub(crate) fn pool_plane_kernel() -> PoolPlaneFn {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx2")
+        {
             // SAFETY: the CPU has the features `pool_plane_v4` is compiled for (checked just above).
-            return unsafe { pool_plane_v4(x, h, w, relu, out, idx) };
+            return |x, h, w, relu, out, idx| unsafe { pool_plane_v4(x, h, w, relu, out, idx) };
         }
         if is_x86_feature_detected!("avx2") {
             // SAFETY: as above, for `pool_plane_v3`.
-            return unsafe { pool_plane_v3(x, h, w, relu, out, idx) };
+            return |x, h, w, relu, out, idx| unsafe { pool_plane_v3(x, h, w, relu, out, idx) };
         }
     }
-    pool_plane_body(x, h, w, relu, out, idx)
+    pool_plane_body
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -162,6 +163,7 @@ impl CustomOp1 for MaxPool2x2 {
         let (plane, pplane) = (h * w, (h / 2) * (w / 2));
         let mut out = vec![0f32; n * c * pplane];
         let mut idx = vec![0u8; n * c * pplane];
+        let pool_plane = pool_plane_kernel();
         if pplane > 0 {
             out.par_chunks_mut(pplane)
                 .zip(idx.par_chunks_mut(pplane))
@@ -217,26 +219,21 @@ mod tests {
         (out, idx)
     }
 
-    type PoolFn = fn(&[f32], usize, usize, bool, &mut [f32], &mut [u8]);
-
     #[test]
     fn every_build_of_pool_plane_follows_the_first_maximum_rule() {
         // Small integers, so that ties (the case the tournament must order like the scan) are frequent.
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for (h, w) in [(2, 2), (4, 6), (8, 8), (16, 16), (32, 32), (6, 34)] {
             let x: Vec<f32> = (0..h * w)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state % 5) as f32 - 2.0
-                })
+                .map(|_| (crate::util::xorshift(&mut state) % 5) as f32 - 2.0)
                 .collect();
             for relu in [false, true] {
                 let want = sequential(&x, h, w, relu);
                 let n = (h / 2) * (w / 2);
-                let mut builds: Vec<(&str, PoolFn)> =
-                    vec![("dispatched", pool_plane), ("baseline", pool_plane_body)];
+                let mut builds: Vec<(&str, PoolPlaneFn)> = vec![
+                    ("dispatched", pool_plane_kernel()),
+                    ("baseline", pool_plane_body),
+                ];
                 #[cfg(target_arch = "x86_64")]
                 {
                     if is_x86_feature_detected!("avx2") {

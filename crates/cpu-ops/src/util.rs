@@ -304,3 +304,12 @@ pub(crate) fn split_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>
         .filter(|r| !r.is_empty())
         .collect()
 }
+
+/// A xorshift64 step: deterministic test data for the unit tests of the kernel builds.
+#[cfg(test)]
+pub(crate) fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}

@@ -1,195 +1,12 @@
-//! `max_pool2x2(relu(conv3x3(x, w) + b))` in one op: the full-resolution conv output only ever
-//! lives in a per-thread scratch buffer. The backward is one pass over the images: for the
-//! channel counts of the model's layers (3, 16, 32, 64, 128) a sparse kernel that visits only
-//! the conv outputs the pool and the ReLU let a gradient through (see `sparse_backward`); for
-//! other channel counts a dense pass that scatters each image's pooled gradient into a
-//! scratch plane and runs the bias, weight and input gradients on it as GEMMs while it is hot.
+//! The sparse backward of the fused op: only the conv outputs that the pool and the ReLU pass a gradient to are
+//! visited, against channels-last copies of the input and weights; one kernel per supported channel count,
+//! compiled for the CPU features found at run time.
 
-use std::sync::Mutex;
-
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::conv::{ConvDims, conv_dims, conv_image, flip_weights, im2col, sum_partials, sum8};
-use crate::pool::{pool_plane, unpool_plane};
-use crate::util::{
-    Mat, sgemm, slice_f32, split_ranges, with_scratch_a, with_scratch_b, with_tensor_f32,
-};
-
-/// Fused conv3x3 + bias + ReLU + 2x2 max-pool op.
-#[derive(Default)]
-pub(crate) struct ConvReluPool {
-    argmax: Mutex<Vec<u8>>,
-}
-
-fn lock_err() -> candle_core::Error {
-    candle_core::Error::Msg("conv3x3_relu_pool: poisoned lock".into())
-}
-
-fn fused_dims(x: &Shape, w: &Shape, b: &Shape, op: &str) -> Result<crate::conv::ConvDims> {
-    let d = conv_dims(x, w, Some(b), op)?;
-    if d.h % 2 != 0 || d.w % 2 != 0 {
-        return Err(crate::Error::Shape {
-            op: op.to_string(),
-            expected: "even height and width for a 2x2/stride-2 pool".to_string(),
-            found: format!("{x:?}"),
-        }
-        .into());
-    }
-    Ok(d)
-}
-
-impl CustomOp3 for ConvReluPool {
-    fn name(&self) -> &'static str {
-        "cpu-ops-conv3x3-relu-pool"
-    }
-
-    fn cpu_fwd(
-        &self,
-        sx: &CpuStorage,
-        lx: &Layout,
-        sw: &CpuStorage,
-        lw: &Layout,
-        sb: &CpuStorage,
-        lb: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let d = fused_dims(lx.shape(), lw.shape(), lb.shape(), "conv3x3_relu_pool")?;
-        let (x, w, b) = (slice_f32(sx, lx)?, slice_f32(sw, lw)?, slice_f32(sb, lb)?);
-        let (hw, phw) = (d.hw(), (d.h / 2) * (d.w / 2));
-        let mut out = vec![0f32; d.n * d.co * phw];
-        let mut idx = vec![0u8; d.n * d.co * phw];
-        if phw > 0 {
-            out.par_chunks_mut(d.co * phw)
-                .zip(idx.par_chunks_mut(d.co * phw))
-                .zip(x.par_chunks((d.ci * hw).max(1)))
-                .for_each(|((o, i), xi)| {
-                    with_scratch_b(d.co * hw, |y| {
-                        conv_image(&d, xi, &w, Some(&b), y);
-                        for ((yp, op), ip) in y
-                            .chunks_exact(hw)
-                            .zip(o.chunks_exact_mut(phw))
-                            .zip(i.chunks_exact_mut(phw))
-                        {
-                            pool_plane(yp, d.h, d.w, true, op, ip);
-                        }
-                    })
-                });
-        }
-        *self.argmax.lock().map_err(|_| lock_err())? = idx;
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from((d.n, d.co, d.h / 2, d.w / 2)),
-        ))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = fused_dims(
-            x.shape(),
-            w.shape(),
-            b.shape(),
-            "conv3x3_relu_pool backward",
-        )?;
-        let idx = self.argmax.lock().map_err(|_| lock_err())?;
-        if idx.len() != d.n * d.co * (d.h / 2) * (d.w / 2) {
-            candle_core::bail!("conv3x3_relu_pool backward: the forward argmax is missing");
-        }
-        let (want_dx, want_dw) = (x.track_op(), w.track_op());
-        let (dx, dw, db) = with_tensor_f32(x, |xs| {
-            with_tensor_f32(w, |ws| {
-                with_tensor_f32(res, |pooled| {
-                    with_tensor_f32(grad, |gp| {
-                        if let Some(kernel) = simd::pick(d.ci) {
-                            let io = BwdIo {
-                                xs,
-                                w: ws,
-                                pooled,
-                                gp,
-                                idx: &idx,
-                            };
-                            return Ok(sparse_backward(&d, &io, kernel, want_dx, want_dw));
-                        }
-                        let wf = if want_dx {
-                            flip_weights(ws, d.co, d.ci)
-                        } else {
-                            Vec::new()
-                        };
-                        let io = BwdIo {
-                            xs,
-                            w: &wf,
-                            pooled,
-                            gp,
-                            idx: &idx,
-                        };
-                        let (dx, dwt, db) = dense_backward(&d, &io, want_dx, want_dw);
-                        let dw = if want_dw {
-                            crate::conv::untranspose_weight_grad(&dwt, d.co, d.k())
-                        } else {
-                            Vec::new()
-                        };
-                        Ok((dx, dw, db))
-                    })
-                })
-            })
-        })?;
-        let dev = x.device();
-        let dx = match dx {
-            Some(v) => Some(Tensor::from_vec(v, x.shape(), dev)?),
-            None => None,
-        };
-        let dw = if want_dw {
-            Some(Tensor::from_vec(dw, w.shape(), dev)?)
-        } else {
-            None
-        };
-        let db = if b.track_op() {
-            Some(Tensor::from_vec(db, b.shape(), dev)?)
-        } else {
-            None
-        };
-        Ok((dx, dw, db))
-    }
-}
-
-/// A backward's inputs: the image batch, the weights in the form its path reads them (as given for the sparse
-/// path; flipped for the dense one, empty when it needs no input gradient), the pooled output, its gradient and
-/// the forward's argmax.
-struct BwdIo<'a> {
-    xs: &'a [f32],
-    w: &'a [f32],
-    pooled: &'a [f32],
-    gp: &'a [f32],
-    idx: &'a [u8],
-}
-
-/// `dx` for `n` images of `in_img` floats (empty without `want_dx`), and the ranges of images the threads take.
-fn dx_buffer(n: usize, in_img: usize, want_dx: bool) -> (Vec<f32>, Vec<std::ops::Range<usize>>) {
-    let dx = vec![0f32; if want_dx { n * in_img } else { 0 }];
-    (dx, split_ranges(n, rayon::current_num_threads()))
-}
-
-/// Splits `dx` into one part per range of images (empty parts without `want_dx`).
-fn dx_parts<'a>(
-    mut rest: &'a mut [f32],
-    ranges: &[std::ops::Range<usize>],
-    in_img: usize,
-    want_dx: bool,
-) -> Vec<&'a mut [f32]> {
-    let mut parts = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        let take = if want_dx { r.len() * in_img } else { 0 };
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
-        parts.push(head);
-        rest = tail;
-    }
-    parts
-}
+use super::{BwdIo, dx_parts};
+use crate::conv::{ConvDims, sum_partials};
+use crate::util::{split_ranges, with_scratch_a, with_scratch_b};
 
 /// The sparse backward. After the pool and the ReLU, the conv output's gradient is non-zero only at each
 /// window's argmax, and only where the pooled output is positive: at most a quarter of the positions. So instead
@@ -206,7 +23,7 @@ fn dx_parts<'a>(
 /// `dxpad`'s interior is the input gradient.
 ///
 /// Returns `(dx, dW [co, ci, 3, 3], db)`; `dx` only when `want_dx`.
-fn sparse_backward(
+pub(super) fn sparse_backward(
     d: &ConvDims,
     io: &BwdIo<'_>,
     kernel: simd::Kernel,
@@ -217,7 +34,8 @@ fn sparse_backward(
     let (in_img, p_img) = (d.ci * hw, d.co * phw);
     let klen = 9 * d.ci; // one output channel's weights
     let pad_len = (d.h + 2) * (d.w + 2) * d.ci;
-    let (mut dx, ranges) = dx_buffer(d.n, in_img, want_dx);
+    let ranges = split_ranges(d.n, rayon::current_num_threads());
+    let mut dx = vec![0f32; if want_dx { d.n * in_img } else { 0 }];
     let parts = dx_parts(&mut dx, &ranges, in_img, want_dx);
     let wcl = if want_dx {
         to_channels_last_weights(io.w, d.co, d.ci)
@@ -366,10 +184,10 @@ fn sparse_image<const ROW: usize>(
 
 /// Sparse kernel variants: one per supported channel count, each compiled for the CPU features found at run
 /// time (AVX-512, AVX2 + FMA, or portable).
-mod simd {
+pub(in crate::fused) mod simd {
     use super::{ConvDims, ImageAcc, ImageIo, sparse_image};
 
-    pub(super) type Kernel = fn(&ConvDims, &ImageIo<'_>, ImageAcc<'_>, bool, bool);
+    pub(in crate::fused) type Kernel = fn(&ConvDims, &ImageIo<'_>, ImageAcc<'_>, bool, bool);
 
     fn portable<const ROW: usize>(
         d: &ConvDims,
@@ -413,7 +231,7 @@ mod simd {
     }
 
     /// The sparse kernel for `ci` input channels, if there is one (else the dense backward runs).
-    pub(super) fn pick(ci: usize) -> Option<Kernel> {
+    pub(in crate::fused) fn pick(ci: usize) -> Option<Kernel> {
         if !crate::sparse_backward_enabled() {
             return None;
         }
@@ -464,14 +282,10 @@ mod simd {
             };
             let (phw, pad_len) = ((d.h / 2) * (d.w / 2), (d.h + 2) * (d.w + 2) * CI);
             let mut state = 0x9e37_79b9_7f4a_7c15u64;
-            let mut next = |m: u64| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state % m
-            };
             let mut vals = |len: usize| -> Vec<f32> {
-                (0..len).map(|_| next(2001) as f32 / 1000.0 - 1.0).collect()
+                (0..len)
+                    .map(|_| (crate::util::xorshift(&mut state) % 2001) as f32 / 1000.0 - 1.0)
+                    .collect()
             };
             let (gp, pooled, wcl) = (vals(d.co * phw), vals(d.co * phw), vals(d.co * 9 * CI));
             let mut xpad = vals(pad_len);
@@ -566,69 +380,4 @@ fn from_channels_last_weights(wcl: &[f32], co: usize, ci: usize) -> Vec<f32> {
         }
     }
     out
-}
-
-/// The dense backward (for channel counts the sparse kernel has no variant for, e.g. 5, and
-/// with `set_sparse_backward(false)`): one pass over the images, per thread: scatter the pooled gradient of an image into a
-/// scratch plane set (the ReLU mask read off the pooled output), then its bias-gradient sums,
-/// its weight-gradient GEMM (accumulating `dWᵀ[9ci × co]`) and its input-gradient convolution,
-/// while the plane is still in cache. Returns `(dx, dWᵀ, db)`.
-fn dense_backward(
-    d: &ConvDims,
-    io: &BwdIo<'_>,
-    want_dx: bool,
-    want_dw: bool,
-) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
-    let (hw, phw, k) = (d.hw(), (d.h / 2) * (d.w / 2), d.k());
-    let (in_img, g_img, p_img) = (d.ci * hw, d.co * hw, d.co * phw);
-    let (mut dx, ranges) = dx_buffer(d.n, in_img, want_dx);
-    let parts = dx_parts(&mut dx, &ranges, in_img, want_dx);
-    let wlen = if want_dw { k * d.co } else { 0 };
-    let td = d.transposed();
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
-        .into_par_iter()
-        .zip(parts)
-        .map(|(r, dx_part)| {
-            let mut acc_w = vec![0f32; wlen];
-            let mut acc_b = vec![0f32; d.co];
-            for (pos, img) in r.enumerate() {
-                with_scratch_b(g_img, |g| {
-                    g.fill(0.0);
-                    let pr = img * p_img..(img + 1) * p_img;
-                    let (gp, id, po) = (&io.gp[pr.clone()], &io.idx[pr.clone()], &io.pooled[pr]);
-                    for (c, plane) in g.chunks_exact_mut(hw.max(1)).enumerate() {
-                        let q = c * phw..(c + 1) * phw;
-                        unpool_plane(&gp[q.clone()], &id[q.clone()], Some(&po[q]), d.w, plane);
-                        acc_b[c] += sum8(plane);
-                    }
-                    if want_dw {
-                        with_scratch_a(k * hw, |cols| {
-                            im2col(&io.xs[img * in_img..][..in_img], d.ci, d.h, d.w, cols);
-                            let a = Mat {
-                                data: cols,
-                                rs: hw,
-                                cs: 1,
-                            };
-                            let gt = Mat {
-                                data: g,
-                                rs: 1,
-                                cs: hw,
-                            };
-                            sgemm(k, d.co, hw, &mut acc_w, d.co, true, a, gt);
-                        });
-                    }
-                    if want_dx {
-                        conv_image(&td, g, io.w, None, &mut dx_part[pos * in_img..][..in_img]);
-                    }
-                });
-            }
-            (acc_w, acc_b)
-        })
-        .collect();
-    let (ws, bs): (Vec<_>, Vec<_>) = partials.into_iter().unzip();
-    (
-        want_dx.then_some(dx),
-        sum_partials(ws, wlen),
-        sum_partials(bs, d.co),
-    )
 }
