@@ -1,13 +1,24 @@
 //! `cargo xtask bench`: this project's throughput next to PyTorch's, measured in the same run.
 //!
-//! Builds the `cifar` binary in release, then alternates `cifar bench` and, when `python3 -c "import torch"`
-//! works, the reference script's `--bench` (`../shared/bench/reference_seed.py`), `--rounds` times, so both see
-//! the same machine load. Prints each side's median per measurement, the ratio, and JSON lines in the reference
-//! script's format (`{"bench": ..., "batch": n, "img_per_s": f}`, ours with `"impl": "rust"`).
-//! `--epoch` also trains one real epoch (the reference recipe) and reports its wall time and peak memory.
+//! Builds the `cifar` binary in release, then, `--rounds` times and for each `--model`, runs `cifar bench
+//! --model M` and, when `PYTHON -c "import torch, numpy"` works, the matching PyTorch script's `--bench`, so
+//! both see the same machine load. The scripts live in the workspace's `bench/` folder:
+//!
+//! * `cnn-dnn`: `bench/reference_seed.py` (the seed's recipe; batches 64 and 128, inference at 256);
+//! * `airbench94`: `bench/airbench94_torch.py` (training batches `--airbench-batches`, plain and TTA
+//!   inference at `--airbench-infer-batch`, `--airbench-steps` timed steps).
+//!
+//! Prints each side's median per measurement, the ratio to the best PyTorch layout, and JSON lines in the
+//! scripts' format (`{"bench": ..., "model": ..., "batch": n, "img_per_s": f}`, ours with `"impl": "rust"`).
+//! The model a line belongs to is its `"model"` key, or else the model that was asked for. A model the
+//! `cifar` binary does not know (yet) is skipped with a message. `--epoch` also trains one real epoch (the
+//! reference recipe) and reports its wall time and peak memory.
+//!
+//! Paths default to the workspace root (found from this crate's manifest directory), so the command works
+//! from any directory; the Python interpreter is `--python`, or `$CIFAR_PYTHON`, or `python3`.
 
 use anyhow::{Context, Result, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,94 +30,234 @@ pub struct Args {
     /// Timed repeats inside each `cifar bench` call.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Which models to measure.
+    #[arg(long, value_enum, default_value_t = ModelSel::All)]
+    model: ModelSel,
     /// Skip PyTorch even when it is installed.
     #[arg(long)]
     no_torch: bool,
-    /// The reference script.
-    #[arg(long, default_value = "../shared/bench/reference_seed.py")]
-    reference: PathBuf,
+    /// Python interpreter that has torch and numpy.
+    #[arg(long, env = "CIFAR_PYTHON", default_value = "python3")]
+    python: String,
+    /// The cnn-dnn reference script [default: <workspace>/bench/reference_seed.py].
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// The airbench94 PyTorch script [default: <workspace>/bench/airbench94_torch.py].
+    #[arg(long)]
+    airbench_reference: Option<PathBuf>,
+    /// airbench94: training batch sizes, both sides.
+    #[arg(long, default_value = "1024,256")]
+    airbench_batches: String,
+    /// airbench94: inference batch (plain and test-time-augmented), both sides.
+    #[arg(long, default_value_t = 256)]
+    airbench_infer_batch: usize,
+    /// airbench94: timed steps per measurement, both sides (a batch-1024 step takes seconds on a CPU).
+    #[arg(long, default_value_t = 2)]
+    airbench_steps: usize,
     /// Threads for both sides.
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Also time one real training epoch (needs the data in --data-dir).
     #[arg(long)]
     epoch: bool,
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
+    /// Data directory for --epoch [default: <workspace>/data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
-type Key = (String, usize, String);
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum ModelSel {
+    Airbench94,
+    CnnDnn,
+    All,
+}
+
+const CNN_DNN: &str = "cnn-dnn";
+const AIRBENCH94: &str = "airbench94";
+
+/// (model, bench, batch, implementation)
+type Key = (String, String, usize, String);
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// One model's two sides: the `cifar bench` arguments and the PyTorch script with its arguments.
+struct Side {
+    model: &'static str,
+    rust_args: Vec<String>,
+    script: PathBuf,
+    torch_args: Vec<String>,
+}
+
+fn sides(a: &Args, root: &Path) -> Vec<Side> {
+    let threads = a.threads.to_string();
+    let mut out = Vec::new();
+    if matches!(a.model, ModelSel::CnnDnn | ModelSel::All) {
+        out.push(Side {
+            model: CNN_DNN,
+            rust_args: vec!["--model".into(), CNN_DNN.into()],
+            script: a
+                .reference
+                .clone()
+                .unwrap_or_else(|| root.join("bench/reference_seed.py")),
+            torch_args: vec!["--bench".into(), "--threads".into(), threads.clone()],
+        });
+    }
+    if matches!(a.model, ModelSel::Airbench94 | ModelSel::All) {
+        let steps = a.airbench_steps.max(1).to_string();
+        let infer = a.airbench_infer_batch.to_string();
+        out.push(Side {
+            model: AIRBENCH94,
+            rust_args: vec![
+                "--model".into(),
+                AIRBENCH94.into(),
+                "--train-batches".into(),
+                a.airbench_batches.clone(),
+                "--infer-batch".into(),
+                infer.clone(),
+                "--steps".into(),
+                steps.clone(),
+            ],
+            script: a
+                .airbench_reference
+                .clone()
+                .unwrap_or_else(|| root.join("bench/airbench94_torch.py")),
+            torch_args: vec![
+                "--bench".into(),
+                "--threads".into(),
+                threads,
+                "--batch".into(),
+                a.airbench_batches.clone(),
+                "--infer-batch".into(),
+                infer,
+                "--steps".into(),
+                steps,
+            ],
+        });
+    }
+    out
+}
 
 pub fn run(a: Args) -> Result<()> {
+    let root = workspace_root();
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet", "-p", "cli"])
+        .current_dir(&root)
         .status()
         .context("cannot run cargo build")?;
     if !status.success() {
         bail!("cargo build --release -p cli failed");
     }
-    let cifar = Path::new("target/release/cifar");
-    let torch = !a.no_torch && a.reference.is_file() && torch_available();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"));
+    let cifar = target_dir.join("release/cifar");
+    let torch = !a.no_torch && torch_available(&a.python);
     if !torch {
         println!(
-            "# PyTorch side skipped (python3 -c 'import torch' fails, --no-torch, or no reference script)"
+            "# PyTorch side skipped ({} -c 'import torch, numpy' fails, or --no-torch)",
+            a.python
         );
+    }
+    let sides = sides(&a, &root);
+    let mut skip_rust: BTreeSet<&str> = BTreeSet::new();
+    let mut skip_torch: BTreeSet<&str> = BTreeSet::new();
+    for s in &sides {
+        if torch && !s.script.is_file() {
+            println!(
+                "# PyTorch {} skipped: no script at {}",
+                s.model,
+                s.script.display()
+            );
+            skip_torch.insert(s.model);
+        }
     }
     let mut samples: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     for round in 1..=a.rounds.max(1) {
-        eprintln!("round {round}/{}: rust", a.rounds);
-        let out = Command::new(cifar)
-            .args([
-                "bench",
-                "--device",
-                "cpu",
-                "--repeats",
-                &a.repeats.to_string(),
-                "--quiet",
-            ])
-            .env("RAYON_NUM_THREADS", a.threads.to_string())
-            .output()
-            .context("cannot run target/release/cifar bench")?;
-        if !out.status.success() {
-            bail!(
-                "cifar bench failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        collect(&String::from_utf8_lossy(&out.stdout), "rust", &mut samples);
-        if torch {
-            eprintln!("round {round}/{}: pytorch", a.rounds);
-            let out = Command::new("python3")
-                .arg(&a.reference)
-                .args(["--bench", "--threads", &a.threads.to_string()])
-                .output()
-                .context("cannot run the reference script")?;
-            if !out.status.success() {
-                bail!(
-                    "reference --bench failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
+        for s in &sides {
+            if !skip_rust.contains(s.model) {
+                eprintln!("round {round}/{}: rust {}", a.rounds, s.model);
+                let out = Command::new(&cifar)
+                    .args([
+                        "bench",
+                        "--device",
+                        "cpu",
+                        "--repeats",
+                        &a.repeats.to_string(),
+                    ])
+                    .args(&s.rust_args)
+                    .arg("--quiet")
+                    .env("RAYON_NUM_THREADS", a.threads.to_string())
+                    .output()
+                    .with_context(|| format!("cannot run {} bench", cifar.display()))?;
+                if out.status.success() {
+                    collect(
+                        &String::from_utf8_lossy(&out.stdout),
+                        s.model,
+                        "rust",
+                        &mut samples,
+                    );
+                } else if s.model == CNN_DNN {
+                    bail!(
+                        "cifar bench failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                } else {
+                    // A model the binary does not have yet (or a flag it lacks): report and go on.
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    let why = err
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("no message");
+                    println!("# rust {} skipped: `cifar bench` failed: {why}", s.model);
+                    skip_rust.insert(s.model);
+                }
+            }
+            if torch && !skip_torch.contains(s.model) {
+                eprintln!("round {round}/{}: pytorch {}", a.rounds, s.model);
+                let out = Command::new(&a.python)
+                    .arg(&s.script)
+                    .args(&s.torch_args)
+                    .output()
+                    .with_context(|| format!("cannot run {}", s.script.display()))?;
+                if !out.status.success() {
+                    bail!(
+                        "{} --bench failed: {}",
+                        s.script.display(),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                collect(
+                    &String::from_utf8_lossy(&out.stdout),
+                    s.model,
+                    "torch",
+                    &mut samples,
                 );
             }
-            collect(&String::from_utf8_lossy(&out.stdout), "torch", &mut samples);
         }
     }
     report(&samples);
     if a.epoch {
-        epoch(cifar, &a)?;
+        epoch(&cifar, &a, &root)?;
     }
     Ok(())
 }
 
-fn torch_available() -> bool {
-    Command::new("python3")
+fn torch_available(python: &str) -> bool {
+    Command::new(python)
         .args(["-c", "import torch, numpy"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
 
-/// Reads `{"bench": ..., "batch": ..., "img_per_s": ..., "layout"?: ...}` lines.
-fn collect(stdout: &str, side: &str, samples: &mut BTreeMap<Key, Vec<f64>>) {
+/// Reads `{"bench": ..., "batch": ..., "img_per_s": ..., "layout"?: ..., "model"?: ...}` lines; a line
+/// without `"model"` belongs to `model`, the one that was asked for.
+fn collect(stdout: &str, model: &str, side: &str, samples: &mut BTreeMap<Key, Vec<f64>>) {
     for line in stdout.lines().filter(|l| l.starts_with('{')) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -122,8 +273,14 @@ fn collect(stdout: &str, side: &str, samples: &mut BTreeMap<Key, Vec<f64>>) {
             Some(layout) => format!("{side}-{layout}"),
             None => side.to_string(),
         };
+        let model = v["model"].as_str().unwrap_or(model);
         samples
-            .entry((bench.to_string(), batch as usize, impl_name))
+            .entry((
+                model.to_string(),
+                bench.to_string(),
+                batch as usize,
+                impl_name,
+            ))
             .or_default()
             .push(rate);
     }
@@ -137,42 +294,44 @@ fn median(v: &[f64]) -> f64 {
 
 fn report(samples: &BTreeMap<Key, Vec<f64>>) {
     println!(
-        "{:<6} {:>5}  {:<20} {:>10}  {:>8}",
-        "bench", "batch", "implementation", "img/s", "vs torch"
+        "{:<10} {:<9} {:>5}  {:<20} {:>10}  {:>8}",
+        "model", "bench", "batch", "implementation", "img/s", "vs torch"
     );
-    let mut keys: Vec<(String, usize)> = samples.keys().map(|(b, n, _)| (b.clone(), *n)).collect();
+    let mut keys: Vec<(String, String, usize)> = samples
+        .keys()
+        .map(|(m, b, n, _)| (m.clone(), b.clone(), *n))
+        .collect();
     keys.dedup();
-    for (bench, batch) in keys {
-        // The best PyTorch layout measured for this bench and batch.
+    for (model, bench, batch) in keys {
+        let same = |(m, b, n, _): &Key| *m == model && *b == bench && *n == batch;
+        // The best PyTorch layout measured for this model, bench and batch.
         let best_torch = samples
             .iter()
-            .filter(|((b, n, i), _)| *b == bench && *n == batch && i.starts_with("torch"))
+            .filter(|(k, _)| same(k) && k.3.starts_with("torch"))
             .map(|(_, v)| median(v))
             .fold(f64::NAN, f64::max);
-        for ((b, n, imp), v) in samples
-            .iter()
-            .filter(|((b, n, _), _)| *b == bench && *n == batch)
-        {
-            let m = median(v);
-            let ratio = if imp == "rust" && best_torch.is_finite() {
-                format!("{:.2}x", m / best_torch)
+        for ((m, b, n, imp), v) in samples.iter().filter(|(k, _)| same(k)) {
+            let med = median(v);
+            let ratio = if imp.starts_with("rust") && best_torch.is_finite() {
+                format!("{:.2}x", med / best_torch)
             } else {
                 String::new()
             };
-            println!("{b:<6} {n:>5}  {imp:<20} {m:>10.1}  {ratio:>8}");
+            println!("{m:<10} {b:<9} {n:>5}  {imp:<20} {med:>10.1}  {ratio:>8}");
         }
     }
-    for ((b, n, imp), v) in samples {
+    for ((m, b, n, imp), v) in samples {
         println!(
-            "{{\"bench\": \"{b}\", \"batch\": {n}, \"impl\": \"{imp}\", \"img_per_s\": {:.1}, \"runs\": {}}}",
+            "{{\"bench\": \"{b}\", \"model\": \"{m}\", \"batch\": {n}, \"impl\": \"{imp}\", \"img_per_s\": {:.1}, \"runs\": {}}}",
             median(v),
             v.len()
         );
     }
 }
 
-fn epoch(cifar: &Path, a: &Args) -> Result<()> {
+fn epoch(cifar: &Path, a: &Args, root: &Path) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("xtask-bench-epoch-{}", std::process::id()));
+    let data_dir = a.data_dir.clone().unwrap_or_else(|| root.join("data"));
     let out = Command::new(cifar)
         .args([
             "train",
@@ -184,7 +343,7 @@ fn epoch(cifar: &Path, a: &Args) -> Result<()> {
             "--quiet",
         ])
         .arg("--data-dir")
-        .arg(&a.data_dir)
+        .arg(&data_dir)
         .arg("--out")
         .arg(&tmp)
         .env("RAYON_NUM_THREADS", a.threads.to_string())
@@ -205,4 +364,33 @@ fn epoch(cifar: &Path, a: &Args) -> Result<()> {
         println!("epoch: {line}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collect_keys_lines_by_model_and_layout() {
+        let mut s = BTreeMap::new();
+        let rust = "# header\n{\"bench\": \"train\", \"batch\": 64, \"img_per_s\": 100.0}\n\
+                    {\"bench\":\"train\",\"model\":\"airbench94\",\"batch\":1024,\"impl\":\"rust\",\"img_per_s\":50.0}\n";
+        collect(rust, CNN_DNN, "rust", &mut s);
+        let torch = "{\"model\": \"airbench94\", \"params_trainable\": 1}\n\
+                     {\"bench\": \"train\", \"model\": \"airbench94\", \"batch\": 1024, \"layout\": \"nchw\", \"img_per_s\": 40.0}\n";
+        collect(torch, AIRBENCH94, "torch", &mut s);
+        let key = |m: &str, b: &str, n, i: &str| (m.into(), b.into(), n, i.into());
+        assert_eq!(s[&key(CNN_DNN, "train", 64, "rust")], vec![100.0]);
+        assert_eq!(s[&key(AIRBENCH94, "train", 1024, "rust")], vec![50.0]);
+        assert_eq!(s[&key(AIRBENCH94, "train", 1024, "torch-nchw")], vec![40.0]);
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn workspace_root_holds_the_bench_scripts() {
+        let root = workspace_root();
+        assert!(root.join("Cargo.toml").is_file());
+        assert!(root.join("bench/reference_seed.py").is_file());
+        assert!(root.join("bench/airbench94_torch.py").is_file());
+    }
 }

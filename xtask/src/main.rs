@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! cargo xtask fetch-data [--data-dir data] [--url URL] [--from FILE] [--sha256 HEX] [--force]
-//! cargo xtask bench [--rounds 3] [--repeats 3] [--no-torch] [--epoch]
+//! cargo xtask screenshot RUN_DIR|COMPARE_DIR|PAGE.html [--out PNG] [--width 1400] [--height 3000]
+//! cargo xtask bench [--rounds 3] [--repeats 3] [--model all|airbench94|cnn-dnn] [--python python3] [--no-torch] [--epoch]
 //! ```
 
 mod bench;
 mod fetch_data;
+mod screenshot;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -25,6 +27,8 @@ enum Command {
     FetchData(fetch_data::Args),
     /// Throughput of this project next to PyTorch's reference, measured in the same run.
     Bench(bench::Args),
+    /// A run's report.html or a comparison's compare.html as headless Chromium renders it, saved as a PNG.
+    Screenshot(screenshot::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +43,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::FetchData(args) => fetch_data::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Screenshot(args) => screenshot::run(args),
     }
 }

@@ -1,4 +1,4 @@
-use crate::{Augment, Error, Result};
+use crate::{Augment, Error, ImageAt, Result};
 use candle_core::{Device, Tensor};
 use cifar_types::{IMAGE_BYTES, IMAGE_SIDE, ImageSet};
 use rand::SeedableRng;
@@ -36,6 +36,18 @@ pub fn batch_to_tensor(
     seed: u64,
     device: &Device,
 ) -> Result<Batch> {
+    batch_at(set, indices, aug, seed, (0, 0), device)
+}
+
+/// [`batch_to_tensor`] within a run: `(run_seed, epoch)` place the images for the alternating flip.
+fn batch_at(
+    set: &ImageSet,
+    indices: &[usize],
+    aug: &Augment,
+    seed: u64,
+    (run_seed, epoch): (u64, usize),
+    device: &Device,
+) -> Result<Batch> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut data = vec![0f32; indices.len() * IMAGE_BYTES];
     let mut label_bytes = Vec::with_capacity(indices.len());
@@ -46,7 +58,12 @@ pub fn batch_to_tensor(
                 len: set.len(),
             });
         }
-        aug.apply(set.image(i), dst, &mut rng);
+        let at = ImageAt {
+            index: i,
+            epoch,
+            run_seed,
+        };
+        aug.apply_at(set.image(i), dst, &mut rng, at);
         label_bytes.push(set.label(i));
     }
     let n = indices.len();
@@ -119,7 +136,8 @@ fn produce(
         let end = ((k + 1) * batch_size).min(plan.order.len());
         let idx = &plan.order[k * batch_size..end];
         let seed = batch_seed(plan.seed, plan.epoch, k);
-        let batch = batch_to_tensor(set, idx, &plan.augment, seed, &Device::Cpu).map(|mut b| {
+        let ctx = (plan.seed, plan.epoch);
+        let batch = batch_at(set, idx, &plan.augment, seed, ctx, &Device::Cpu).map(|mut b| {
             b.index = k;
             b
         });

@@ -48,11 +48,56 @@ pub fn pad_crop(src: &[u8], dst: &mut [u8], pad: usize, dy: usize, dx: usize) {
     }
 }
 
+/// Crops a 32x32 window out of `src` reflect-padded by `pad` pixels (PyTorch's `F.pad(mode='reflect')`: the
+/// edge pixel is not repeated), offsets `(dy, dx)` in `0..=2*pad`; `dy = dx = pad` is the identity. This is
+/// airbench's random translate.
+///
+/// ```
+/// let src: Vec<u8> = (0..3072).map(|i| (i % 32) as u8).collect(); // every row is 0..32
+/// let mut dst = vec![0u8; 3072];
+/// augment::reflect_crop(&src, &mut dst, 2, 2, 0); // shifted right by 2: columns -2, -1 reflect to 2, 1
+/// assert_eq!(&dst[..4], &[2, 1, 0, 1]);
+/// ```
+pub fn reflect_crop(src: &[u8], dst: &mut [u8], pad: usize, dy: usize, dx: usize) {
+    let side = IMAGE_SIDE as isize;
+    let reflect = |v: isize| -> usize {
+        let v = if v < 0 { -v } else { v };
+        let v = if v >= side { 2 * (side - 1) - v } else { v };
+        v.clamp(0, side - 1) as usize
+    };
+    let (oy, ox) = (dy as isize - pad as isize, dx as isize - pad as isize);
+    for c in 0..CHANNELS {
+        let s = &src[c * PLANE..(c + 1) * PLANE];
+        let d = &mut dst[c * PLANE..(c + 1) * PLANE];
+        for y in 0..IMAGE_SIDE {
+            let sy = reflect(y as isize + oy);
+            let srow = &s[sy * IMAGE_SIDE..(sy + 1) * IMAGE_SIDE];
+            let drow = &mut d[y * IMAGE_SIDE..(y + 1) * IMAGE_SIDE];
+            if ox == 0 {
+                drow.copy_from_slice(srow);
+            } else {
+                for (x, v) in drow.iter_mut().enumerate() {
+                    *v = srow[reflect(x as isize + ox)];
+                }
+            }
+        }
+    }
+}
+
 /// Per-channel normalization `(x / 255 - mean) / std`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Normalize {
     pub mean: [f32; 3],
     pub std: [f32; 3],
+}
+
+impl Normalize {
+    /// The CIFAR-10 training set's per-channel mean and standard deviation (airbench's normalization).
+    pub const CIFAR10: Normalize = Normalize {
+        mean: [0.4914, 0.4822, 0.4465],
+        std: [0.2470, 0.2435, 0.2616],
+    };
 }
 
 impl Default for Normalize {
@@ -81,11 +126,19 @@ pub fn normalize_into(src: &[u8], dst: &mut [f32], norm: &Normalize) {
 
 /// The augmentation recipe: which random transforms run, then normalization.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Augment {
-    /// Probability of a horizontal flip (the reference: 0.5).
+    /// Probability of a horizontal flip (the reference: 0.5); with `alternating_flip`, the probability of the
+    /// image's run-long base flip.
     pub flip_prob: f64,
+    /// airbench's alternating flip: each image gets one random flip for the whole run (with `flip_prob`), and every
+    /// second epoch (2, 4, ...) the whole set is mirrored, so an image is seen both ways in any two epochs.
+    pub alternating_flip: bool,
     /// Zero padding for the random crop (the reference: 4); 0 disables the crop.
     pub crop_pad: usize,
+    /// airbench's random translate: a random shift of up to this many pixels on each axis of the image
+    /// reflect-padded by as many (0: off). Used instead of `crop_pad` when both are set.
+    pub translate: usize,
     pub normalize: Normalize,
 }
 
@@ -94,9 +147,31 @@ impl Default for Augment {
     fn default() -> Self {
         Self {
             flip_prob: 0.5,
+            alternating_flip: false,
             crop_pad: 4,
+            translate: 0,
             normalize: Normalize::default(),
         }
+    }
+}
+
+/// Where an image stands in a run, for the transforms that depend on more than a per-batch random stream
+/// (alternating flip).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageAt {
+    /// The image's index in its set.
+    pub index: usize,
+    /// The epoch (1-based; 0 outside training).
+    pub epoch: usize,
+    /// The run's seed.
+    pub run_seed: u64,
+}
+
+impl ImageAt {
+    /// The image's run-long base flip under alternating flip (a hash of the run seed and the index).
+    fn base_flip(&self, p: f64) -> bool {
+        let h = crate::batch_seed(self.run_seed ^ 0x616c_745f_666c_6970, 0, self.index);
+        ((h >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 }
 
@@ -105,21 +180,48 @@ impl Augment {
     pub fn none() -> Self {
         Self {
             flip_prob: 0.0,
+            alternating_flip: false,
             crop_pad: 0,
+            translate: 0,
             normalize: Normalize::default(),
+        }
+    }
+
+    /// airbench94's training augmentation: alternating flip, translate by up to 2 pixels (reflect padding), the
+    /// CIFAR-10 mean/std normalization.
+    pub fn airbench() -> Self {
+        Self {
+            flip_prob: 0.5,
+            alternating_flip: true,
+            crop_pad: 0,
+            translate: 2,
+            normalize: Normalize::CIFAR10,
         }
     }
 
     /// Augments and normalizes one image into `dst` (3072 f32).
     pub fn apply<R: Rng>(&self, src: &[u8], dst: &mut [f32], rng: &mut R) {
+        self.apply_at(src, dst, rng, ImageAt::default());
+    }
+
+    /// [`Augment::apply`] for image `at` (needed by the alternating flip).
+    pub fn apply_at<R: Rng>(&self, src: &[u8], dst: &mut [f32], rng: &mut R, at: ImageAt) {
         let mut buf = [0u8; IMAGE_BYTES];
-        let cropped = self.crop_pad > 0;
-        if cropped {
+        let cropped = self.translate > 0 || self.crop_pad > 0;
+        if self.translate > 0 {
+            let dy = rng.random_range(0..=2 * self.translate);
+            let dx = rng.random_range(0..=2 * self.translate);
+            reflect_crop(src, &mut buf, self.translate, dy, dx);
+        } else if self.crop_pad > 0 {
             let dy = rng.random_range(0..=2 * self.crop_pad);
             let dx = rng.random_range(0..=2 * self.crop_pad);
             pad_crop(src, &mut buf, self.crop_pad, dy, dx);
         }
-        let flipped = self.flip_prob > 0.0 && rng.random_bool(self.flip_prob.min(1.0));
+        let flipped = if self.alternating_flip {
+            at.base_flip(self.flip_prob) ^ (at.epoch >= 1 && at.epoch.is_multiple_of(2))
+        } else {
+            self.flip_prob > 0.0 && rng.random_bool(self.flip_prob.min(1.0))
+        };
         if flipped {
             if !cropped {
                 buf.copy_from_slice(src);

@@ -4,6 +4,8 @@
 //! - [`EpochMetrics`] and [`History`]: what training reports per epoch.
 //! - [`ConfusionMatrix`], [`ClassReport`], [`TestReport`]: evaluation results.
 //! - [`Predictions`]: per-image class probabilities, the input of the charts.
+//! - [`run_files`]: the file names of a run directory.
+//! - [`RunSummary`]: whole-run measurements (`run_summary.json`: wall time, peak memory, model size).
 //! - [`atomic`]: write a file under its final name only once it is complete.
 //!
 //! ```
@@ -19,7 +21,10 @@ pub mod atomic;
 mod error;
 mod images;
 mod metrics;
+pub mod run_files;
+mod summary;
 
 pub use error::{Error, Result};
 pub use images::{CHANNELS, CLASS_NAMES, IMAGE_BYTES, IMAGE_SIDE, ImageSet, NUM_CLASSES};
 pub use metrics::{ClassReport, ConfusionMatrix, EpochMetrics, History, Predictions, TestReport};
+pub use summary::{RUN_SUMMARY_FILE, RunSummary};

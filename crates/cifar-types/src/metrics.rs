@@ -8,7 +8,11 @@ pub struct EpochMetrics {
     pub epoch: usize,
     pub train_loss: f64,
     pub train_acc: f64,
+    /// Validation loss; NaN (`null` in JSON) for a run without a validation split.
+    #[serde(with = "nan_as_null", default = "nan")]
     pub val_loss: f64,
+    /// Validation accuracy; NaN (`null` in JSON) for a run without a validation split.
+    #[serde(with = "nan_as_null", default = "nan")]
     pub val_acc: f64,
     /// Learning rate at the end of the epoch.
     pub lr: f64,
@@ -18,21 +22,45 @@ pub struct EpochMetrics {
     pub train_images_per_sec: f64,
 }
 
+fn nan() -> f64 {
+    f64::NAN
+}
+
+/// NaN is written as `null` and read back as NaN (JSON has no NaN).
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// Every epoch of a run, in order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct History {
     pub epochs: Vec<EpochMetrics>,
 }
 
 impl History {
     /// The epoch with the highest validation accuracy (the first one on ties), as the best-model rule picks it.
+    /// None when the run has no validation split.
     pub fn best(&self) -> Option<&EpochMetrics> {
-        self.epochs
-            .iter()
-            .fold(None, |best: Option<&EpochMetrics>, e| match best {
+        self.epochs.iter().filter(|e| e.val_acc.is_finite()).fold(
+            None,
+            |best: Option<&EpochMetrics>, e| match best {
                 Some(b) if b.val_acc >= e.val_acc => Some(b),
                 _ => Some(e),
-            })
+            },
+        )
     }
 
     pub fn last(&self) -> Option<&EpochMetrics> {
@@ -158,6 +186,12 @@ pub struct ClassReport {
 pub struct TestReport {
     pub accuracy: f64,
     pub loss: f64,
+    /// The test-time augmentation these figures used (`none`, `mirror`, `mirror+shift`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tta: Option<String>,
+    /// Accuracy of the same model without test-time augmentation, when `tta` is not `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_without_tta: Option<f64>,
     pub per_class: Vec<ClassReport>,
     /// Rows are the true class, columns the predicted one.
     pub confusion_matrix: Vec<Vec<u64>>,
@@ -170,6 +204,8 @@ impl TestReport {
         Self {
             accuracy: cm.accuracy(),
             loss,
+            tta: None,
+            accuracy_without_tta: None,
             per_class: cm.class_reports(class_names),
             confusion_matrix: cm.rows().to_vec(),
         }

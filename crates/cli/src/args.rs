@@ -29,12 +29,23 @@ impl Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (the reference recipe by default) and evaluate it on the test set.
+    ///
+    /// Flags left out take the preset's value (`--preset`, default `reference`); `cifar list` names the presets.
+    #[command(allow_negative_numbers = true)]
     Train(Box<TrainArgs>),
     /// Evaluate a saved model on the test set.
+    #[command(allow_negative_numbers = true)]
     Evaluate(EvaluateArgs),
+    /// Classify your own images (files or folders) with a saved model.
+    Predict(crate::predict::PredictArgs),
+    /// Print a checkpoint's metadata, parameter count and tensors.
+    Inspect(crate::inspect::InspectArgs),
     /// Draw the charts and report.html of a run directory.
     Plot(PlotArgs),
+    /// Compare runs: validation curves overlaid, per-class test accuracy, a table of cost and accuracy.
+    Compare(crate::compare::CompareArgs),
     /// Measure training, inference and data-pipeline throughput on random data.
+    #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
     /// List the registered models and the presets.
     List,
@@ -42,13 +53,16 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// Where to run: auto | cpu | cuda | cuda:N (auto: CUDA device 0 when built with CUDA, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// The registered model to measure (`cifar list`).
     #[arg(long, default_value = "cnn-dnn")]
     pub model: String,
-    /// Training batch sizes to measure.
-    #[arg(long, value_delimiter = ',', default_value = "64,128")]
-    pub train_batches: Vec<usize>,
+    /// Training batch sizes to measure [default: 64,128; airbench94: 1024,256].
+    #[arg(long, value_delimiter = ',')]
+    pub train_batches: Option<Vec<usize>>,
+    /// Inference batch size to measure.
     #[arg(long, default_value_t = 256)]
     pub infer_batch: usize,
     /// Steps per timed repeat.
@@ -64,72 +78,99 @@ pub struct BenchArgs {
 
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
-    /// Directory holding (or receiving) cifar-10-batches-bin.
+    /// Directory holding (or receiving) cifar-10-batches-bin; the data set is downloaded when missing
+    /// [default: data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Run directory [default: runs/<preset>-seed<seed>-<unix time>].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Start from a named preset (reference, fast, fast-long); flags override it.
+    /// Start from a named preset (reference, fast, fast-long, airbench94; `cifar list`); the other flags
+    /// override it.
     #[arg(long, default_value = "reference")]
     pub preset: String,
+    /// Training length in epochs; a fraction (e.g. 9.9) stops partway through the last epoch [reference: 50;
+    /// fast: 18; fast-long: 40; airbench94: 9.9].
     #[arg(long)]
-    pub epochs: Option<usize>,
+    pub epochs: Option<f64>,
+    /// Optimizer: adam | sgd [presets: adam; airbench94: sgd].
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// SGD momentum (ignored by Adam) [presets: 0.9; airbench94: 0.85].
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Training batch size [reference: 64; fast, fast-long: 128; airbench94: 1024].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Base (peak) learning rate.
+    /// Base (peak) learning rate [reference: 1e-3; fast, fast-long: 4e-3; airbench94: 3/2048].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Decoupled weight decay (AdamW); 0 = Adam.
+    /// Weight decay: Adam's decoupled one (AdamW; 0 = plain Adam), SGD's coupled one [reference: 0; fast,
+    /// fast-long: 0.05; airbench94: its derived 1.36].
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// Fraction of the training images held out for validation (0: none; the final weights are the model)
+    /// [presets: 0.1; airbench94: 0].
     #[arg(long)]
     pub val_fraction: Option<f64>,
-    /// Hold out the same fraction of each class for validation.
+    /// Hold out the same fraction of each class for validation [default: off].
     #[arg(long)]
     pub stratified: bool,
+    /// Seed of the split, shuffling, augmentation, initialisation and dropout [default: 42].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// auto | cpu | cuda | cuda:N
+    /// Where to train: auto | cpu | cuda | cuda:N (auto: CUDA device 0 when built with CUDA, else the CPU)
+    /// [default: auto].
     #[arg(long)]
     pub device: Option<String>,
+    /// The registered model to train (`cifar list`) [presets: cnn-dnn; airbench94: airbench94].
     #[arg(long)]
     pub model: Option<String>,
-    /// Use only the first N training images (before the validation split).
+    /// Use only the first N training images (before the validation split) [default: all 50,000].
     #[arg(long)]
     pub limit_train: Option<usize>,
-    /// Early stopping: stop when the validation loss has not improved for N epochs.
+    /// Early stopping: stop when the validation loss has not improved for N epochs [default: off].
     #[arg(long)]
     pub patience: Option<usize>,
-    /// constant | cosine | onecycle
+    /// Learning-rate schedule: constant | cosine | onecycle | linear [reference: constant; fast, fast-long:
+    /// onecycle; airbench94: linear].
     #[arg(long)]
     pub schedule: Option<train::Schedule>,
-    /// Linear warm-up in epochs.
+    /// Linear warm-up in epochs [reference: 0; fast: 1.5; fast-long: 3; airbench94: 2.277].
     #[arg(long)]
     pub warmup_epochs: Option<f64>,
+    /// Label smoothing of the training loss, in [0, 1) [reference: 0; fast, fast-long: 0.1; airbench94: 0.2].
     #[arg(long)]
     pub label_smoothing: Option<f64>,
-    /// Average the predictions of each image and its mirror image at evaluation.
+    /// Average the predictions of each image and its mirror image at evaluation [reference: off; fast,
+    /// fast-long, airbench94: on].
     #[arg(long)]
     pub tta: bool,
-    /// Horizontal flip probability of the training augmentation.
+    /// With TTA, also 1-pixel reflect-shifted views (airbench's 6-view TTA) [presets: off; airbench94: on].
+    #[arg(long)]
+    pub tta_shift: bool,
+    /// Horizontal flip probability of the training augmentation [default: 0.5; airbench94 alternates the flip].
     #[arg(long)]
     pub flip_prob: Option<f64>,
-    /// Zero padding of the random crop (0 disables it).
+    /// Zero padding of the random crop, 0 disables it [presets: 4; airbench94: 0, a 2-pixel reflect-translate
+    /// instead].
     #[arg(long)]
     pub crop_pad: Option<usize>,
+    /// Batch size of validation and test evaluation [presets: 512; airbench94: 1000].
     #[arg(long)]
     pub eval_batch_size: Option<usize>,
-    /// Continue the run in RUN_DIR from its last checkpoint (its config.json decides everything else).
+    /// Continue the run in RUN_DIR from its last checkpoint (its config.json decides everything but --device and
+    /// --data-dir) [default: start a new run].
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
-    /// Download URL when the data is missing (else CIFAR10_URL, else the official URL).
+    /// Download URL when the data is missing [default: $CIFAR10_URL, else the official URL].
     #[arg(long)]
     pub url: Option<String>,
-    /// Skip the charts at the end.
+    /// Skip the charts at the end [default: draw them].
     #[arg(long)]
     pub no_plots: bool,
-    /// Use candle's stock CPU ops instead of the fast kernels (for comparisons; several times slower).
+    /// Use candle's stock CPU ops instead of the fast kernels (for comparisons; several times slower)
+    /// [default: off].
     #[arg(long)]
     pub stock_ops: bool,
 }
@@ -139,16 +180,22 @@ pub struct EvaluateArgs {
     /// A model checkpoint (best.safetensors or last.safetensors).
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// Directory holding cifar-10-batches-bin (`cargo xtask fetch-data` fills it).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
+    /// Where to run: auto | cpu | cuda | cuda:N (auto: CUDA device 0 when built with CUDA, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Images evaluated together.
     #[arg(long, default_value_t = 512)]
     pub batch_size: usize,
-    /// Flip test-time augmentation.
+    /// Flip test-time augmentation [default: off].
     #[arg(long)]
     pub tta: bool,
-    /// Also write the report (test_report.json layout) to this file.
+    /// With --tta, also the 1-pixel reflect-shifted views (airbench's 6-view TTA) [default: off].
+    #[arg(long)]
+    pub tta_shift: bool,
+    /// Also write the report (test_report.json layout) to this file [default: none].
     #[arg(long)]
     pub report: Option<PathBuf>,
 }
@@ -161,6 +208,7 @@ pub struct PlotArgs {
     /// Where the test images are [default: the run's data_dir].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Image format of the charts.
     #[arg(long, value_enum, default_value_t = ChartFormat::Png)]
     pub format: ChartFormat,
 }
@@ -169,4 +217,44 @@ pub struct PlotArgs {
 pub enum ChartFormat {
     Png,
     Svg,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag of every subcommand says what it does, and every flag that takes a value says its default
+    /// (clap's `[default: ...]`, or in the text: `[default: ...]`, `[presets: ...]`, `[reference: ...]`), unless
+    /// it is required.
+    #[test]
+    fn every_flag_has_help_and_a_default() {
+        let mut cli = Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(
+                    !help.trim().is_empty(),
+                    "{} --{id}: no help text",
+                    sub.get_name()
+                );
+                let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values())
+                    && !matches!(arg.get_action(), clap::ArgAction::SetTrue);
+                let states_default = !arg.get_default_values().is_empty()
+                    || ["[default", "[presets", "[reference"]
+                        .iter()
+                        .any(|k| help.contains(k));
+                assert!(
+                    !takes_value || arg.is_required_set() || arg.is_positional() || states_default,
+                    "{} --{id}: the help does not state the default: {help:?}",
+                    sub.get_name()
+                );
+            }
+        }
+    }
 }

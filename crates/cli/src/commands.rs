@@ -10,12 +10,29 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Train(a) => train_cmd(*a),
         Command::Evaluate(a) => evaluate_cmd(a),
+        Command::Predict(a) => crate::predict::predict_cmd(a),
+        Command::Inspect(a) => crate::inspect::inspect_cmd(a),
         Command::Plot(a) => plot_cmd(a),
+        Command::Compare(a) => crate::compare::compare_cmd(a),
         Command::Bench(a) => bench_cmd(a),
         Command::List => {
             println!("models:");
+            println!(
+                "  {:<12} {:>10} {:>13}  description",
+                "name", "parameters", "MFLOP/image"
+            );
             for m in model::registry::MODELS {
-                println!("  {:<12} {}", m.name, m.description);
+                let params = m
+                    .param_count()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "?".into());
+                println!(
+                    "  {:<12} {:>10} {:>13.2}  {}",
+                    m.name,
+                    params,
+                    m.mflops_per_image(),
+                    m.description
+                );
             }
             println!("presets:");
             for p in train::PRESETS {
@@ -28,12 +45,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// The config of a new run: the preset, then every flag given.
 fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
-    let mut c = TrainConfig::preset(&a.preset)?;
+    let mut c = TrainConfig::preset(&a.preset).map_err(crate::errors::train_flag_error)?;
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = a.$field.clone() { c.$field = v; } )* };
     }
+    if let Some(e) = a.epochs {
+        if !(e.is_finite() && e > 0.0) {
+            bail!("--epochs: expected a positive number, found {e}");
+        }
+        c.epochs = e.ceil() as usize;
+        c.fractional_epochs = (e.fract() != 0.0).then_some(e);
+    }
+    if let Some(o) = &a.optimizer {
+        c.optimizer = match o.to_ascii_lowercase().as_str() {
+            "adam" | "adamw" => train::OptimizerKind::Adam,
+            "sgd" => train::OptimizerKind::Sgd,
+            _ => bail!("--optimizer: expected adam or sgd, found {o:?}"),
+        };
+    }
     set!(
-        epochs,
+        momentum,
         batch_size,
         lr,
         weight_decay,
@@ -61,12 +92,19 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
     }
     c.stratified |= a.stratified;
     c.tta |= a.tta;
+    c.tta_shift |= a.tta_shift;
+    if c.tta_shift && !c.tta {
+        bail!("--tta-shift: needs --tta");
+    }
     c.stock_ops |= a.stock_ops;
-    c.validate()?;
+    // Also refuses a CUDA device on a build without CUDA, before any directory or download.
+    c.validate().map_err(crate::errors::train_flag_error)?;
     Ok(c)
 }
 
 fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let mut new_out_root = None;
     let (cfg, out, resume) = match &a.resume {
         Some(dir) => {
             let rd = RunDir::new(dir);
@@ -86,6 +124,16 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             if let Some(d) = &a.data_dir {
                 cfg.data_dir = d.clone();
             }
+            cfg.validate().map_err(|e| match e {
+                train::Error::Setting {
+                    setting: "device", ..
+                } => crate::errors::train_flag_error(e),
+                e => anyhow::Error::new(e).context(format!(
+                    "--resume {}: {}",
+                    dir.display(),
+                    RunDir::CONFIG
+                )),
+            })?;
             tracing::info!(
                 "resuming with the run's own config.json (flags other than --device/--data-dir are ignored)"
             );
@@ -94,12 +142,27 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         None => {
             let cfg = config_from(&a)?;
             let out = a.out.clone().unwrap_or_else(|| default_out(&cfg));
-            RunDir::new(&out)
-                .prepare_new()
-                .with_context(|| format!("--out {}", out.display()))?;
+            new_out_root = out
+                .ancestors()
+                .take_while(|p| !p.exists())
+                .last()
+                .map(Path::to_path_buf);
+            if let Err(e) = RunDir::new(&out).prepare_new() {
+                // It may have created directories before failing.
+                drop(new_out_root.map(|root| RemoveIfEmpty {
+                    dir: out.clone(),
+                    root,
+                }));
+                return Err(anyhow::Error::new(e).context(format!("--out {}", out.display())));
+            }
             (cfg, out, false)
         }
     };
+    // A new run directory that is still empty when this function returns (a failed download, ...) goes again.
+    let _cleanup = new_out_root.map(|root| RemoveIfEmpty {
+        dir: out.clone(),
+        root,
+    });
     tracing::info!("config: {}", serde_json::to_string(&cfg)?);
     ensure_data(&cfg.data_dir, a.url.as_deref())?;
     let data = load_data(&cfg)?;
@@ -113,6 +176,13 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(130));
     }
+    // Wall time and peak memory so far (the charts below are not part of training), for `cifar compare`.
+    crate::compare::write_run_summary(
+        &out,
+        &cfg.model,
+        started.elapsed().as_secs_f64(),
+        rayon_threads(),
+    );
     if !a.no_plots {
         let test = Arc::new(data.test);
         if let Err(e) = plot_run(&out, Some(test), viz::Format::Png) {
@@ -121,6 +191,13 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     }
     let h = &outcome.history;
     println!("run directory: {}", out.display());
+    if h.best().is_none() && !h.epochs.is_empty() {
+        println!(
+            "{} epochs in {:.1} min (no validation split: the final weights are the run's model)",
+            h.epochs.len(),
+            h.total_secs() / 60.0
+        );
+    }
     if let Some(best) = h.best() {
         println!(
             "best epoch {} (val acc {:.2}%), {} epochs in {:.1} min{}",
@@ -142,8 +219,12 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         );
     }
     if let Some(r) = &outcome.test_report {
+        let plain = r
+            .accuracy_without_tta
+            .map(|a| format!(" ({:.2}% without TTA)", 100.0 * a))
+            .unwrap_or_default();
         println!(
-            "test accuracy {:.2}%, loss {:.4}",
+            "test accuracy {:.2}%{plain}, loss {:.4}",
             100.0 * r.accuracy,
             r.loss
         );
@@ -152,6 +233,24 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         println!("peak memory: {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// On drop, removes `dir` and its parents up to `root` (both included) while they are empty: a run directory
+/// created for a run that wrote nothing leaves nothing behind.
+struct RemoveIfEmpty {
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+impl Drop for RemoveIfEmpty {
+    fn drop(&mut self) {
+        for d in self.dir.ancestors() {
+            // `remove_dir` only removes an empty directory.
+            if std::fs::remove_dir(d).is_err() || d == self.root {
+                break;
+            }
+        }
+    }
 }
 
 fn default_out(cfg: &TrainConfig) -> PathBuf {
@@ -164,14 +263,20 @@ fn default_out(cfg: &TrainConfig) -> PathBuf {
 
 /// Fetches the data set when the directory holds none (like torchvision's `download=True`).
 fn ensure_data(data_dir: &Path, url: Option<&str>) -> Result<()> {
-    if dataset::is_present(data_dir) {
+    let Err(problem) = dataset::check(data_dir) else {
         return Ok(());
-    }
+    };
     let url = dataset::resolve_url(url);
-    tracing::info!(
-        "no CIFAR-10 data in {}; downloading {url}",
-        data_dir.display()
-    );
+    if data_dir.join(dataset::BATCH_DIR).exists() {
+        // Damaged data: say what is wrong with which file before fetching it again.
+        tracing::warn!("CIFAR-10 in {} is damaged: {problem}", data_dir.display());
+        tracing::info!("fetching CIFAR-10 again ({url})");
+    } else {
+        tracing::info!(
+            "no CIFAR-10 data in {}; downloading {url}",
+            data_dir.display()
+        );
+    }
     let opts = dataset::FetchOptions {
         url: Some(url),
         ..Default::default()
@@ -219,8 +324,16 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
         bail!("--batch-size: expected at least 1, found 0");
     }
     let (device, desc) = model::device::select(&a.device)?;
-    let net = model::checkpoint::load_model(&a.checkpoint, &device)
+    let (net, meta) = model::checkpoint::load_model_with_meta(&a.checkpoint, &device)
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
+    crate::predict::note_defaults(&a.checkpoint, &meta);
+    let normalize = augment::Normalize {
+        mean: meta.normalize.mean,
+        std: meta.normalize.std,
+    };
+    if a.tta_shift && !a.tta {
+        bail!("--tta-shift: needs --tta");
+    }
     let data = dataset::load(&a.data_dir)
         .with_context(|| format!("--data-dir {}: cannot load CIFAR-10", a.data_dir.display()))?;
     tracing::info!(
@@ -233,8 +346,8 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
         net.as_ref(),
         &test,
         a.batch_size,
-        augment::Normalize::default(),
-        a.tta,
+        normalize,
+        train::Tta::from_flags(a.tta, a.tta_shift),
     )?;
     let report =
         cifar_types::TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
@@ -307,7 +420,14 @@ fn plot_run(
 
 fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
     use train::bench;
-    if a.train_batches.contains(&0) || a.infer_batch == 0 {
+    let train_batches = a.train_batches.clone().unwrap_or_else(|| {
+        if a.model == model::AirBench94::NAME {
+            vec![1024, 256]
+        } else {
+            vec![64, 128]
+        }
+    });
+    if train_batches.contains(&0) || a.infer_batch == 0 {
         bail!("--train-batches / --infer-batch: expected sizes of at least 1");
     }
     let (device, desc) = model::device::select(&a.device)?;
@@ -325,7 +445,7 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         a.steps
     );
     let mut results = Vec::new();
-    for &b in &a.train_batches {
+    for &b in &train_batches {
         let r = bench::train_step(&a.model, &device, b, 3, a.steps, a.repeats)?;
         println!("train  batch {b:>4}: {:>8.1} img/s", r.img_per_s);
         results.push(r);
@@ -343,6 +463,22 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         a.infer_batch, r.img_per_s
     );
     results.push(r);
+    if a.model == model::AirBench94::NAME {
+        let r = bench::inference_tta(
+            &a.model,
+            &device,
+            train::Tta::MirrorShift,
+            a.infer_batch,
+            1,
+            a.steps.div_ceil(8).max(1),
+            a.repeats,
+        )?;
+        println!(
+            "infer  batch {:>4}: {:>8.1} img/s with the 6-view TTA",
+            a.infer_batch, r.img_per_s
+        );
+        results.push(r);
+    }
     let r = bench::data_pipeline(64, 10_000, a.repeats)?;
     println!(
         "data   batch   64: {:>8.1} img/s (augmentation, one thread)",

@@ -3,6 +3,10 @@
 
 mod args;
 mod commands;
+mod compare;
+mod errors;
+mod inspect;
+mod predict;
 mod process;
 
 use clap::Parser;
@@ -27,7 +31,7 @@ fn main() -> std::process::ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", errors::message(&e));
             std::process::ExitCode::FAILURE
         }
     }

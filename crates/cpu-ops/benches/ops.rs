@@ -1,6 +1,9 @@
 //! Per-op and whole-model timings, candle's native CPU ops vs this crate (`cargo bench -p
 //! cpu-ops`). Prints medians of several runs: the machine is shared and noisy.
 //!
+//! `cargo bench -p cpu-ops -- airbench` runs only the airbench94 ops (odd-size conv without bias, fused
+//! BatchNorm + GELU, GELU, odd-size pool).
+//!
 //! "bwd" is (forward + backward) minus forward, where the loss is `sum(y * r)` in both cases.
 //! GFLOP/s counts 2·N·Co·Ci·9·H·W per conv pass (the input-gradient pass is skipped, and not
 //! counted, when the input is not a variable, as for the first layer's image).
@@ -9,19 +12,52 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 
-const RUNS: usize = 9;
+/// Timed runs per median (`CPU_OPS_RUNS` overrides; keep it small on a shared machine).
+fn runs() -> usize {
+    std::env::var("CPU_OPS_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9usize)
+        .max(1)
+}
+
+/// Nanoseconds all of this process's threads have spent on a CPU (Linux `schedstat`), if readable.
+fn cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for t in std::fs::read_dir("/proc/self/task").ok()? {
+        let s = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// With `CPU_OPS_CLOCK=cpu`, the benches time CPU time over all threads divided by rayon's thread count instead
+/// of wall time: on a machine shared with other work (where wall time mostly measures the waits) that is the
+/// better estimate of the idle-machine wall time.
+fn cpu_clock() -> bool {
+    std::env::var("CPU_OPS_CLOCK").is_ok_and(|v| v == "cpu") && cpu_ns().is_some()
+}
 
 fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     f()?;
-    let mut t: Vec<f64> = (0..RUNS)
+    let runs = runs();
+    let cpu = cpu_clock();
+    let threads = rayon::current_num_threads() as f64;
+    let mut t: Vec<f64> = (0..runs)
         .map(|_| {
-            let s = Instant::now();
-            f().map(|_| s.elapsed().as_secs_f64() * 1e3)
+            if cpu {
+                let c0 = cpu_ns().unwrap_or(0);
+                f()?;
+                Ok((cpu_ns().unwrap_or(0) - c0) as f64 / 1e6 / threads)
+            } else {
+                let s = Instant::now();
+                f().map(|_| s.elapsed().as_secs_f64() * 1e3)
+            }
         })
         .collect::<Result<_>>()?;
     t.sort_by(f64::total_cmp);
-    Ok(t[RUNS / 2])
+    Ok(t[runs / 2])
 }
 
 fn randn(dims: &[usize]) -> Result<Tensor> {
@@ -131,6 +167,162 @@ fn small_op_benches() -> Result<()> {
             both - f
         );
     }
+    Ok(())
+}
+
+/// Forward and backward ms of `f` (a closure running the op) with loss `sum(y * r)`, and the backward less the
+/// loss's own cost (candle's `y * r`, `sum_all` and their backward on a variable of `y`'s shape: several full
+/// passes over `y` that dominate for the cheap elementwise ops). Candle's autograd bookkeeping around an op
+/// (zeroed gradient buffers, adds, a strided broadcast add for `sum_all`) costs tens of ms at these sizes and is
+/// noisy, so for the BatchNorm / GELU / pool rows the op's own backward (a few ms) is a small part of "bwd".
+fn time_fwd_bwd(f: impl Fn() -> Result<Tensor>) -> Result<(f64, f64, f64)> {
+    let y = f()?;
+    let r = randn(y.dims())?;
+    let fwd = median_ms(|| f().map(|_| ()))?;
+    let both = median_ms(|| (f()? * &r)?.sum_all()?.backward().map(|_| ()))?;
+    let yv = Var::from_tensor(&y)?;
+    let loss = median_ms(|| (yv.as_tensor() * &r)?.sum_all()?.backward().map(|_| ()))?;
+    let bwd = (both - fwd).max(0.0);
+    Ok((fwd, bwd, (bwd - loss).max(0.0)))
+}
+
+/// The airbench94 ops at the network's shapes (batch 64): native composite vs this crate.
+fn airbench_benches() -> Result<()> {
+    println!(
+        "airbench94 ops, batch 64, rayon threads = {}",
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:<46} {:>9} {:>9} {:>13}",
+        "op", "fwd ms", "bwd ms", "bwd-loss ms"
+    );
+    let row = |label: String, (f, b, net): (f64, f64, f64)| {
+        println!("{label:<46} {f:>9.2} {b:>9.2} {net:>13.2}")
+    };
+    for (ci, co, hw) in [
+        (24, 64, 31),
+        (64, 64, 15),
+        (64, 256, 15),
+        (256, 256, 7),
+        (256, 256, 3),
+    ] {
+        let x = Var::from_tensor(&randn(&[64, ci, hw, hw])?)?;
+        let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
+        let cases: [(&str, Op2); 2] = [
+            ("native conv_nobias", cpu_ops::native::conv3x3_nobias),
+            ("cpu-ops conv3x3_nobias", cpu_ops::conv3x3_nobias),
+        ];
+        for (name, op) in cases {
+            let t = time_fwd_bwd(|| op(x.as_tensor(), w.as_tensor()))?;
+            row(format!("{name} {ci}->{co} @{hw}"), t);
+        }
+    }
+    for (ci, co, hw) in [(24, 64, 31), (64, 256, 15), (256, 256, 7)] {
+        let x = Var::from_tensor(&randn(&[64, ci, hw, hw])?)?;
+        let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
+        let t = time_fwd_bwd(|| {
+            cpu_ops::max_pool2x2(&cpu_ops::conv3x3_nobias(x.as_tensor(), w.as_tensor())?)
+        })?;
+        row(format!("cpu-ops conv_nobias+pool {ci}->{co} @{hw}"), t);
+        for sparse in [false, true] {
+            cpu_ops::set_sparse_backward(sparse);
+            let t = time_fwd_bwd(|| cpu_ops::conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
+            let kind = if sparse { "sparse" } else { "dense" };
+            row(
+                format!("cpu-ops conv3x3_nobias_pool/{kind} {ci}->{co} @{hw}"),
+                t,
+            );
+        }
+    }
+    for (n, c, hw) in [(64, 64, 15), (256, 64, 15), (64, 256, 7), (64, 256, 3)] {
+        let x = Var::from_tensor(&randn(&[n, c, hw, hw])?)?;
+        let b = Var::from_tensor(&randn(&[c])?)?;
+        let t = time_fwd_bwd(|| {
+            cpu_ops::native::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), 1e-12).map(|r| r.0)
+        })?;
+        row(format!("native bn+gelu train {n}x{c}x{hw}x{hw}"), t);
+        let t = time_fwd_bwd(|| {
+            cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), 1e-12).map(|r| r.0)
+        })?;
+        row(
+            format!("cpu-ops batch_norm_gelu_train {n}x{c}x{hw}x{hw}"),
+            t,
+        );
+    }
+    let x = Var::from_tensor(&randn(&[64, 24, 31, 31])?)?;
+    let gelus: [(&str, Op1); 2] = [
+        ("native gelu_erf", cpu_ops::native::gelu),
+        ("cpu-ops gelu", cpu_ops::gelu),
+    ];
+    for (name, op) in gelus {
+        row(
+            format!("{name} 24x31x31"),
+            time_fwd_bwd(|| op(x.as_tensor()))?,
+        );
+    }
+    let x = Var::from_tensor(&randn(&[64, 64, 31, 31])?)?;
+    row(
+        "cpu-ops max_pool2x2 64x31x31".to_string(),
+        time_fwd_bwd(|| cpu_ops::max_pool2x2(x.as_tensor()))?,
+    );
+    Ok(())
+}
+
+/// `conv3x3_nobias` (and the fused `conv3x3_nobias_pool`) at the small-spatial airbench shapes, batch 256
+/// (`cargo bench -p cpu-ops -- convb`): forward, backward with both gradients, backward with the weight gradient
+/// only (untracked input); backward times less the loss's own cost (see [`time_fwd_bwd`]).
+///
+/// `CPU_OPS_COLS="1:1,256:128"` lists the GEMM widths `fwd:dw` to compare (see `set_conv_group_cols`; `1:1` is
+/// one GEMM per image), interleaved per shape so that load changes on a shared machine hit every variant alike.
+fn conv_batch_benches() -> Result<()> {
+    let n = 256;
+    let configs: Vec<(usize, usize)> = std::env::var("CPU_OPS_COLS")
+        .unwrap_or_else(|_| "1:1,256:128".into())
+        .split(',')
+        .filter_map(|c| {
+            let (f, d) = c.split_once(':')?;
+            Some((f.trim().parse().ok()?, d.trim().parse().ok()?))
+        })
+        .collect();
+    println!(
+        "conv3x3_nobias, batch {n}, rayon threads = {}, clock = {}",
+        rayon::current_num_threads(),
+        if cpu_clock() { "cpu / threads" } else { "wall" }
+    );
+    println!(
+        "{:<46} {:>9} {:>8} {:>11} {:>8} {:>11} {:>8}",
+        "op [fwd:dw cols]", "fwd ms", "GFLOP/s", "dx+dW ms", "GFLOP/s", "dW ms", "GFLOP/s"
+    );
+    for (ci, co, hw) in [(256, 256, 7), (256, 256, 3), (64, 256, 15)] {
+        let flop = 2.0 * (n * co * ci * 9 * hw * hw) as f64;
+        let xt = randn(&[n, ci, hw, hw])?;
+        let x = Var::from_tensor(&xt)?;
+        let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
+        for &(fc, dc) in &configs {
+            cpu_ops::set_conv_group_cols(fc, dc);
+            let (f, _, bn) =
+                time_fwd_bwd(|| cpu_ops::conv3x3_nobias(x.as_tensor(), w.as_tensor()))?;
+            let (_, _, bw) = time_fwd_bwd(|| cpu_ops::conv3x3_nobias(&xt, w.as_tensor()))?;
+            println!(
+                "{:<46} {f:>9.1} {:>8.1} {bn:>11.1} {:>8.1} {bw:>11.1} {:>8.1}",
+                format!("conv3x3_nobias {ci}->{co} @{hw} [{fc}:{dc}]"),
+                gflops(flop, f),
+                gflops(2.0 * flop, bn),
+                gflops(flop, bw)
+            );
+            if hw > 3 {
+                let (f, _, bn) =
+                    time_fwd_bwd(|| cpu_ops::conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
+                println!(
+                    "{:<46} {f:>9.1} {:>8.1} {bn:>11.1} {:>8.1}",
+                    format!("conv3x3_nobias_pool {ci}->{co} @{hw} [{fc}:{dc}]"),
+                    gflops(flop, f),
+                    gflops(2.0 * flop, bn),
+                );
+            }
+        }
+    }
+    cpu_ops::set_conv_group_cols(256, 128);
     Ok(())
 }
 
@@ -251,10 +443,14 @@ fn main() -> Result<()> {
         conv_benches()?;
         small_op_benches()?;
     }
+    if filter.is_empty() || filter == "ops" || filter == "airbench" {
+        airbench_benches()?;
+    }
     match filter.as_str() {
         "" | "model" => model_benches(&[false, true])?,
         // Only this crate's model (for profiling).
         "model-fast" => model_benches(&[true])?,
+        "convb" => conv_batch_benches()?,
         // A fixed number of train steps, for instruction / cycle counts.
         "train-steps" => train_steps()?,
         _ => {}

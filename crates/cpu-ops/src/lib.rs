@@ -13,6 +13,15 @@
 //! backward is one per-image pass), and a linear layer with fused bias + ReLU whose backward
 //! writes the weight gradient in place (no transposed gradient for candle to add up).
 //!
+//! For the airbench94 network: [`conv3x3_nobias`] (the same conv kernels, no bias), [`conv3x3_nobias_pool`]
+//! (`max_pool2x2(conv3x3_nobias(x, w))` fused, sparse backward), [`gelu()`] (exact,
+//! erf-based GELU with backward), [`batch_norm_gelu_train`] (BatchNorm without weight + bias + GELU fused,
+//! batch statistics accumulated in f64, full backward through the statistics; returns the batch mean and
+//! unbiased variance for the running statistics) and [`batch_norm_gelu_eval`] (the same with given statistics,
+//! forward only). [`max_pool2x2`] and [`conv3x3_relu_pool`] accept odd sizes (floor, as PyTorch).
+//! The GELU and BatchNorm kernels, like the pool's, are compiled for AVX-512, AVX2 and the baseline and picked
+//! at run time.
+//!
 //! `gemm` is built with its `x86-v4` feature: AVX-512 microkernels, chosen at run time only on
 //! CPUs that have AVX-512 (others keep the AVX2/FMA kernels).
 //!
@@ -23,9 +32,11 @@
 //! its gradient to the first maximum (row-major) only.
 
 mod activation;
+mod batch_norm;
 mod conv;
 mod denormals;
 mod fused;
+mod gelu;
 mod linear;
 pub mod native;
 mod pool;
@@ -92,9 +103,10 @@ pub fn enabled() -> bool {
 
 static SPARSE_BWD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// Chooses the backward of [`conv3x3_relu_pool`] for the channel counts that have a sparse kernel (3, 16, 32, 64
-/// and 128 input channels): the sparse one (the default) or the dense GEMM one that other channel counts use. Both
-/// compute the same gradients up to float rounding; the switch exists to compare them (tests, benchmarks).
+/// Chooses the backward of [`conv3x3_relu_pool`] and [`conv3x3_nobias_pool`] for the channel counts that have a
+/// sparse kernel (3, 16, 24, 32, 64, 128 and 256 input channels): the sparse one (the default) or the dense GEMM
+/// one that other channel counts use. Both compute the same gradients up to float rounding; the switch exists to
+/// compare them (tests, benchmarks).
 pub fn set_sparse_backward(on: bool) {
     SPARSE_BWD.store(on, std::sync::atomic::Ordering::Relaxed);
 }
@@ -102,6 +114,14 @@ pub fn set_sparse_backward(on: bool) {
 /// Whether [`conv3x3_relu_pool`]'s sparse backward is in use (see [`set_sparse_backward`]).
 pub fn sparse_backward_enabled() -> bool {
     SPARSE_BWD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets how many columns (images × H·W) the 3x3 conv kernels put in one GEMM: `fwd` for the forward and the
+/// input gradient (default 256), `dw` for the depth of the weight-gradient GEMMs (default 128); `1` gives one
+/// GEMM per image. Process-wide; results agree up to float rounding for any value. For benchmarks.
+#[doc(hidden)]
+pub fn set_conv_group_cols(fwd: usize, dw: usize) {
+    conv::set_group_cols(fwd, dw);
 }
 
 /// True when the kernels are enabled and every tensor is on the CPU with dtype f32 (the custom-op path).
@@ -136,7 +156,8 @@ pub fn conv3x3(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// 2x2 max-pool with stride 2: `[N, C, H, W]` -> `[N, C, H/2, W/2]` (H and W must be even).
+/// 2x2 max-pool with stride 2: `[N, C, H, W]` -> `[N, C, ⌊H/2⌋, ⌊W/2⌋]`. Odd sizes are allowed: the last
+/// row/column is dropped, as by PyTorch's `MaxPool2d(2)` (e.g. 31 -> 15, 7 -> 3).
 ///
 /// ```
 /// # use candle_core::{Device, Tensor};
@@ -174,7 +195,8 @@ pub fn bias_relu(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `max_pool2x2(relu(conv3x3(x, w) + b))`, fused into one op on the CPU f32 path.
 ///
-/// `x [N, Ci, H, W]` (H, W even), `w [Co, Ci, 3, 3]`, `b [Co]` -> `[N, Co, H/2, W/2]`.
+/// `x [N, Ci, H, W]`, `w [Co, Ci, 3, 3]`, `b [Co]` -> `[N, Co, ⌊H/2⌋, ⌊W/2⌋]` (an odd last row/column of
+/// the conv output is dropped by the pool, as in [`max_pool2x2`]).
 ///
 /// ```
 /// # use candle_core::{DType, Device, Tensor};
@@ -194,4 +216,164 @@ pub fn conv3x3_relu_pool(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     } else {
         native::conv3x3_relu_pool(x, w, b)
     }
+}
+
+/// 3x3 convolution, stride 1, padding 1, without bias: `x [N, Ci, H, W]` (any `H, W`), `w [Co, Ci, 3, 3]` ->
+/// `[N, Co, H, W]`. Gradients for `x` (skipped when `x` is not tracked by autograd) and `w`.
+///
+/// ```
+/// # use candle_core::{DType, Device, Tensor};
+/// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
+/// let w = Tensor::ones((2, 1, 3, 3), DType::F32, &Device::Cpu)?;
+/// let y = cpu_ops::conv3x3_nobias(&x, &w)?;
+/// assert_eq!(y.dims(), &[1, 2, 3, 3]);
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[..2], [4.0, 6.0]); // a corner sees 4 inputs, an edge 6
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn conv3x3_nobias(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    conv::conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias")?;
+    if fast_path(&[x, w]) {
+        x.apply_op2(w, conv::Conv3x3NoBias)
+    } else {
+        native::conv3x3_nobias(x, w)
+    }
+}
+
+/// `max_pool2x2(conv3x3_nobias(x, w))` fused into one op on the CPU f32 path: `x [N, Ci, H, W]` (any `H, W`;
+/// an odd last row/column of the conv output is dropped by the pool), `w [Co, Ci, 3, 3]` ->
+/// `[N, Co, ⌊H/2⌋, ⌊W/2⌋]`. The conv output is never stored at full resolution, and the backward visits only
+/// the conv outputs that are a window's (first) maximum; for 3, 16, 24, 32, 64, 128 and 256 input channels with
+/// a sparse kernel (see [`set_sparse_backward`]), otherwise with the dense per-image pass.
+///
+/// ```
+/// # use candle_core::{DType, Device, Tensor};
+/// let x = Tensor::ones((2, 3, 5, 5), DType::F32, &Device::Cpu)?;
+/// let w = Tensor::ones((4, 3, 3, 3), DType::F32, &Device::Cpu)?;
+/// let y = cpu_ops::conv3x3_nobias_pool(&x, &w)?;
+/// assert_eq!(y.dims(), &[2, 4, 2, 2]);
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 27.0); // the window's interior pixel sees 3*9 ones
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn conv3x3_nobias_pool(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    conv::conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias_pool")?;
+    if fast_path(&[x, w]) {
+        x.apply_op2(w, fused::ConvPoolNoBias::default())
+    } else {
+        native::conv3x3_nobias_pool(x, w)
+    }
+}
+
+/// Exact GELU, `x·Φ(x) = ½·x·(1 + erf(x/√2))` (PyTorch's `nn.GELU()` default), any shape, with backward.
+///
+/// The CPU kernel's erf is within 5e-7 (absolute) of the exact one.
+///
+/// ```
+/// # use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[-1f32, 0., 1.], &Device::Cpu)?;
+/// let y = cpu_ops::gelu(&x)?.to_vec1::<f32>()?;
+/// assert!((y[0] + 0.158_655_25).abs() < 1e-6 && y[1] == 0.0 && (y[2] - 0.841_344_7).abs() < 1e-6);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if fast_path(&[x]) {
+        x.apply_op1(gelu::Gelu)
+    } else {
+        native::gelu(x)
+    }
+}
+
+/// Training-mode BatchNorm without weight (weight frozen at 1) + per-channel bias + exact GELU, fused.
+///
+/// `x [N, C, H, W]`, `bias [C]` -> `(y [N, C, H, W], batch_mean [C], batch_var_unbiased [C])` with
+/// `y = gelu((x - mean_c)/√(var_c + eps) + bias_c)`, where `mean_c` and the *biased* `var_c` are the statistics of
+/// channel `c` over `N, H, W`. The returned statistics are detached (no gradient), for the caller's running-stat
+/// update; the variance returned is the *unbiased* one (`Σ(x - mean)²/(N·H·W - 1)`), as PyTorch uses for
+/// `running_var`. Gradients flow to `x` (through the batch statistics) and to `bias`.
+///
+/// On the CPU the statistics are accumulated in f64 (two passes), so a tiny `eps` such as 1e-12 is safe.
+/// Errors when a channel has fewer than 2 values (as PyTorch in training mode).
+///
+/// ```
+/// # use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[[[[1f32, 3.]]], [[[5., 7.]]]], &Device::Cpu)?; // [2, 1, 1, 2]
+/// let b = Tensor::new(&[0f32], &Device::Cpu)?;
+/// let (y, mean, var) = cpu_ops::batch_norm_gelu_train(&x, &b, 1e-12)?;
+/// assert_eq!(mean.to_vec1::<f32>()?, [4.0]);
+/// assert!((var.to_vec1::<f32>()?[0] - 20.0 / 3.0).abs() < 1e-5); // unbiased
+/// assert_eq!(y.dims(), &[2, 1, 1, 2]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn batch_norm_gelu_train(
+    x: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "batch_norm_gelu_train";
+    let (n, _, hw) = batch_norm::bn_dims(x.shape(), bias.shape(), "bias", op)?;
+    batch_norm::values_per_channel(n, hw, op, x.shape())?;
+    if !fast_path(&[x, bias]) {
+        return native::batch_norm_gelu_train(x, bias, eps);
+    }
+    let stats = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let y = x.apply_op2(
+        bias,
+        batch_norm::BnGeluTrain {
+            eps,
+            stats: stats.clone(),
+        },
+    )?;
+    let guard = stats
+        .lock()
+        .map_err(|_| candle_core::Error::Msg(format!("{op}: poisoned lock")))?;
+    let Some(st) = guard.as_ref() else {
+        candle_core::bail!("{op}: the forward left no statistics");
+    };
+    let to_t = |v: &[f64]| {
+        let v: Vec<f32> = v.iter().map(|&s| s as f32).collect();
+        Tensor::from_vec(v, bias.shape(), x.device())
+    };
+    Ok((y, to_t(&st.mean)?, to_t(&st.var_unbiased)?))
+}
+
+/// Evaluation-mode BatchNorm without weight + per-channel bias + exact GELU from given statistics:
+/// `y = gelu((x - mean_c)/√(var_c + eps) + bias_c)`, `x [N, C, H, W]`, `mean`, `var`, `bias` `[C]`.
+///
+/// The CPU kernel is forward-only: when any input is tracked by autograd this computes with candle's ops
+/// instead (so gradients still work, e.g. for a frozen-statistics fine-tune).
+///
+/// ```
+/// # use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[[[[2f32]], [[0.]]]], &Device::Cpu)?; // [1, 2, 1, 1]
+/// let mean = Tensor::new(&[1f32, 0.], &Device::Cpu)?;
+/// let var = Tensor::new(&[4f32, 1.], &Device::Cpu)?;
+/// let bias = Tensor::new(&[0.5f32, 0.], &Device::Cpu)?;
+/// let y = cpu_ops::batch_norm_gelu_eval(&x, &mean, &var, &bias, 0.0)?.flatten_all()?.to_vec1::<f32>()?;
+/// assert!((y[0] - 0.841_344_7).abs() < 1e-6 && y[1] == 0.0); // gelu((2-1)/2 + 0.5) = gelu(1)
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn batch_norm_gelu_eval(
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    let op = "batch_norm_gelu_eval";
+    batch_norm::bn_dims(x.shape(), mean.shape(), "mean", op)?;
+    batch_norm::bn_dims(x.shape(), var.shape(), "var", op)?;
+    batch_norm::bn_dims(x.shape(), bias.shape(), "bias", op)?;
+    let ts = [x, mean, var, bias];
+    if !fast_path(&ts) || ts.iter().any(|t| t.track_op()) {
+        return native::batch_norm_gelu_eval(x, mean, var, bias, eps);
+    }
+    let (mean, var, bias) = (
+        mean.to_vec1::<f32>()?,
+        var.to_vec1::<f32>()?,
+        bias.to_vec1::<f32>()?,
+    );
+    let invstd = var
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+        .collect();
+    x.apply_op1(batch_norm::BnGeluEval { mean, invstd, bias })
 }

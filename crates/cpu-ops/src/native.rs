@@ -28,3 +28,54 @@ pub fn bias_relu(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn conv3x3_relu_pool(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     conv3x3(x, w, b)?.relu()?.max_pool2d(2)
 }
+
+/// `conv2d(x, w, padding 1)` (no bias) with candle's ops.
+pub fn conv3x3_nobias(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    x.conv2d(w, 1, 1, 1, 1)
+}
+
+/// Exact (erf) GELU: candle's `gelu_erf`.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    x.gelu_erf()
+}
+
+/// Training-mode BatchNorm (no weight) + bias + exact GELU with candle's ops: returns `(y, batch mean [C],
+/// unbiased batch variance [C])`, the statistics detached. See [`crate::batch_norm_gelu_train`].
+pub fn batch_norm_gelu_train(
+    x: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (n, c, h, w) = x.dims4()?;
+    let m = (n * h * w) as f64;
+    let mean = x.mean_keepdim((0, 2, 3))?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim((0, 2, 3))?;
+    let z = xc
+        .broadcast_div(&(&var + eps)?.sqrt()?)?
+        .broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
+    let y = z.gelu_erf()?;
+    let var_unbiased = (var.detach() * (m / (m - 1.0)))?.reshape(c)?;
+    Ok((y, mean.detach().reshape(c)?, var_unbiased))
+}
+
+/// Evaluation-mode BatchNorm (no weight) + bias + exact GELU with candle's ops, from given statistics.
+pub fn batch_norm_gelu_eval(
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    let c = x.dim(1)?;
+    let shape = (1, c, 1, 1);
+    x.broadcast_sub(&mean.reshape(shape)?)?
+        .broadcast_div(&(var + eps)?.sqrt()?.reshape(shape)?)?
+        .broadcast_add(&bias.reshape(shape)?)?
+        .gelu_erf()
+}
+
+/// `max_pool2d(conv2d(x, w, padding 1), 2)` (no bias, no ReLU) with candle's ops.
+pub fn conv3x3_nobias_pool(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    conv3x3_nobias(x, w)?.max_pool2d(2)
+}

@@ -10,9 +10,10 @@ use crate::util::{slice_f32, with_tensor_f32};
 /// A build of the plane pooling kernel: `(x, h, w, relu, out, idx)`; see [`pool_plane_kernel`].
 pub(crate) type PoolPlaneFn = fn(&[f32], usize, usize, bool, &mut [f32], &mut [u8]);
 
-/// The kernel that pools one `h×w` plane (h, w even) into `out[(h/2)×(w/2)]`, writing the window
-/// position (0..4, row-major; the first maximum wins) of each maximum into `idx`. With `relu`, the
-/// outputs are clamped at zero (`max(0, max(window))`), which is the pool of the ReLU.
+/// The kernel that pools one `h×w` plane into `out[(h/2)×(w/2)]` (rounded down: an odd last row/column is
+/// dropped), writing the window position (0..4, row-major; the first maximum wins) of each maximum
+/// into `idx`. With `relu`, the outputs are clamped at zero (`max(0, max(window))`), which is the
+/// pool of the ReLU.
 ///
 /// The loop is branch-free so that the compiler vectorizes it; it is compiled for AVX-512 and
 /// AVX2 as well as the baseline, and this picks the build the CPU runs (once per op call, not per
@@ -103,20 +104,11 @@ pub(crate) fn unpool_plane(
     }
 }
 
-/// Checks that a `[n, c, h, w]` shape has even, non-zero spatial dims.
+/// Reads the dims of a `[n, c, h, w]` input of a 2x2/stride-2 pool. Odd sizes are allowed: the pooled size is
+/// `(h/2, w/2)` rounded down and the last row/column is dropped (as PyTorch's `MaxPool2d(2)`).
 pub(crate) fn pool_dims(s: &Shape, op: &str) -> Result<(usize, usize, usize, usize)> {
-    let (n, c, h, w) = s
-        .dims4()
-        .map_err(|e| crate::Error::shape(op, "input [N,C,H,W]", s, e))?;
-    if h % 2 != 0 || w % 2 != 0 {
-        return Err(crate::Error::Shape {
-            op: op.to_string(),
-            expected: "even height and width for a 2x2/stride-2 pool".to_string(),
-            found: format!("{s:?}"),
-        }
-        .into());
-    }
-    Ok((n, c, h, w))
+    s.dims4()
+        .map_err(|e| crate::Error::shape(op, "input [N,C,H,W]", s, e))
 }
 
 /// The pooled plane gradient scattered back to a full `[n, c, h, w]` gradient.
@@ -223,7 +215,22 @@ mod tests {
     fn every_build_of_pool_plane_follows_the_first_maximum_rule() {
         // Small integers, so that ties (the case the tournament must order like the scan) are frequent.
         let mut state = 0x2545_f491_4f6c_dd1du64;
-        for (h, w) in [(2, 2), (4, 6), (8, 8), (16, 16), (32, 32), (6, 34)] {
+        for (h, w) in [
+            (2, 2),
+            (4, 6),
+            (8, 8),
+            (16, 16),
+            (32, 32),
+            (6, 34),
+            (3, 3),
+            (7, 7),
+            (15, 15),
+            (31, 31),
+            (5, 4),
+            (4, 5),
+            (1, 5),
+            (5, 1),
+        ] {
             let x: Vec<f32> = (0..h * w)
                 .map(|_| (crate::util::xorshift(&mut state) % 5) as f32 - 2.0)
                 .collect();
@@ -236,6 +243,16 @@ mod tests {
                 ];
                 #[cfg(target_arch = "x86_64")]
                 {
+                    if is_x86_feature_detected!("avx512f")
+                        && is_x86_feature_detected!("avx512bw")
+                        && is_x86_feature_detected!("avx512vl")
+                        && is_x86_feature_detected!("avx2")
+                    {
+                        // SAFETY: the CPU has the features `pool_plane_v4` is compiled for (checked just above).
+                        builds.push(("avx512", |x, h, w, r, o, i| unsafe {
+                            pool_plane_v4(x, h, w, r, o, i)
+                        }));
+                    }
                     if is_x86_feature_detected!("avx2") {
                         // SAFETY: the CPU has AVX2 (checked just above).
                         builds.push(("avx2", |x, h, w, r, o, i| unsafe {

@@ -38,6 +38,18 @@ fn append_records(
     pixels: &mut Vec<u8>,
     labels: &mut Vec<u8>,
 ) -> Result<()> {
+    let n = check_records(bytes, name, expected_records)?;
+    pixels.reserve(n * IMAGE_BYTES);
+    labels.reserve(n);
+    for rec in bytes.chunks_exact(RECORD_BYTES) {
+        labels.push(rec[0]);
+        pixels.extend_from_slice(&rec[1..]);
+    }
+    Ok(())
+}
+
+/// Checks the records of one batch file (size, count, every label) and returns how many there are.
+fn check_records(bytes: &[u8], name: &str, expected_records: Option<usize>) -> Result<usize> {
     if !bytes.len().is_multiple_of(RECORD_BYTES) {
         return Err(Error::decode(
             name,
@@ -71,11 +83,23 @@ fn append_records(
             ),
         ));
     }
-    pixels.reserve(n * IMAGE_BYTES);
-    labels.reserve(n);
-    for rec in bytes.chunks_exact(RECORD_BYTES) {
-        labels.push(rec[0]);
-        pixels.extend_from_slice(&rec[1..]);
+    Ok(n)
+}
+
+/// Checks every file of `<data_dir>/cifar-10-batches-bin` as [`load_with`] would (record counts, labels, class
+/// names) without keeping the images: one batch file in memory at a time.
+#[cfg(feature = "download")]
+pub(crate) fn check_contents(data_dir: &Path, layout: Layout) -> Result<()> {
+    let dir = data_dir.join(BATCH_DIR);
+    read_class_names(&dir.join(META_FILE))?;
+    for f in Layout::batch_files() {
+        let path = dir.join(f);
+        let bytes = read_required(&path)?;
+        check_records(
+            &bytes,
+            &path.display().to_string(),
+            Some(layout.records_per_batch),
+        )?;
     }
     Ok(())
 }

@@ -124,7 +124,7 @@ fn build_client(url: &str, opts: &DownloadOptions) -> Result<Client> {
         return Err(Error::InvalidArgument {
             name: "url",
             message: format!(
-                "{url:?}: only http and https are supported (use --from for a local file)"
+                "{url:?}: only http and https are supported (a local archive is extracted, not downloaded)"
             ),
         });
     }

@@ -51,7 +51,7 @@ pub enum Error {
     #[error("{file}: {message}")]
     Decode { file: String, message: String },
     /// A required extracted file is missing.
-    #[error("{path}: missing (run `cargo xtask fetch-data` to download and extract CIFAR-10)")]
+    #[error("{path}: missing (CIFAR-10 is not extracted there: fetch it first)")]
     MissingFile { path: PathBuf },
     /// A caller-supplied argument is out of range or malformed.
     #[error("invalid argument {name}: {message}")]
@@ -79,6 +79,7 @@ impl Error {
         }
     }
 
+    #[cfg(feature = "download")]
     pub(crate) fn archive(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Archive {
             path: path.into(),

@@ -23,8 +23,9 @@ pub fn extract_archive(archive: &Path, data_dir: &Path) -> Result<PathBuf> {
 /// Only `cifar-10-batches-bin/{data_batch_1..5.bin, test_batch.bin, batches.meta.txt}` are written; other
 /// regular files and directories are skipped. Absolute paths and `..` components anywhere, and links or devices
 /// under an expected name, are refused. Each member must have its expected size and the decompressed stream is
-/// capped. Everything is written into a temporary directory inside `data_dir` and renamed into place at the
-/// end, replacing a previous extraction; on any error nothing new appears under the final name.
+/// capped. Everything is written into a temporary directory inside `data_dir`, checked as [`crate::load`] would
+/// check it (record counts, every label, the class names) and only then renamed into place, replacing a previous
+/// extraction; on any error nothing new appears under the final name.
 ///
 /// ```no_run
 /// let dir = dataset::extract_archive_with(
@@ -45,6 +46,18 @@ pub fn extract_archive_with(archive: &Path, data_dir: &Path, layout: Layout) -> 
     std::fs::create_dir(&staged).map_err(|e| Error::io(&staged, e))?;
     tracing::info!(archive = %archive.display(), "extracting");
     unpack_members(archive, &staged, layout)?;
+    // The labels and class names, before anything takes the final name: a bad archive must not leave a data
+    // directory that every later load refuses.
+    crate::decode::check_contents(tmp.path(), layout).map_err(|e| match e {
+        Error::Decode { file, message } => {
+            let member = Path::new(&file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or(file);
+            Error::archive(archive, format!("{BATCH_DIR}/{member}: {message}"))
+        }
+        other => other,
+    })?;
 
     let final_dir = data_dir.join(BATCH_DIR);
     let old = tmp.path().join("previous");

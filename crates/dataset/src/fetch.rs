@@ -96,8 +96,24 @@ pub fn fetch(
     fetch_with(data_dir, opts, &FetchConfig::default(), progress)
 }
 
-/// [`fetch`] with explicit [`FetchConfig`].
+/// [`fetch`] with explicit [`FetchConfig`]. On failure a `data_dir` this call created is removed again when
+/// nothing is left in it (a partial download, kept for a later resume, keeps it).
 pub fn fetch_with(
+    data_dir: &Path,
+    opts: &FetchOptions,
+    cfg: &FetchConfig,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<FetchOutcome> {
+    let created = std::fs::symlink_metadata(data_dir).is_err();
+    let result = fetch_inner(data_dir, opts, cfg, progress);
+    if result.is_err() && created {
+        // Only succeeds on an empty directory.
+        let _ = std::fs::remove_dir(data_dir);
+    }
+    result
+}
+
+fn fetch_inner(
     data_dir: &Path,
     opts: &FetchOptions,
     cfg: &FetchConfig,
@@ -110,9 +126,17 @@ pub fn fetch_with(
         });
     }
     let sha256 = opts.sha256.as_deref().map(normalize_sha256).transpose()?;
-    if !opts.force && cfg.layout.is_present(data_dir) {
-        tracing::info!(dir = %data_dir.display(), "CIFAR-10 already present");
-        return Ok(FetchOutcome::AlreadyPresent);
+    match cfg.layout.check(data_dir) {
+        Ok(()) if !opts.force => {
+            tracing::info!(dir = %data_dir.display(), "CIFAR-10 already present");
+            return Ok(FetchOutcome::AlreadyPresent);
+        }
+        Ok(()) => {}
+        // Damaged data: say what is wrong before replacing it.
+        Err(e) if data_dir.join(crate::BATCH_DIR).exists() => {
+            tracing::info!("the extracted CIFAR-10 is damaged ({e}); fetching it again");
+        }
+        Err(_) => {}
     }
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
 

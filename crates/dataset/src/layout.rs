@@ -1,5 +1,6 @@
 //! Names and sizes of the files in the extracted CIFAR-10 binary version.
 
+use crate::{Error, Result};
 use cifar_types::IMAGE_BYTES;
 use std::path::Path;
 
@@ -79,15 +80,47 @@ impl Layout {
 
     /// True when `<data_dir>/cifar-10-batches-bin` holds every expected file with an acceptable size.
     pub fn is_present(&self, data_dir: &Path) -> bool {
+        self.check(data_dir).is_ok()
+    }
+
+    /// Checks that `<data_dir>/cifar-10-batches-bin` holds every expected file with an acceptable size, without
+    /// reading them; the first problem names the file and what is wrong with it ([`Error::MissingFile`], or
+    /// [`Error::Decode`] for a file of the wrong size, e.g. a truncated batch).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let err = dataset::Layout::OFFICIAL.check(dir.path()).unwrap_err();
+    /// assert!(matches!(err, dataset::Error::MissingFile { .. }));
+    /// ```
+    pub fn check(&self, data_dir: &Path) -> Result<()> {
         let dir = data_dir.join(BATCH_DIR);
-        self.members()
-            .into_iter()
-            .all(|(name, size)| match std::fs::metadata(dir.join(name)) {
-                Ok(md) if md.is_file() => match size {
-                    MemberSize::Exact(n) => md.len() == n,
-                    MemberSize::AtMost(n) => md.len() > 0 && md.len() <= n,
-                },
-                _ => false,
-            })
+        for (name, size) in self.members() {
+            let path = dir.join(name);
+            let md = match std::fs::metadata(&path) {
+                Ok(md) => md,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::MissingFile { path });
+                }
+                Err(e) => return Err(Error::io(path, e)),
+            };
+            let wrong = |message: String| Err(Error::decode(path.display().to_string(), message));
+            if !md.is_file() {
+                return wrong("not a regular file".into());
+            }
+            match size {
+                MemberSize::Exact(n) if md.len() != n => {
+                    return wrong(format!(
+                        "{} bytes, expected {n} ({} records of {RECORD_BYTES} bytes): truncated or damaged",
+                        md.len(),
+                        self.records_per_batch
+                    ));
+                }
+                MemberSize::AtMost(n) if md.len() == 0 || md.len() > n => {
+                    return wrong(format!("{} bytes, expected 1 to {n}", md.len()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,10 @@
 //! The CIFAR-10 data set: download (with progress, retries, resume and checksums), safe extraction, fast
 //! decoding into [`ImageSet`]s and seeded train/validation splits.
 //!
+//! Download and extraction (`fetch`, `download_to`, `extract_archive`, `DownloadBar`, with reqwest, tokio,
+//! flate2, tar and indicatif) are behind the default-on cargo feature `download`; a project that only decodes
+//! local files can depend on `dataset` with `default-features = false`.
+//!
 //! ```no_run
 //! use std::path::Path;
 //! let dir = Path::new("data");
@@ -12,22 +16,29 @@
 //! ```
 
 mod decode;
+#[cfg(feature = "download")]
 mod download;
 mod error;
+#[cfg(feature = "download")]
 mod extract;
+#[cfg(feature = "download")]
 mod fetch;
 mod layout;
+#[cfg(feature = "download")]
 mod progress;
 mod split;
 
 pub use cifar_types::ImageSet;
 pub use decode::{decode_batch, load_with, parse_class_names, read_class_names};
+#[cfg(feature = "download")]
 pub use download::{
     Checksum, DownloadOptions, download_to, md5_file, part_path, sha256_file, verify_all,
     verify_file,
 };
 pub use error::{Error, Result};
+#[cfg(feature = "download")]
 pub use extract::{extract_archive, extract_archive_with};
+#[cfg(feature = "download")]
 pub use fetch::{
     ARCHIVE_NAME, DEFAULT_RETRIES, FetchConfig, FetchOptions, FetchOutcome, OFFICIAL_MD5,
     OFFICIAL_URL, URL_ENV, fetch, fetch_with, resolve_url,
@@ -35,6 +46,7 @@ pub use fetch::{
 pub use layout::{
     BATCH_DIR, Layout, MAX_META_BYTES, META_FILE, MemberSize, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
 };
+#[cfg(feature = "download")]
 pub use progress::DownloadBar;
 pub use split::{split, split_indices};
 
@@ -66,4 +78,15 @@ pub fn load(data_dir: &Path) -> Result<Cifar10> {
 /// ```
 pub fn is_present(data_dir: &Path) -> bool {
     Layout::OFFICIAL.is_present(data_dir)
+}
+
+/// What is wrong with the extracted files, if anything: the first missing file or file of the wrong size
+/// ([`Layout::check`] of the official layout; the contents are checked by [`load`]).
+///
+/// ```
+/// let err = dataset::check("/nonexistent".as_ref()).unwrap_err();
+/// assert!(err.to_string().contains("batches.meta.txt") || err.to_string().contains("data_batch_1.bin"));
+/// ```
+pub fn check(data_dir: &Path) -> Result<()> {
+    Layout::OFFICIAL.check(data_dir)
 }

@@ -108,8 +108,5 @@ fn loader_errors_name_the_file() {
     write_dir(root.path());
     std::fs::remove_file(dir.join(TEST_FILE)).unwrap();
     let err = load_with(root.path(), SMALL).unwrap_err().to_string();
-    assert!(
-        err.contains(TEST_FILE) && err.contains("fetch-data"),
-        "{err}"
-    );
+    assert!(err.contains(TEST_FILE) && err.contains("missing"), "{err}");
 }

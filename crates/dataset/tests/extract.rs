@@ -275,3 +275,70 @@ fn url_and_from_together_are_rejected() {
         "{err:?}"
     );
 }
+
+/// An archive whose test batch has a label out of range: refused before anything takes the final name, the
+/// error names the member, the record and the label, and `fetch` leaves no data directory behind.
+#[test]
+fn a_bad_label_is_refused_before_the_rename_and_fetch_leaves_nothing() {
+    let bad_entries = || {
+        let mut entries = good_entries(SMALL);
+        for e in &mut entries {
+            if let Entry::File(name, bytes) = e
+                && name.ends_with(dataset::TEST_FILE)
+            {
+                bytes[common::fake_batch(1, 0).len()] = 12; // record 1's label
+            }
+        }
+        entries
+    };
+    let err = refused(bad_entries()).to_string();
+    assert!(
+        err.contains("test_batch.bin") && err.contains("record 1") && err.contains("label 12"),
+        "{err}"
+    );
+
+    let root = tempfile::tempdir().unwrap();
+    let archive = root.path().join("a.tar.gz");
+    std::fs::write(&archive, build_targz(&bad_entries())).unwrap();
+    let data = root.path().join("data");
+    let opts = FetchOptions {
+        from: Some(archive),
+        ..Default::default()
+    };
+    let cfg = FetchConfig {
+        layout: SMALL,
+        ..Default::default()
+    };
+    let err = fetch_with(&data, &opts, &cfg, &mut |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("label 12"), "{err}");
+    assert_eq!(tree(root.path()), vec!["a.tar.gz"], "{err}");
+}
+
+/// A truncated batch is named with what is wrong, without reading the files.
+#[test]
+fn check_names_a_truncated_file() {
+    let root = tempfile::tempdir().unwrap();
+    let archive = write_good_archive(root.path(), SMALL);
+    let data = root.path().join("data");
+    extract_archive_with(&archive, &data, SMALL).unwrap();
+    SMALL.check(&data).unwrap();
+    let test = data.join(BATCH_DIR).join(dataset::TEST_FILE);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&test)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let err = SMALL.check(&data).unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("test_batch.bin") && msg.contains("100 bytes") && msg.contains("truncated"),
+        "{msg}"
+    );
+    std::fs::remove_file(&test).unwrap();
+    assert!(matches!(
+        SMALL.check(&data),
+        Err(Error::MissingFile { path }) if path == test
+    ));
+}

@@ -116,3 +116,23 @@ impl Classifier for CnnDnn {
         &self.device
     }
 }
+
+impl CnnDnn {
+    /// Forward multiply-adds ×2 per image: the three 3x3 convolutions (at 32, 16 and 8 pixels) and the four
+    /// linear layers.
+    pub const fn flops_per_image() -> u64 {
+        let sides = [32, 16, 8];
+        let mut macs = 0;
+        let mut i = 0;
+        while i < CONVS.len() {
+            macs += crate::flops::conv_macs(CONVS[i].1, CONVS[i].2, 3, sides[i]);
+            i += 1;
+        }
+        let mut i = 0;
+        while i < FCS.len() {
+            macs += crate::flops::linear_macs(FCS[i].1, FCS[i].2);
+            i += 1;
+        }
+        2 * macs
+    }
+}

@@ -13,16 +13,62 @@ use candle_core::Device;
 /// Whether this build has CUDA support (the `cuda` cargo feature).
 pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 
-/// Parses a device spec and opens the device; returns it with a one-line description of the choice.
+/// A parsed device spec (the grammar `auto | cpu | cuda | cuda:N`, case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// CUDA device 0 when the build has CUDA and it opens, else the CPU.
+    Auto,
+    Cpu,
+    /// A CUDA device by ordinal (`cuda` is `cuda:0`).
+    Cuda(usize),
+}
+
+/// Parses a device spec without opening anything, and refuses a CUDA device on a build without the `cuda`
+/// feature, so that a caller can reject it before any work. The one parser of the device grammar: [`select`]
+/// and `train::TrainConfig::validate` call it.
+///
+/// ```
+/// use model::device::{DeviceSpec, parse};
+/// assert_eq!(parse(" CPU ").unwrap(), DeviceSpec::Cpu);
+/// assert_eq!(parse("auto").unwrap(), DeviceSpec::Auto);
+/// assert!(parse("cuda:x").is_err());
+/// assert_eq!(parse("cuda:1").is_ok(), model::device::CUDA_BUILT);
+/// ```
+pub fn parse(spec: &str) -> Result<DeviceSpec> {
+    let bad = |reason: String| Error::Device {
+        spec: spec.to_string(),
+        reason,
+    };
+    let parsed = match spec.trim().to_ascii_lowercase().as_str() {
+        "cpu" => DeviceSpec::Cpu,
+        "auto" => DeviceSpec::Auto,
+        "cuda" => DeviceSpec::Cuda(0),
+        s => match s.strip_prefix("cuda:") {
+            Some(n) => DeviceSpec::Cuda(
+                n.parse::<usize>()
+                    .map_err(|_| bad(format!("expected cuda:N with N a GPU index, found {n:?}")))?,
+            ),
+            None => return Err(bad("expected auto, cpu, cuda or cuda:N".into())),
+        },
+    };
+    if matches!(parsed, DeviceSpec::Cuda(_)) && !CUDA_BUILT {
+        return Err(bad(
+            "this binary was built without CUDA support; rebuild with `--features cuda`".into(),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Parses a device spec ([`parse`]) and opens the device; returns it with a one-line description of the choice.
 /// `auto` takes CUDA device 0 when the build has CUDA and it opens, else the CPU (saying why).
 pub fn select(spec: &str) -> Result<(Device, String)> {
     let bad = |reason: String| Error::Device {
         spec: spec.to_string(),
         reason,
     };
-    match spec.trim().to_ascii_lowercase().as_str() {
-        "cpu" => Ok((Device::Cpu, "cpu".into())),
-        "auto" => {
+    match parse(spec)? {
+        DeviceSpec::Cpu => Ok((Device::Cpu, "cpu".into())),
+        DeviceSpec::Auto => {
             if !CUDA_BUILT {
                 return Ok((
                     Device::Cpu,
@@ -37,24 +83,11 @@ pub fn select(spec: &str) -> Result<(Device, String)> {
                 )),
             }
         }
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            let ordinal = match s.strip_prefix("cuda:") {
-                None => 0,
-                Some(n) => n
-                    .parse::<usize>()
-                    .map_err(|_| bad(format!("expected cuda:N with N a GPU index, found {n:?}")))?,
-            };
-            if !CUDA_BUILT {
-                return Err(bad(
-                    "this binary was built without CUDA support; rebuild with `--features cuda`"
-                        .into(),
-                ));
-            }
+        DeviceSpec::Cuda(ordinal) => {
             let d = Device::new_cuda(ordinal)
                 .map_err(|e| bad(format!("cannot open CUDA device {ordinal}: {e}")))?;
             Ok((d, format!("cuda:{ordinal}")))
         }
-        _ => Err(bad("expected auto, cpu, cuda or cuda:N".into())),
     }
 }
 

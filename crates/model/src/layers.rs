@@ -53,3 +53,52 @@ pub fn softmax(logits: &Tensor) -> Result<Tensor> {
         &logits.to_dtype(DType::F32)?,
     )?)
 }
+
+/// `k`x`k` convolution, stride 1, no padding ("valid"), plus a per-channel bias: `x [N, Ci, H, W]`,
+/// `w [Co, Ci, k, k]`, `b [Co]` -> `[N, Co, H-k+1, W-k+1]`.
+///
+/// On the CPU (f32) the patches become the rows of a matrix (an im2col op with a col2im backward) and the
+/// convolution is one `cpu_ops::linear` GEMM; elsewhere the k² shifted views are stacked and multiplied with
+/// candle's stock ops.
+pub fn conv_valid(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    conv_valid_act(x, w, b, false)
+}
+
+/// [`conv_valid`], then ReLU when `relu` (fused into the GEMM on the CPU).
+pub(crate) fn conv_valid_act(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+    let (n, cin, h, wd) = x.dims4()?;
+    let (cout, wcin, k, k2) = w.dims4()?;
+    if wcin != cin || k != k2 || k == 0 || k > h || k > wd || b.dims() != [cout] {
+        return Err(candle_core::Error::Msg(format!(
+            "conv_valid: input {:?}, kernel {:?} and bias {:?} do not fit",
+            x.dims(),
+            w.dims(),
+            b.dims()
+        ))
+        .into());
+    }
+    let (ho, wo) = (h - k + 1, wd - k + 1);
+    let w2 = w.reshape((cout, cin * k * k))?;
+    let cpu = [x, w, b]
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
+    if cpu && cpu_ops::enabled() {
+        let cols = x.contiguous()?.apply_op1(crate::im2col::Im2col { k })?;
+        let y = cpu_ops::linear(&cols, &w2, Some(b), relu)?; // [N·Ho·Wo, Co]
+        return Ok(y
+            .reshape((n, ho, wo, cout))?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?);
+    }
+    let mut views = Vec::with_capacity(k * k);
+    for ky in 0..k {
+        for kx in 0..k {
+            views.push(x.narrow(2, ky, ho)?.narrow(3, kx, wo)?);
+        }
+    }
+    // [N, Ci, k*k, Ho, Wo] -> [N, Ci*k*k, Ho*Wo]: row `ci*k*k + ky*k + kx`, as `w`'s flattened layout.
+    let cols = Tensor::stack(&views, 2)?.reshape((n, cin * k * k, ho * wo))?;
+    let y = w2.broadcast_matmul(&cols)?.reshape((n, cout, ho, wo))?;
+    let y = y.broadcast_add(&b.reshape((1, cout, 1, 1))?)?;
+    Ok(if relu { y.relu()? } else { y })
+}

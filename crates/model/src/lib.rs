@@ -2,6 +2,8 @@
 //!
 //! - [`CnnDnn`]: the reference "CNN+DNN" (3 conv blocks 3->32->64->128, then 2048->512->256->128->10 with ReLU and
 //!   Dropout(0.2)), 1,307,850 parameters, PyTorch's default initialisation, seeded.
+//! - [`Mlp`] (the write-up's ANN on flattened pixels, the same head as `CnnDnn`) and [`LeNet5`] (LeNet-5 for
+//!   3x32x32 inputs with ReLU and max-pooling), the baselines of `cifar compare`.
 //! - [`registry`]: models by name (`--model cnn-dnn`), so new architectures need no change in the trainer.
 //! - [`checkpoint`]: safetensors files with stable tensor names (the PyTorch reference's `state_dict` keys).
 //! - [`device`]: `auto | cpu | cuda[:N]`.
@@ -16,18 +18,26 @@
 //! assert_eq!(net.params().count(), 1_307_850);
 //! ```
 
+mod airbench;
 pub mod checkpoint;
 mod cnn_dnn;
 pub mod device;
 mod error;
+pub mod flops;
+mod im2col;
 pub mod init;
 mod layers;
+mod lenet;
+mod mlp;
 mod params;
 pub mod registry;
 
+pub use airbench::AirBench94;
 pub use cnn_dnn::CnnDnn;
 pub use error::{Error, Result};
-pub use layers::{Dropout, softmax};
+pub use layers::{Dropout, conv_valid, softmax};
+pub use lenet::LeNet5;
+pub use mlp::Mlp;
 pub use params::Params;
 
 use candle_core::{Device, Tensor};
@@ -46,11 +56,39 @@ impl Mode<'_> {
 }
 
 /// A CIFAR-10 classifier: images `[B, 3, 32, 32]` (normalized f32) in, logits `[B, classes]` out.
+///
+/// Only `name`, `forward`, `params` and `device` are required; the other methods have defaults for models without
+/// buffers, data-dependent initialisation or per-epoch behaviour, so a library user's model implements four
+/// methods and trains with `train::run_model`.
 pub trait Classifier: Send {
     /// The registry name (e.g. `cnn-dnn`).
     fn name(&self) -> &'static str;
+    /// Logits for `x`. In [`Mode::Train`] a model may update its buffers (BatchNorm running statistics).
     fn forward(&self, x: &Tensor, mode: Mode<'_>) -> Result<Tensor>;
     /// All trainable parameters under their stable names.
     fn params(&self) -> &Params;
     fn device(&self) -> &Device;
+    /// State that is saved and restored with the parameters but not trained by the optimizer (BatchNorm running
+    /// statistics, frozen layers), under stable names.
+    fn buffers(&self) -> &Params {
+        &NO_BUFFERS
+    }
+    /// How many training images [`Classifier::init_from_data`] wants (0: it needs none).
+    fn init_images(&self) -> usize {
+        0
+    }
+    /// Data-dependent initialisation from normalized training images `[N, 3, 32, 32]` (N ≤ `init_images`),
+    /// called once before the first step of a new run.
+    fn init_from_data(&self, _images: &Tensor) -> Result<()> {
+        Ok(())
+    }
+    /// Called by the trainer before each epoch (1-based), e.g. to freeze a layer after some epochs.
+    fn start_epoch(&self, _epoch: usize) {}
+    /// Whether the parameter `name` is a normalisation layer's parameter (optimizers may give those their own
+    /// learning rate and weight decay, as airbench does for BatchNorm biases).
+    fn is_norm_param(&self, _name: &str) -> bool {
+        false
+    }
 }
+
+static NO_BUFFERS: std::sync::LazyLock<Params> = std::sync::LazyLock::new(Params::default);

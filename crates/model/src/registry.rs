@@ -1,7 +1,7 @@
 //! Models by name. Add an architecture by implementing [`crate::Classifier`] and listing it in [`MODELS`]; the
 //! trainer and the CLI pick it up through `--model NAME`.
 
-use crate::{Classifier, CnnDnn, Error, Result};
+use crate::{AirBench94, Classifier, CnnDnn, Error, LeNet5, Mlp, Result};
 use candle_core::Device;
 
 /// One registered architecture.
@@ -9,14 +9,50 @@ pub struct ModelSpec {
     pub name: &'static str,
     pub description: &'static str,
     pub build: fn(&Device, u64) -> Result<Box<dyn Classifier>>,
+    /// Forward-pass FLOPs per image (2 × the multiply-adds of the convolutions and linear layers; see
+    /// [`crate::flops`]).
+    pub flops_per_image: u64,
+}
+
+impl ModelSpec {
+    /// The number of trainable parameters (the model is built on the CPU to count them).
+    pub fn param_count(&self) -> Result<usize> {
+        Ok((self.build)(&Device::Cpu, 0)?.params().count())
+    }
+
+    /// Forward-pass MFLOP per image.
+    pub fn mflops_per_image(&self) -> f64 {
+        self.flops_per_image as f64 / 1e6
+    }
 }
 
 /// Every registered model; the first is the default.
-pub const MODELS: &[ModelSpec] = &[ModelSpec {
-    name: CnnDnn::NAME,
-    description: "the reference CNN+DNN: 3 conv blocks (32/64/128) + MLP 2048-512-256-128-10, dropout 0.2",
-    build: |device, seed| Ok(Box::new(CnnDnn::new(device, seed)?)),
-}];
+pub const MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: CnnDnn::NAME,
+        description: "the reference CNN+DNN: 3 conv blocks (32/64/128) + MLP 2048-512-256-128-10, dropout 0.2",
+        build: |device, seed| Ok(Box::new(CnnDnn::new(device, seed)?)),
+        flops_per_image: CnnDnn::flops_per_image(),
+    },
+    ModelSpec {
+        name: AirBench94::NAME,
+        description: "airbench94 (Keller Jordan, MIT): 2x2 whitening conv + 3 conv groups (64/256/256) with BatchNorm and GELU",
+        build: |device, seed| Ok(Box::new(AirBench94::new(device, seed)?)),
+        flops_per_image: AirBench94::flops_per_image(),
+    },
+    ModelSpec {
+        name: Mlp::NAME,
+        description: "the write-up's ANN: MLP on the flattened pixels 3072-512-256-128-10, ReLU, dropout 0.2 (cnn-dnn's head)",
+        build: |device, seed| Ok(Box::new(Mlp::new(device, seed)?)),
+        flops_per_image: Mlp::flops_per_image(),
+    },
+    ModelSpec {
+        name: LeNet5::NAME,
+        description: "LeNet-5 for 3x32x32: 5x5 convs (6, 16) with ReLU and 2x2 max-pool, then 400-120-84-10",
+        build: |device, seed| Ok(Box::new(LeNet5::new(device, seed)?)),
+        flops_per_image: LeNet5::flops_per_image(),
+    },
+];
 
 /// The default model's name.
 pub const DEFAULT_MODEL: &str = CnnDnn::NAME;
@@ -31,6 +67,11 @@ pub fn build(name: &str, device: &Device, seed: u64) -> Result<Box<dyn Classifie
             available: names().join(", "),
         })?;
     (spec.build)(device, seed)
+}
+
+/// The registered model `name`, if any.
+pub fn spec(name: &str) -> Option<&'static ModelSpec> {
+    MODELS.iter().find(|m| m.name == name)
 }
 
 /// Names of all registered models.

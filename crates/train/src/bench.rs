@@ -8,8 +8,8 @@
 //! ```
 
 use crate::Result;
+use crate::TrainConfig;
 use crate::loss::cross_entropy;
-use crate::optim::{Adam, AdamConfig};
 use augment::{Augment, batch_to_tensor};
 use candle_core::{Device, Tensor};
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
@@ -23,6 +23,8 @@ use std::time::Instant;
 pub struct BenchResult {
     /// `train`, `infer` or `data`.
     pub bench: &'static str,
+    /// The model measured (None for the data pipeline).
+    pub model: Option<String>,
     pub batch: usize,
     pub img_per_s: f64,
     pub repeats: Vec<f64>,
@@ -34,6 +36,7 @@ impl BenchResult {
         let img_per_s = repeats.get(repeats.len() / 2).copied().unwrap_or(0.0);
         Self {
             bench,
+            model: None,
             batch,
             img_per_s,
             repeats,
@@ -42,10 +45,20 @@ impl BenchResult {
 
     /// The reference script's `--bench` JSON line.
     pub fn json(&self) -> String {
+        let model = self
+            .model
+            .as_ref()
+            .map(|m| format!(", \"model\": \"{m}\""))
+            .unwrap_or_default();
         format!(
-            "{{\"bench\": \"{}\", \"batch\": {}, \"img_per_s\": {:.1}}}",
+            "{{\"bench\": \"{}\"{model}, \"batch\": {}, \"img_per_s\": {:.1}}}",
             self.bench, self.batch, self.img_per_s
         )
+    }
+
+    fn for_model(mut self, model: &str) -> Self {
+        self.model = Some(model.to_string());
+        self
     }
 }
 
@@ -72,18 +85,19 @@ pub fn train_step(
     model::device::prepare_cpu_threads();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let net = registry::build(model_name, device, 0)?;
-    let mut opt = Adam::new(net.params().iter(), AdamConfig::default())?;
+    let cfg = TrainConfig::for_model(model_name);
+    let mut opt = crate::trainer::build_optimizer(&cfg, net.as_ref())?;
     let (x, y) = random_input(batch, device, &mut rng)?;
     let mut step = |rng: &mut ChaCha8Rng| -> Result<()> {
         let logits = net.forward(&x, Mode::Train(rng))?;
-        let loss = cross_entropy(&logits, &y, 0.0)?;
+        let loss = cross_entropy(&logits, &y, cfg.label_smoothing)?;
         // Reading the loss synchronises the device, as the training loop does.
         loss.to_scalar::<f32>()?;
         opt.step(&loss.backward()?)?;
         Ok(())
     };
     let rates = timed(batch, warmup, steps, repeats, || step(&mut rng), device)?;
-    Ok(BenchResult::new("train", batch, rates))
+    Ok(BenchResult::new("train", batch, rates).for_model(model_name))
 }
 
 /// Images per second of `step` (one batch each): `warmup` untimed calls, then `repeats` timings of `steps` calls.
@@ -111,6 +125,28 @@ fn timed(
     Ok(rates)
 }
 
+/// Inference with test-time augmentation `tta` (e.g. airbench's 6 views) images per second.
+pub fn inference_tta(
+    model_name: &str,
+    device: &Device,
+    tta: crate::Tta,
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+    repeats: usize,
+) -> Result<BenchResult> {
+    model::device::prepare_cpu_threads();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let net = registry::build(model_name, device, 0)?;
+    let (x, _) = random_input(batch, device, &mut rng)?;
+    let forward = || -> Result<()> {
+        crate::evaluate::probabilities(net.as_ref(), &x, tta)?.to_device(&Device::Cpu)?;
+        Ok(())
+    };
+    let rates = timed(batch, warmup, steps, repeats, forward, device)?;
+    Ok(BenchResult::new("infer_tta", batch, rates).for_model(model_name))
+}
+
 /// Inference (eval-mode forward) images per second.
 pub fn inference(
     model_name: &str,
@@ -129,7 +165,7 @@ pub fn inference(
         Ok(())
     };
     let rates = timed(batch, warmup, steps, repeats, forward, device)?;
-    Ok(BenchResult::new("infer", batch, rates))
+    Ok(BenchResult::new("infer", batch, rates).for_model(model_name))
 }
 
 /// The augmentation pipeline (flip + pad-crop + normalize into a tensor) on one thread, images per second.

@@ -1,7 +1,30 @@
+use crate::averaging::Averaging;
 use crate::{Error, Result, Schedule};
 use augment::Augment;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+
+/// Which optimizer trains the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam (AdamW when `weight_decay` > 0), the reference's.
+    #[default]
+    Adam,
+    /// SGD with momentum (Nesterov with `nesterov`), coupled weight decay as PyTorch's.
+    Sgd,
+}
+
+/// How the per-image training losses of a batch are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossReduction {
+    /// The mean (the reference).
+    #[default]
+    Mean,
+    /// The sum (airbench: its learning rates are per example).
+    Sum,
+}
 
 /// Everything that defines a training run; saved as `config.json` in the run directory.
 /// The default is the reference recipe.
@@ -13,11 +36,29 @@ pub struct TrainConfig {
     /// Registry name of the architecture.
     pub model: String,
     pub epochs: usize,
+    /// A fractional run length in epochs (airbench's 9.9): the run takes `ceil(steps_per_epoch × this)` steps,
+    /// and `epochs` is its ceiling. None: `epochs` whole epochs.
+    pub fractional_epochs: Option<f64>,
     pub batch_size: usize,
+    /// Drop each epoch's incomplete last batch.
+    pub drop_last: bool,
+    pub optimizer: OptimizerKind,
     /// Base (peak) learning rate.
     pub lr: f64,
-    /// Decoupled weight decay (AdamW); 0 = Adam as in the reference.
+    /// Adam: decoupled weight decay (AdamW; 0 = Adam as in the reference). SGD: PyTorch's (coupled) weight decay
+    /// of the non-normalisation parameters; normalisation parameters get `weight_decay / norm_lr_scale`, so every
+    /// parameter decays by the same amount per step.
     pub weight_decay: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// SGD: Nesterov momentum.
+    pub nesterov: bool,
+    /// SGD: learning-rate multiplier of normalisation-layer parameters (airbench: 64 for BatchNorm biases).
+    pub norm_lr_scale: f64,
+    /// How a batch's losses are combined.
+    pub loss_reduction: LossReduction,
+    /// Weight averaging (airbench: Lookahead).
+    pub averaging: Averaging,
     pub schedule: Schedule,
     /// Linear warm-up length in epochs (fractions allowed).
     pub warmup_epochs: f64,
@@ -38,6 +79,8 @@ pub struct TrainConfig {
     pub augment: Augment,
     /// Average the predictions of each image and its mirror image at evaluation (validation and test).
     pub tta: bool,
+    /// With `tta`: also the 1-pixel reflect-shifted views (airbench's TTA level 2: 6 views, logits averaged).
+    pub tta_shift: bool,
     pub eval_batch_size: usize,
     pub data_dir: PathBuf,
     /// Candle's stock CPU ops instead of the cpu-ops kernels (for comparisons; slow).
@@ -50,9 +93,17 @@ impl Default for TrainConfig {
             preset: "reference".into(),
             model: model::registry::DEFAULT_MODEL.into(),
             epochs: 50,
+            fractional_epochs: None,
             batch_size: 64,
+            drop_last: false,
+            optimizer: OptimizerKind::Adam,
             lr: 1e-3,
             weight_decay: 0.0,
+            momentum: 0.9,
+            nesterov: false,
+            norm_lr_scale: 1.0,
+            loss_reduction: LossReduction::Mean,
+            averaging: Averaging::None,
             schedule: Schedule::Constant,
             warmup_epochs: 0.0,
             label_smoothing: 0.0,
@@ -64,6 +115,7 @@ impl Default for TrainConfig {
             limit_train: None,
             augment: Augment::default(),
             tta: false,
+            tta_shift: false,
             eval_batch_size: 512,
             data_dir: PathBuf::from("data"),
             stock_ops: false,
@@ -72,99 +124,160 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Checks every value, naming the flag of the first bad one.
+    /// Checks every value; the first bad one is an [`Error::Setting`] naming its field (`lr`, `batch_size`,
+    /// `augment.flip_prob`, ...: a front end maps the name to its own flag). The model must be a registered one,
+    /// and a CUDA device needs a build with the `cuda` feature, so a bad device is refused before any work.
     pub fn validate(&self) -> Result<()> {
-        let bad = |flag: &str, want: &str, found: String| {
-            Err(Error::Config(format!(
-                "--{flag}: expected {want}, found {found}"
-            )))
+        self.validate_recipe()?;
+        if !model::registry::names().contains(&self.model.as_str()) {
+            return Err(Error::Setting {
+                setting: "model",
+                message: format!(
+                    "expected one of {}, found {:?}",
+                    model::registry::names().join(", "),
+                    self.model
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks every value but the model name (for a model the registry does not know, see `train::run_model`).
+    pub fn validate_recipe(&self) -> Result<()> {
+        let bad = |setting: &'static str, want: &str, found: String| {
+            Err(Error::Setting {
+                setting,
+                message: format!("expected {want}, found {found}"),
+            })
         };
         if self.epochs == 0 {
             return bad("epochs", "at least 1", "0".into());
         }
         if self.batch_size == 0 {
-            return bad("batch-size", "at least 1", "0".into());
+            return bad("batch_size", "at least 1", "0".into());
         }
         if self.eval_batch_size == 0 {
-            return bad("eval-batch-size", "at least 1", "0".into());
+            return bad("eval_batch_size", "at least 1", "0".into());
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("lr", "a positive number", self.lr.to_string());
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad(
-                "weight-decay",
+                "weight_decay",
                 "a number >= 0",
                 self.weight_decay.to_string(),
             );
         }
         if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
             return bad(
-                "warmup-epochs",
+                "warmup_epochs",
                 "a number >= 0",
                 self.warmup_epochs.to_string(),
             );
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad(
-                "label-smoothing",
+                "label_smoothing",
                 "a number in [0, 1)",
                 self.label_smoothing.to_string(),
             );
         }
-        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+        if !(self.val_fraction >= 0.0 && self.val_fraction < 1.0) {
             return bad(
-                "val-fraction",
-                "a number in (0, 1)",
+                "val_fraction",
+                "a number in [0, 1)",
                 self.val_fraction.to_string(),
             );
+        }
+        if let Some(e) = self.fractional_epochs
+            && !(e.is_finite() && e > 0.0 && e.ceil() as usize <= self.epochs.max(1))
+        {
+            return bad(
+                "fractional_epochs",
+                &format!("a positive number of epochs up to {}", self.epochs),
+                e.to_string(),
+            );
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return bad("momentum", "a number in [0, 1)", self.momentum.to_string());
+        }
+        if !(self.norm_lr_scale.is_finite() && self.norm_lr_scale > 0.0) {
+            return bad(
+                "norm_lr_scale",
+                "a positive number",
+                self.norm_lr_scale.to_string(),
+            );
+        }
+        if let Err(e) = self.averaging.validate() {
+            return bad("averaging", "valid settings", e);
         }
         if self.patience == Some(0) {
             return bad("patience", "at least 1", "0".into());
         }
         if self.limit_train == Some(0) {
-            return bad("limit-train", "at least 1", "0".into());
+            return bad("limit_train", "at least 1", "0".into());
         }
         if !(0.0..=1.0).contains(&self.augment.flip_prob) {
             return bad(
-                "flip-prob",
+                "augment.flip_prob",
                 "a probability in [0, 1]",
                 self.augment.flip_prob.to_string(),
             );
         }
         if self.augment.crop_pad > 16 {
-            return bad("crop-pad", "at most 16", self.augment.crop_pad.to_string());
-        }
-        let dev = self.device.trim().to_ascii_lowercase();
-        let dev_ok = matches!(dev.as_str(), "auto" | "cpu" | "cuda")
-            || dev
-                .strip_prefix("cuda:")
-                .is_some_and(|n| n.parse::<usize>().is_ok());
-        if !dev_ok {
             return bad(
-                "device",
-                "auto, cpu, cuda or cuda:N",
-                format!("{:?}", self.device),
+                "augment.crop_pad",
+                "at most 16",
+                self.augment.crop_pad.to_string(),
             );
         }
-        if !model::registry::names().contains(&self.model.as_str()) {
-            return bad(
-                "model",
-                &format!("one of {}", model::registry::names().join(", ")),
-                format!("{:?}", self.model),
-            );
+        // The device grammar has one parser, model's; it also refuses CUDA on a build without it.
+        if let Err(e) = model::device::parse(&self.device) {
+            return Err(Error::Setting {
+                setting: "device",
+                message: e.to_string(),
+            });
         }
         Ok(())
+    }
+
+    /// The number of optimizer steps of a run over `train_images` images: (steps per epoch, total steps, epochs).
+    pub fn steps(&self, train_images: usize) -> (usize, usize, usize) {
+        let bs = self.batch_size.max(1);
+        let per_epoch = if self.drop_last {
+            train_images / bs
+        } else {
+            train_images.div_ceil(bs)
+        };
+        let total = match self.fractional_epochs {
+            Some(e) => (per_epoch as f64 * e).ceil() as usize,
+            None => per_epoch * self.epochs,
+        };
+        let epochs = if per_epoch == 0 {
+            0
+        } else {
+            total.div_ceil(per_epoch)
+        };
+        (per_epoch, total, epochs)
+    }
+
+    /// The recipe a model is trained with by default: the preset named after it if there is one (airbench94),
+    /// else the reference recipe, with `model` set.
+    pub fn for_model(model: &str) -> Self {
+        let mut cfg = Self::preset(model).unwrap_or_default();
+        cfg.model = model.to_string();
+        cfg
     }
 
     /// The config of a named preset.
     pub fn preset(name: &str) -> Result<Self> {
         let p = PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
             let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
-            Error::Config(format!(
-                "--preset: expected one of {}, found {name:?}",
-                names.join(", ")
-            ))
+            Error::Setting {
+                setting: "preset",
+                message: format!("expected one of {}, found {name:?}", names.join(", ")),
+            }
         })?;
         let mut cfg = TrainConfig::default();
         (p.apply)(&mut cfg);
@@ -214,7 +327,63 @@ pub const PRESETS: &[Preset] = &[
             c.warmup_epochs = 3.0;
         },
     },
+    Preset {
+        name: "mlp",
+        description: "the mlp baseline (the write-up's ANN) with the fast recipe over 30 epochs (3 warm-up)",
+        apply: |c| baseline_recipe(c, model::Mlp::NAME),
+    },
+    Preset {
+        name: "lenet5",
+        description: "the lenet5 baseline with the fast recipe over 30 epochs (3 warm-up)",
+        apply: |c| baseline_recipe(c, model::LeNet5::NAME),
+    },
+    Preset {
+        name: "airbench94",
+        description: "airbench94's recipe: its network, SGD-Nesterov 0.85, batch 1024, 9.9 epochs on all 50,000 images, label smoothing 0.2, Lookahead, alternating flip + 2-px translate, 6-view TTA",
+        apply: airbench94_recipe,
+    },
 ];
+
+/// The baselines of `cifar compare` (`mlp`, `lenet5`): `fast`'s recipe (one-cycle AdamW, label smoothing, flip
+/// TTA, batch 128) over 30 epochs, as the small models learn more slowly and cost little per epoch.
+fn baseline_recipe(c: &mut TrainConfig, model: &str) {
+    fast_recipe(c);
+    c.model = model.into();
+    c.epochs = 30;
+    c.warmup_epochs = 3.0;
+}
+
+/// airbench94's recipe (`legacy/airbench94.py`), its hyper-parameters derived exactly as the script does: per
+/// 1024 examples lr 11.5 and weight decay 0.0153, "kilostep" scale `1024·(1 + 1/(1 − momentum))`.
+fn airbench94_recipe(c: &mut TrainConfig) {
+    let momentum = 0.85;
+    let batch = 1024.0;
+    let kilostep = 1024.0 * (1.0 + 1.0 / (1.0 - momentum));
+    let lr = 11.5 / kilostep;
+    let wd = 0.0153 * batch / kilostep;
+    c.model = model::AirBench94::NAME.into();
+    c.epochs = 10;
+    c.fractional_epochs = Some(9.9);
+    c.batch_size = 1024;
+    c.drop_last = true;
+    c.optimizer = OptimizerKind::Sgd;
+    c.lr = lr;
+    // PyTorch's coupled weight decay of the other group (`wd / lr`); BatchNorm biases get `wd / (64 lr)`.
+    c.weight_decay = wd / lr;
+    c.momentum = momentum;
+    c.nesterov = true;
+    c.norm_lr_scale = 64.0;
+    c.schedule = Schedule::Linear;
+    c.warmup_epochs = 0.23 * 9.9;
+    c.label_smoothing = 0.2;
+    c.loss_reduction = LossReduction::Sum;
+    c.averaging = Averaging::airbench();
+    c.augment = Augment::airbench();
+    c.tta = true;
+    c.tta_shift = true;
+    c.val_fraction = 0.0;
+    c.eval_batch_size = 1000;
+}
 
 #[cfg(test)]
 mod tests {
@@ -256,23 +425,54 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_name_the_flag() {
+    fn bad_values_name_the_setting() {
         let mut c = TrainConfig {
             lr: -1.0,
             ..Default::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("--lr"));
+        let e = c.validate().unwrap_err();
+        assert!(matches!(e, Error::Setting { setting: "lr", .. }), "{e}");
+        assert!(
+            e.to_string().starts_with("lr: expected a positive number"),
+            "{e}"
+        );
         c.lr = 1e-3;
         c.val_fraction = 1.0;
         assert!(
             c.validate()
                 .unwrap_err()
                 .to_string()
-                .contains("--val-fraction")
+                .contains("val_fraction")
         );
+        c.val_fraction = 0.1;
+        c.augment.flip_prob = 2.0;
+        assert!(matches!(
+            c.validate(),
+            Err(Error::Setting {
+                setting: "augment.flip_prob",
+                ..
+            })
+        ));
+        c.augment.flip_prob = 0.5;
+        c.device = "tpu".into();
+        assert!(matches!(
+            c.validate(),
+            Err(Error::Setting {
+                setting: "device",
+                ..
+            })
+        ));
+        c.device = "cuda:0".into();
+        assert_eq!(c.validate().is_ok(), model::device::CUDA_BUILT);
+        c.device = "auto".into();
         c.val_fraction = 0.1;
         c.model = "vgg".into();
         assert!(c.validate().unwrap_err().to_string().contains("cnn-dnn"));
+        c.model = "cnn-dnn".into();
+        c.val_fraction = -0.1;
+        assert!(c.validate().is_err());
+        c.val_fraction = 0.0;
+        c.validate().unwrap();
         assert!(
             TrainConfig::preset("turbo")
                 .unwrap_err()
@@ -281,11 +481,47 @@ mod tests {
         );
     }
 
+    /// The airbench94 preset derives the script's numbers: lr 11.5/kilostep = 3/2048, coupled wd
+    /// 0.0153·1024/11.5, 476 steps on 50,000 images, 109 warm-up steps.
+    #[test]
+    fn airbench_preset_is_the_script() {
+        let c = TrainConfig::preset("airbench94").unwrap();
+        c.validate().unwrap();
+        assert!((c.lr - 3.0 / 2048.0).abs() < 1e-15);
+        assert!((c.weight_decay - 0.0153 * 1024.0 / 11.5).abs() < 1e-12);
+        assert_eq!(c.steps(50_000), (48, 476, 10));
+        assert_eq!((c.warmup_epochs * 48.0).round() as usize, 109);
+        assert_eq!(c.val_fraction, 0.0);
+    }
+
+    /// The baselines of `cifar compare` (docs/models.md): `fast`'s recipe over 30 epochs, their model preset, and
+    /// `TrainConfig::for_model` picks them up by the model's name.
+    #[test]
+    fn baseline_presets_train_their_models() {
+        for name in ["mlp", "lenet5"] {
+            let c = TrainConfig::preset(name).unwrap();
+            c.validate().unwrap();
+            assert_eq!(c.model, name);
+            assert_eq!(
+                (c.epochs, c.batch_size, c.lr, c.warmup_epochs, c.tta),
+                (30, 128, 4e-3, 3.0, true)
+            );
+            assert_eq!(TrainConfig::for_model(name), c);
+        }
+    }
+
     #[test]
     fn config_json_round_trip_and_partial_files() {
         let c = TrainConfig::preset("fast").unwrap();
         let s = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<TrainConfig>(&s).unwrap(), c);
+        // config.json as the previous version wrote it (no optimizer, averaging, TTA-shift... fields).
+        let old = r#"{"preset":"fast","model":"cnn-dnn","epochs":18,"batch_size":128,"lr":0.004,"weight_decay":0.05,
+            "schedule":"onecycle","warmup_epochs":1.5,"label_smoothing":0.1,"patience":null,"val_fraction":0.1,
+            "stratified":false,"seed":42,"device":"auto","limit_train":null,"augment":{"flip_prob":0.5,"crop_pad":4,
+            "normalize":{"mean":[0.5,0.5,0.5],"std":[0.5,0.5,0.5]}},"tta":true,"eval_batch_size":512,
+            "data_dir":"data","stock_ops":false}"#;
+        assert_eq!(serde_json::from_str::<TrainConfig>(old).unwrap(), c);
         let partial: TrainConfig = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
         assert_eq!(partial.epochs, 3);
         assert_eq!(partial.batch_size, 64);

@@ -13,6 +13,13 @@ pub enum Error {
     Files(#[from] cifar_types::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A [`TrainConfig`](crate::TrainConfig) setting is out of range: `setting` is its field name (nested ones as
+    /// `augment.flip_prob`), so that a front end can name its own flag.
+    #[error("{setting}: {message}")]
+    Setting {
+        setting: &'static str,
+        message: String,
+    },
     #[error(
         "training diverged: the loss became {value} at epoch {epoch}, batch {batch}; stopping (the last good checkpoints are kept)"
     )]

@@ -6,6 +6,10 @@
 //! (weights, Adam moments and the training state, so `--resume` continues exactly), `test_report.json` and
 //! `predictions.json`.
 //!
+//! CPU training is ~25% faster with two process-wide settings that a library must not make on its own: call
+//! [`tune_cpu_process`] first thing in `main` (the `cifar` binary does; with the `mimalloc` feature and mimalloc
+//! as the global allocator for the allocator half).
+//!
 //! ```no_run
 //! use train::{TrainConfig, Data, run};
 //! # fn main() -> train::Result<()> {
@@ -17,20 +21,30 @@
 //! # Ok(()) }
 //! ```
 
+pub mod averaging;
 pub mod bench;
 mod config;
 mod error;
 pub mod evaluate;
 pub mod loss;
 pub mod optim;
+mod policies;
+mod process;
 mod run_dir;
 pub mod schedule;
 mod state;
 mod trainer;
 
-pub use config::{PRESETS, Preset, TrainConfig};
+pub use averaging::Averaging;
+pub use config::{LossReduction, OptimizerKind, PRESETS, Preset, TrainConfig};
 pub use error::{Error, Result};
-pub use evaluate::{Evaluation, evaluate};
+pub use evaluate::{Evaluation, Tta, evaluate};
+pub use process::tune_cpu_process;
 pub use run_dir::RunDir;
 pub use schedule::Schedule;
-pub use trainer::{Data, Outcome, StopFlag, run};
+pub use trainer::{Data, Outcome, StopFlag, run, run_model};
+
+/// The metadata key of `best.safetensors` and `last.safetensors` holding the input normalization (JSON
+/// `{"mean": [..], "std": [..]}`); checkpoints without it use mean 0.5 / std 0.5 (the reference's). Defined with
+/// the other checkpoint metadata keys in [`model::checkpoint::keys`].
+pub use model::checkpoint::keys::NORMALIZE as NORMALIZE_KEY;

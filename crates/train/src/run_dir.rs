@@ -1,5 +1,5 @@
 use crate::{Error, Result, TrainConfig};
-use cifar_types::{History, Predictions, TestReport, atomic};
+use cifar_types::{History, Predictions, TestReport, atomic, run_files};
 use std::path::{Path, PathBuf};
 
 /// The files of a run directory.
@@ -9,13 +9,13 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    pub const CONFIG: &'static str = "config.json";
-    pub const HISTORY: &'static str = "history.json";
-    pub const METRICS: &'static str = "metrics.csv";
-    pub const BEST: &'static str = "best.safetensors";
-    pub const LAST: &'static str = "last.safetensors";
-    pub const TEST_REPORT: &'static str = "test_report.json";
-    pub const PREDICTIONS: &'static str = "predictions.json";
+    pub const CONFIG: &'static str = run_files::CONFIG;
+    pub const HISTORY: &'static str = run_files::HISTORY;
+    pub const METRICS: &'static str = run_files::METRICS;
+    pub const BEST: &'static str = run_files::BEST;
+    pub const LAST: &'static str = run_files::LAST;
+    pub const TEST_REPORT: &'static str = run_files::TEST_REPORT;
+    pub const PREDICTIONS: &'static str = run_files::PREDICTIONS;
 
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
@@ -37,7 +37,8 @@ impl RunDir {
         };
         if self.file(Self::CONFIG).exists() || self.file(Self::LAST).exists() {
             return Err(err(
-                "already holds a run; continue it with --resume or choose another --out".into(),
+                "already holds a run (config.json or last.safetensors): resume it or choose another directory"
+                    .into(),
             ));
         }
         std::fs::create_dir_all(&self.path)

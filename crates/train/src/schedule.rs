@@ -27,7 +27,15 @@ pub enum Schedule {
     /// One-cycle (Smith): linear warm-up from base/25 to the base rate, then cosine annealing to base/1e4.
     #[serde(rename = "onecycle")]
     OneCycle,
+    /// airbench's: linear warm-up from `LINEAR_START`·base to the base rate, then linear decay to
+    /// `LINEAR_END`·base at the last step.
+    Linear,
 }
+
+/// The first warm-up factor of [`Schedule::Linear`].
+pub const LINEAR_START: f64 = 0.2;
+/// The final factor of [`Schedule::Linear`].
+pub const LINEAR_END: f64 = 0.07;
 
 impl Schedule {
     /// The learning rate at `step` (0-based) of `total` steps, with `warmup` warm-up steps.
@@ -55,6 +63,17 @@ impl Schedule {
                     end + (base - end) * 0.5 * (1.0 + (PI * t).cos())
                 }
             }
+            Schedule::Linear => {
+                let factor = if step < warmup {
+                    let f = step as f64 / warmup as f64;
+                    LINEAR_START * (1.0 - f) + f
+                } else {
+                    let span = (total - warmup.min(total)).max(1);
+                    let f = ((step - warmup) as f64 / span as f64).min(1.0);
+                    (1.0 - f) + LINEAR_END * f
+                };
+                base * factor
+            }
         }
     }
 }
@@ -65,6 +84,7 @@ impl fmt::Display for Schedule {
             Schedule::Constant => "constant",
             Schedule::Cosine => "cosine",
             Schedule::OneCycle => "onecycle",
+            Schedule::Linear => "linear",
         })
     }
 }
@@ -76,8 +96,9 @@ impl FromStr for Schedule {
             "constant" => Ok(Schedule::Constant),
             "cosine" => Ok(Schedule::Cosine),
             "onecycle" | "one-cycle" => Ok(Schedule::OneCycle),
+            "linear" => Ok(Schedule::Linear),
             _ => Err(format!(
-                "expected constant, cosine or onecycle, found {s:?}"
+                "expected constant, cosine, onecycle or linear, found {s:?}"
             )),
         }
     }
@@ -121,6 +142,19 @@ mod tests {
     #[test]
     fn parses() {
         assert_eq!("onecycle".parse::<Schedule>().unwrap(), Schedule::OneCycle);
-        assert!("linear".parse::<Schedule>().is_err());
+        assert_eq!("linear".parse::<Schedule>().unwrap(), Schedule::Linear);
+        assert!("step".parse::<Schedule>().is_err());
+    }
+
+    /// airbench94's per-step factor: 476 steps, int(0.23·476) = 109 warm-up steps, 0.2 → 1.0 → 0.07.
+    #[test]
+    fn linear_is_airbench_lambda() {
+        let f = |s| Schedule::Linear.lr(1.0, s, 476, 109);
+        assert!((f(0) - 0.2).abs() < 1e-12);
+        assert!((f(50) - (0.2 * (1.0 - 50.0 / 109.0) + 50.0 / 109.0)).abs() < 1e-12);
+        assert!((f(109) - 1.0).abs() < 1e-12);
+        let last = 1.0 - 366.0 / 367.0 + 0.07 * 366.0 / 367.0;
+        assert!((f(475) - last).abs() < 1e-12);
+        assert!((f(476) - 0.07).abs() < 1e-12);
     }
 }

@@ -1,7 +1,8 @@
 //! The training state stored in `last.safetensors` (metadata `train_state`, JSON) beside the weights and the Adam
 //! moments, so a run resumes exactly, mid-epoch included.
 
-use crate::optim::Adam;
+use crate::averaging::WeightAverage;
+use crate::optim::Optimizer;
 use crate::{Error, Result, RunDir};
 use candle_core::Device;
 use cifar_types::History;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct TrainState {
     /// The epoch in progress or next to run (1-based).
     pub epoch: usize,
@@ -26,7 +28,9 @@ pub(crate) struct TrainState {
     pub best_epoch: usize,
     pub best_val_loss: f64,
     pub epochs_since_val_loss_improved: usize,
-    pub adam_steps: u64,
+    /// Optimizer steps taken (`adam_steps` in files written before the optimizer trait).
+    #[serde(alias = "adam_steps")]
+    pub optimizer_steps: u64,
     pub finished: bool,
     pub stopped_early: bool,
 }
@@ -46,7 +50,7 @@ impl Default for TrainState {
             best_epoch: 0,
             best_val_loss: f64::INFINITY,
             epochs_since_val_loss_improved: 0,
-            adam_steps: 0,
+            optimizer_steps: 0,
             finished: false,
             stopped_early: false,
         }
@@ -55,36 +59,56 @@ impl Default for TrainState {
 
 const KEY: &str = "train_state";
 
-/// Writes `last.safetensors`: weights, optimizer moments, and the state.
+/// Writes `last.safetensors`: weights and buffers, optimizer state, weight average, and the training state.
 pub(crate) fn save_last(
     dir: &RunDir,
     model: &dyn Classifier,
-    opt: &Adam,
+    opt: &dyn Optimizer,
+    avg: Option<&WeightAverage>,
     state: &TrainState,
 ) -> Result<()> {
-    let mut tensors = model.params().tensors();
+    let mut tensors = checkpoint::model_tensors(model);
     let (moments, steps) = opt.state()?;
     tensors.extend(moments);
+    if let Some(a) = avg {
+        tensors.extend(a.state());
+    }
     let mut st = state.clone();
-    st.adam_steps = steps;
+    st.optimizer_steps = steps;
     // JSON cannot hold infinities: the "nothing yet" markers are stored as null.
     let json = serde_json::to_string(&StoredState::from(&st)).map_err(|e| Error::Resume {
         path: dir.file(RunDir::LAST),
         reason: format!("cannot serialise the training state: {e}"),
     })?;
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         (KEY.to_string(), json),
-        ("model".to_string(), model.name().to_string()),
+        ("optimizer".to_string(), opt.name().to_string()),
     ]);
+    // The normalization the model trains with is the run's config.json's (written when the run was created).
+    match dir
+        .read_config()
+        .ok()
+        .and_then(|c| serde_json::to_string(&c.augment.normalize).ok())
+    {
+        Some(n) => {
+            meta.insert(checkpoint::keys::NORMALIZE.to_string(), n);
+        }
+        None => tracing::warn!(
+            "{}: no readable config.json; last.safetensors gets the default normalization metadata",
+            dir.path().display()
+        ),
+    }
+    let meta = checkpoint::with_model_meta(model, meta);
     checkpoint::write(&dir.file(RunDir::LAST), &tensors, meta)?;
     Ok(())
 }
 
-/// Reads `last.safetensors` into `model` and `opt`; returns the state.
+/// Reads `last.safetensors` into `model`, `opt` and `avg`; returns the state.
 pub(crate) fn load_last(
     dir: &RunDir,
     model: &dyn Classifier,
-    opt: &mut Adam,
+    opt: &mut dyn Optimizer,
+    avg: Option<&mut WeightAverage>,
     device: &Device,
 ) -> Result<TrainState> {
     let path = dir.file(RunDir::LAST);
@@ -99,7 +123,10 @@ pub(crate) fn load_last(
     })?;
     let state = TrainState::from(stored);
     checkpoint::assign(model, &c.tensors, &path)?;
-    opt.load_state(&c.tensors, state.adam_steps, &path)?;
+    opt.load_state(&c.tensors, state.optimizer_steps, &path)?;
+    if let Some(a) = avg {
+        a.load_state(&c.tensors, &path)?;
+    }
     Ok(state)
 }
 
@@ -131,5 +158,24 @@ impl From<StoredState> for TrainState {
         t.best_val_acc = s.best_val_acc_opt.unwrap_or(f64::NEG_INFINITY);
         t.best_val_loss = s.best_val_loss_opt.unwrap_or(f64::INFINITY);
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The training state of a `last.safetensors` written before the optimizer trait (`adam_steps`, no newer
+    /// fields) still reads.
+    #[test]
+    fn state_written_by_the_previous_version_reads() {
+        let old = r#"{"epoch":3,"next_batch":0,"loss_sum":0.0,"correct":0,"seen":0,"epoch_secs":0.0,
+            "train_secs":0.0,"history":{"epochs":[]},"best_val_acc":0.0,"best_epoch":2,"best_val_loss":0.0,
+            "epochs_since_val_loss_improved":0,"adam_steps":1406,"finished":false,"stopped_early":false,
+            "best_val_acc_opt":0.61,"best_val_loss_opt":1.1}"#;
+        let s: StoredState = serde_json::from_str(old).unwrap();
+        let t = TrainState::from(s);
+        assert_eq!((t.epoch, t.optimizer_steps, t.best_epoch), (3, 1406, 2));
+        assert_eq!(t.best_val_acc, 0.61);
     }
 }

@@ -6,7 +6,7 @@ use augment::{Normalize, hflip};
 use candle_core::Device;
 use cifar_types::{IMAGE_BYTES, ImageSet};
 use std::sync::Arc;
-use train::evaluate;
+use train::{Tta, evaluate};
 
 fn flipped(set: &ImageSet) -> ImageSet {
     let mut px = set.pixels().to_vec();
@@ -25,7 +25,7 @@ fn tta_averages_the_image_and_its_mirror() {
         &Arc::new(set.clone()),
         16,
         Normalize::default(),
-        false,
+        Tta::None,
     )
     .unwrap();
     let mirror = evaluate(
@@ -33,7 +33,7 @@ fn tta_averages_the_image_and_its_mirror() {
         &Arc::new(flipped(&set)),
         16,
         Normalize::default(),
-        false,
+        Tta::None,
     )
     .unwrap();
     let tta = evaluate(
@@ -41,7 +41,7 @@ fn tta_averages_the_image_and_its_mirror() {
         &Arc::new(set.clone()),
         16,
         Normalize::default(),
-        true,
+        Tta::Mirror,
     )
     .unwrap();
     assert_eq!(tta.predictions.len(), 37);
@@ -73,8 +73,8 @@ fn tta_averages_the_image_and_its_mirror() {
 fn evaluation_batches_do_not_change_results() {
     let set = Arc::new(common::synthetic(50, 4));
     let model = model::registry::build("cnn-dnn", &Device::Cpu, 1).unwrap();
-    let a = evaluate(model.as_ref(), &set, 7, Normalize::default(), false).unwrap();
-    let b = evaluate(model.as_ref(), &set, 50, Normalize::default(), false).unwrap();
+    let a = evaluate(model.as_ref(), &set, 7, Normalize::default(), Tta::None).unwrap();
+    let b = evaluate(model.as_ref(), &set, 50, Normalize::default(), Tta::None).unwrap();
     assert_eq!(a.accuracy, b.accuracy);
     assert!((a.loss - b.loss).abs() < 1e-5);
     for i in 0..50 {

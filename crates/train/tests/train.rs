@@ -69,7 +69,7 @@ fn learns_a_learnable_task_and_writes_the_run_dir() {
         false,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("--resume"), "{err}");
+    assert!(err.to_string().contains("resume"), "{err}");
 }
 
 #[test]

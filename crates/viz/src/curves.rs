@@ -127,9 +127,12 @@ impl Chart for Curves<'_> {
                 (lo.max(0.0), hi.min(100.0))
             }
         };
-        let (title, y_desc) = match self.kind {
-            Kind::Loss => ("Training and validation loss", "Loss"),
-            Kind::Accuracy => ("Training and validation accuracy", "Accuracy (%)"),
+        let has_val = !val.is_empty();
+        let (title, y_desc) = match (self.kind, has_val) {
+            (Kind::Loss, true) => ("Training and validation loss", "Loss"),
+            (Kind::Loss, false) => ("Training loss (no validation split)", "Loss"),
+            (Kind::Accuracy, true) => ("Training and validation accuracy", "Accuracy (%)"),
+            (Kind::Accuracy, false) => ("Training accuracy (no validation split)", "Accuracy (%)"),
         };
         let epochs = self.history.epochs.len();
         let mut chart = ChartBuilder::on(root)
@@ -146,9 +149,16 @@ impl Chart for Curves<'_> {
                 String::new()
             }
         };
+        // Enough decimals that neighbouring labels differ on a narrow range.
+        let step = (y_hi - y_lo) / 8.0;
+        let decimals = if step >= 1.0 {
+            0
+        } else {
+            (-step.log10()).ceil().clamp(0.0, 4.0) as usize
+        };
         let y_fmt = |y: &f64| match self.kind {
             Kind::Loss => format!("{y:.2}"),
-            Kind::Accuracy => format!("{y:.0}"),
+            Kind::Accuracy => format!("{y:.decimals$}"),
         };
         chart
             .configure_mesh()
@@ -167,6 +177,9 @@ impl Chart for Curves<'_> {
 
         let markers = epochs <= 60;
         for (points, color, name) in [(&train, TRAIN, "Training"), (&val, VAL, "Validation")] {
+            if points.is_empty() {
+                continue;
+            }
             let mut parts = segments(points).into_iter();
             let first = parts.next().unwrap_or_default();
             chart

@@ -9,6 +9,7 @@
 //! | [`sample_grid`] | `misclassified_samples.png`, `correct_low_confidence.png` |
 //! | [`probability_bars`] | `prediction_probabilities.png` |
 //! | [`render_run`] | all of the above plus `report.html` |
+//! | [`compare_runs`] | several runs side by side: `compare_val_accuracy.png`, `compare_val_loss.png`, `compare_per_class_accuracy.png`, `compare.html` |
 //!
 //! Text uses a bundled DejaVu Sans through plotters' `ab_glyph` renderer, so no system fonts are needed.
 //!
@@ -20,6 +21,7 @@
 //! assert_eq!(written, vec![dir.path().join("report.html")]); // nothing to chart yet
 //! ```
 
+mod compare;
 mod confusion;
 mod curves;
 mod encode;
@@ -31,6 +33,10 @@ mod samples;
 mod text;
 mod theme;
 
+pub use compare::{
+    COMPARE_FILE, COMPARE_PER_CLASS, COMPARE_VAL_ACCURACY, COMPARE_VAL_LOSS, ComparedRun,
+    compare_runs, load_compared_run, write_compare_html,
+};
 pub use confusion::confusion_matrix;
 pub use curves::{accuracy_curve, loss_curve};
 pub use encode::Format;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// File name of the HTML report inside the run directory.
-pub const REPORT_FILE: &str = "report.html";
+pub const REPORT_FILE: &str = cifar_types::run_files::REPORT_HTML;
 
 /// Escapes text for HTML element content and attribute values.
 pub(crate) fn escape(s: &str) -> String {
@@ -36,8 +36,22 @@ fn duration(secs: f64) -> String {
     }
 }
 
+/// A percentage, or a dash for a missing value (NaN: a run without validation).
 fn pct(v: f64) -> String {
-    format!("{:.2}%", v * 100.0)
+    if v.is_finite() {
+        format!("{:.2}%", v * 100.0)
+    } else {
+        "—".to_string()
+    }
+}
+
+/// A loss, or a dash for a missing value.
+fn loss(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "—".to_string()
+    }
 }
 
 const STYLE: &str = "body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1250px;\
@@ -77,6 +91,7 @@ pub fn write_report_html(
         escape(&title)
     );
     summary(&mut h, run);
+    charts_html(&mut h, charts)?;
     if let Some(report) = &run.report {
         h.push_str(
             "<h2>Per-class results (test set)</h2>\n<table><tr><th>class</th><th>precision</th>\
@@ -95,8 +110,6 @@ pub fn write_report_html(
         }
         h.push_str("</table>\n");
     }
-    epochs(&mut h, run);
-    charts_html(&mut h, charts)?;
     if let Some(config) = &run.config {
         let pretty = serde_json::from_str::<serde_json::Value>(config)
             .ok()
@@ -108,6 +121,8 @@ pub fn write_report_html(
             escape(&pretty)
         );
     }
+    // The long per-epoch table goes last.
+    epochs(&mut h, run);
     h.push_str("</body></html>\n");
     let path = out_dir.join(REPORT_FILE);
     cifar_types::atomic::write_bytes(&path, h.as_bytes())?;
@@ -118,8 +133,22 @@ fn summary(h: &mut String, run: &RunArtifacts) {
     let hist = &run.history;
     let mut rows: Vec<(&str, String)> = Vec::new();
     if let Some(r) = &run.report {
-        rows.push(("Test accuracy", pct(r.accuracy)));
+        match r.tta.as_deref() {
+            Some(t) if t != "none" => {
+                rows.push(("Test accuracy (TTA)", format!("{} ({t})", pct(r.accuracy))));
+                if let Some(a) = r.accuracy_without_tta {
+                    rows.push(("Test accuracy without TTA", pct(a)));
+                }
+            }
+            _ => rows.push(("Test accuracy", pct(r.accuracy))),
+        }
         rows.push(("Test loss", format!("{:.4}", r.loss)));
+    }
+    if !hist.epochs.is_empty() && hist.best().is_none() {
+        rows.push((
+            "Validation",
+            "none (no validation split: the final weights are the run's model)".to_string(),
+        ));
     }
     if let Some(b) = hist.best() {
         rows.push(("Best epoch", b.epoch.to_string()));
@@ -165,12 +194,12 @@ fn epochs(h: &mut String, run: &RunArtifacts) {
         };
         let _ = writeln!(
             h,
-            "<tr{class}><td>{}</td><td>{:.4}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{:.3e}</td>\
+            "<tr{class}><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3e}</td>\
              <td>{:.1} s</td><td>{:.0}</td></tr>",
             e.epoch,
             e.train_loss,
             pct(e.train_acc),
-            e.val_loss,
+            loss(e.val_loss),
             pct(e.val_acc),
             e.lr,
             e.epoch_secs,

@@ -8,13 +8,13 @@ use cifar_types::{CLASS_NAMES, History, ImageSet, Predictions, TestReport};
 use std::path::{Path, PathBuf};
 
 /// Training history in a run directory (required).
-pub const HISTORY_FILE: &str = "history.json";
+pub const HISTORY_FILE: &str = cifar_types::run_files::HISTORY;
 /// Test-set evaluation (optional).
-pub const TEST_REPORT_FILE: &str = "test_report.json";
+pub const TEST_REPORT_FILE: &str = cifar_types::run_files::TEST_REPORT;
 /// Per-image test probabilities (optional).
-pub const PREDICTIONS_FILE: &str = "predictions.json";
+pub const PREDICTIONS_FILE: &str = cifar_types::run_files::PREDICTIONS;
 /// The run's configuration (optional, shown verbatim).
-pub const CONFIG_FILE: &str = "config.json";
+pub const CONFIG_FILE: &str = cifar_types::run_files::CONFIG;
 
 /// Chart file stems; the extension comes from [`Format::extension`].
 pub const LOSS_CURVE: &str = "loss_curve";

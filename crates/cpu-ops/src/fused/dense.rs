@@ -9,7 +9,7 @@ use crate::util::{Mat, sgemm, split_ranges, with_scratch_a, with_scratch_b};
 
 /// The dense backward (for channel counts the sparse kernel has no variant for, e.g. 5, and
 /// with `set_sparse_backward(false)`): one pass over the images, per thread: scatter the pooled
-/// gradient of an image into a scratch plane set (the ReLU mask read off the pooled output), then
+/// gradient of an image into a scratch plane set (the ReLU mask, if any, read off the pooled output), then
 /// its bias-gradient sums,
 /// its weight-gradient GEMM (accumulating `dWᵀ[9ci × co]`) and its input-gradient convolution,
 /// while the plane is still in cache. Returns `(dx, dWᵀ, db)`.
@@ -39,7 +39,8 @@ pub(super) fn dense_backward(
                     let (gp, id, po) = (&io.gp[pr.clone()], &io.idx[pr.clone()], &io.pooled[pr]);
                     for (c, plane) in g.chunks_exact_mut(hw.max(1)).enumerate() {
                         let q = c * phw..(c + 1) * phw;
-                        unpool_plane(&gp[q.clone()], &id[q.clone()], Some(&po[q]), d.w, plane);
+                        let mask = io.relu.then_some(&po[q.clone()]);
+                        unpool_plane(&gp[q.clone()], &id[q], mask, d.w, plane);
                         acc_b[c] += sum8(plane);
                     }
                     if want_dw {

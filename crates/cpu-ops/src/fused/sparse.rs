@@ -60,6 +60,7 @@ pub(super) fn sparse_backward(
                             gp: &io.gp[pr.clone()],
                             idx: &io.idx[pr.clone()],
                             pooled: &io.pooled[pr],
+                            relu: io.relu,
                             xpad,
                             wcl: &wcl,
                         };
@@ -93,6 +94,8 @@ pub(crate) struct ImageIo<'a> {
     gp: &'a [f32],
     idx: &'a [u8],
     pooled: &'a [f32],
+    /// Whether the op applied a ReLU (then only positive pooled outputs pass a gradient).
+    relu: bool,
     xpad: &'a [f32],
     wcl: &'a [f32],
 }
@@ -129,7 +132,7 @@ fn sparse_image<const ROW: usize>(
             for ow in 0..wo {
                 let p = oh * wo + ow;
                 let g = gp[p];
-                if pooled[p] > 0.0 && g != 0.0 {
+                if (!io.relu || pooled[p] > 0.0) && g != 0.0 {
                     let i = idx[p];
                     let (h, w) = (2 * oh + (i >> 1) as usize, 2 * ow + (i & 1) as usize);
                     nz.push(((h * pw + w) * d.ci, g));
@@ -238,9 +241,11 @@ pub(in crate::fused) mod simd {
         match ci {
             3 => Some(for_row::<9>()),
             16 => Some(for_row::<48>()),
+            24 => Some(for_row::<72>()),
             32 => Some(for_row::<96>()),
             64 => Some(for_row::<192>()),
             128 => Some(for_row::<384>()),
+            256 => Some(for_row::<768>()),
             _ => None,
         }
     }
@@ -292,34 +297,37 @@ pub(in crate::fused) mod simd {
             // Some zeros among the inputs, as a padded image's border has.
             xpad.iter_mut().step_by(7).for_each(|v| *v = 0.0);
             let idx: Vec<u8> = (0..d.co * phw).map(|i| (i * 7 % 4) as u8).collect();
-            let io = ImageIo {
-                gp: &gp,
-                idx: &idx,
-                pooled: &pooled,
-                xpad: &xpad,
-                wcl: &wcl,
-            };
-            let base = run(portable::<{ 3 * CI }>, &d, &io, pad_len);
-            assert!(base[0].iter().any(|&v| v != 0.0) && base[2].iter().any(|&v| v != 0.0));
-            let mut builds: Vec<(&str, Kernel)> = vec![("dispatched", for_row::<{ 3 * CI }>())];
-            #[cfg(target_arch = "x86_64")]
-            {
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
-                    builds.push(("avx2", |d, io, acc, dx, dw| unsafe {
-                        v3::<{ 3 * CI }>(d, io, acc, dx, dw)
-                    }));
+            for relu in [true, false] {
+                let io = ImageIo {
+                    gp: &gp,
+                    idx: &idx,
+                    pooled: &pooled,
+                    relu,
+                    xpad: &xpad,
+                    wcl: &wcl,
+                };
+                let base = run(portable::<{ 3 * CI }>, &d, &io, pad_len);
+                assert!(base[0].iter().any(|&v| v != 0.0) && base[2].iter().any(|&v| v != 0.0));
+                let mut builds: Vec<(&str, Kernel)> = vec![("dispatched", for_row::<{ 3 * CI }>())];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                        // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
+                        builds.push(("avx2", |d, io, acc, dx, dw| unsafe {
+                            v3::<{ 3 * CI }>(d, io, acc, dx, dw)
+                        }));
+                    }
                 }
-            }
-            for (name, k) in builds {
-                let got = run(k, &d, &io, pad_len);
-                for (part, (a, b)) in ["dW", "db", "dx"].iter().zip(got.iter().zip(&base)) {
-                    for (x, y) in a.iter().zip(b) {
-                        // FMA against separate multiply-add: a few ulps apart.
-                        assert!(
-                            (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
-                            "{name} {part}: {x} vs {y}"
-                        );
+                for (name, k) in builds {
+                    let got = run(k, &d, &io, pad_len);
+                    for (part, (a, b)) in ["dW", "db", "dx"].iter().zip(got.iter().zip(&base)) {
+                        for (x, y) in a.iter().zip(b) {
+                            // FMA against separate multiply-add: a few ulps apart.
+                            assert!(
+                                (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                                "{name} relu={relu} {part}: {x} vs {y}"
+                            );
+                        }
                     }
                 }
             }

@@ -171,3 +171,54 @@ pub fn check_fused_fd(label: &str, c: &FusedFd, tol: f32) {
         );
     }
 }
+
+/// erf in f64 from `erf(x) = 2/√π · e^{-x²} · Σ_n x·(2x²)ⁿ / (1·3·…·(2n+1))` (all terms positive, so no
+/// cancellation: about 1e-15 relative).
+pub fn erf64(x: f64) -> f64 {
+    if x < 0.0 {
+        return -erf64(-x);
+    }
+    let (mut term, mut sum, mut n) = (x, x, 0.0);
+    while term > 1e-17 * sum {
+        n += 1.0;
+        term *= 2.0 * x * x / (2.0 * n + 1.0);
+        sum += term;
+    }
+    2.0 / std::f64::consts::PI.sqrt() * (-x * x).exp() * sum
+}
+
+/// Exact GELU in f64.
+pub fn gelu64(z: f64) -> f64 {
+    0.5 * z * (1.0 + erf64(z / std::f64::consts::SQRT_2))
+}
+
+/// f64 reference of training-mode BatchNorm (no weight) + bias + GELU over NCHW `x`: returns
+/// `(y, mean [c], biased var [c])`.
+pub fn ref_bn_gelu(
+    x: &[f64],
+    b: &[f64],
+    n: usize,
+    c: usize,
+    hw: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let m = (n * hw) as f64;
+    let at = |i: usize, ch: usize, p: usize| x[(i * c + ch) * hw + p];
+    let mut mean = vec![0f64; c];
+    let mut var = vec![0f64; c];
+    for ch in 0..c {
+        let vals = || (0..n).flat_map(move |i| (0..hw).map(move |p| at(i, ch, p)));
+        mean[ch] = vals().sum::<f64>() / m;
+        var[ch] = vals().map(|v| (v - mean[ch]).powi(2)).sum::<f64>() / m;
+    }
+    let mut y = vec![0f64; x.len()];
+    for i in 0..n {
+        for ch in 0..c {
+            for p in 0..hw {
+                let z = (at(i, ch, p) - mean[ch]) / (var[ch] + eps).sqrt() + b[ch];
+                y[(i * c + ch) * hw + p] = gelu64(z);
+            }
+        }
+    }
+    (y, mean, var)
+}

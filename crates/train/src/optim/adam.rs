@@ -5,6 +5,7 @@
 //! `InplaceOp1`) and split across rayon's threads: no copies of θ or g, one memory pass instead of a dozen tensor
 //! ops. On other devices it uses candle tensor ops.
 
+use super::Optimizer;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Storage};
@@ -157,18 +158,32 @@ impl Adam {
             config,
         })
     }
+}
 
-    pub fn set_lr(&mut self, lr: f64) {
+impl Optimizer for Adam {
+    fn name(&self) -> &'static str {
+        if self.config.weight_decay > 0.0 {
+            "adamw"
+        } else {
+            "adam"
+        }
+    }
+
+    fn set_lr(&mut self, lr: f64) {
         self.config.lr = lr;
     }
 
+    fn lr(&self) -> f64 {
+        self.config.lr
+    }
+
     /// Number of steps taken.
-    pub fn steps(&self) -> u64 {
+    fn steps(&self) -> u64 {
         self.step
     }
 
     /// One update from the gradients in `grads` (parameters without a gradient are left alone).
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
         let c = self.config;
         let t = self.step as i32;
@@ -209,7 +224,7 @@ impl Adam {
     }
 
     /// The state as named tensors (`adam.m.<param>`, `adam.v.<param>`) plus the step count.
-    pub fn state(&self) -> Result<(Vec<(String, Tensor)>, u64)> {
+    fn state(&self) -> Result<(Vec<(String, Tensor)>, u64)> {
         let mut out = Vec::with_capacity(self.slots.len() * 2);
         for s in &self.slots {
             let (m, v) = match &s.moments {
@@ -225,8 +240,8 @@ impl Adam {
         Ok((out, self.step))
     }
 
-    /// Restores the state written by [`Adam::state`]; every moment must be present with the right shape.
-    pub fn load_state(
+    /// Restores the state written by [`Optimizer::state`]; every moment must be present with the right shape.
+    fn load_state(
         &mut self,
         tensors: &HashMap<String, Tensor>,
         step: u64,

@@ -1,0 +1,426 @@
+//! `cifar predict`: classify a user's own images (files and folders) with a saved model.
+//!
+//! Each image is decoded with the `image` crate (PNG, JPEG, BMP, GIF's first frame, WebP, TIFF; any colour type
+//! and bit depth), turned upright by its EXIF orientation, cropped to its centred square (`--crop center`),
+//! converted to 8-bit RGB (grey is replicated, alpha is dropped, 16-bit is rounded to 8-bit), resized to 32x32
+//! with an antialiased triangle (bilinear) filter whose support widens with the scale factor, so a downscale
+//! averages every source pixel under the output pixel (Pillow's `BILINEAR` resize; an image already 32x32 is not
+//! resampled), then normalized with the checkpoint's mean/std.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use model::checkpoint::ModelMeta;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Side of the model's input images.
+const SIDE: u32 = 32;
+/// Decoder limits against decompression bombs: the largest width or height accepted...
+pub const MAX_SIDE: u32 = 30_000;
+/// ... and the most bytes one decoded image may take (e.g. 89 megapixels of 8-bit RGB).
+pub const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
+/// File name extensions taken from folders (explicitly named files are always tried, by their content).
+const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"];
+
+#[derive(Args, Debug)]
+#[command(after_long_help = "\
+Images: PNG, JPEG, BMP, GIF (first frame), WebP and TIFF, of any size, colour type and bit depth, recognised by \
+their content. JPEG (and WebP/TIFF) EXIF orientation is applied. Grey is replicated to RGB, alpha is dropped \
+(as Pillow's convert(\"RGB\") does), 16-bit samples are rounded to 8 bits.
+
+Non-square images: with --crop center (the default) the centred square whose side is the shorter side is kept \
+and the rest cut away; with --crop none the whole image is squashed to a square (aspect ratio not kept). The \
+square is then resized to 32x32 with an antialiased triangle filter (Pillow's BILINEAR: the filter widens with \
+the scale factor, so every source pixel contributes); 32x32 images are used as they are.
+
+Folders are walked recursively in sorted order; files without an image extension (png, jpg, jpeg, bmp, gif, \
+webp, tif, tiff) are skipped with a warning. An image that cannot be read is reported by name and the others \
+are still predicted. Limits against decompression bombs: at most 30000 pixels a side and 256 MiB decoded.
+
+Exit status: 0 when every input was predicted, 2 when some could not be read, 1 on a fatal error (bad \
+checkpoint or flag).")]
+pub struct PredictArgs {
+    /// A model checkpoint (a run's best.safetensors or last.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Image files and folders.
+    #[arg(required = true, value_name = "IMAGE_OR_FOLDER")]
+    pub inputs: Vec<PathBuf>,
+    /// How many of the most probable classes to show.
+    #[arg(long, default_value_t = 3)]
+    pub top_k: usize,
+    /// Average the predictions of each image and its mirror image.
+    #[arg(long)]
+    pub tta: bool,
+    /// With --tta, also the 1-pixel reflect-shifted views (airbench's 6-view TTA).
+    #[arg(long)]
+    pub tta_shift: bool,
+    /// One JSON object per image and line on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// auto | cpu | cuda | cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Images decoded and classified together.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// What happens to non-square images before the resize to 32x32 (see below).
+    #[arg(long, value_enum, default_value_t = Crop::Center)]
+    pub crop: Crop,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crop {
+    /// Keep the centred square (side = the shorter side).
+    Center,
+    /// Squash the whole image to a square.
+    None,
+}
+
+/// One predicted class.
+#[derive(Serialize)]
+struct Ranked<'a> {
+    class: &'a str,
+    index: usize,
+    probability: f32,
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top: Option<Vec<Ranked<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
+    if a.batch_size == 0 {
+        bail!("--batch-size: expected at least 1, found 0");
+    }
+    if a.top_k == 0 {
+        bail!("--top-k: expected at least 1, found 0");
+    }
+    if a.tta_shift && !a.tta {
+        bail!("--tta-shift: needs --tta");
+    }
+    let t0 = Instant::now();
+    let (device, desc) = model::device::select(&a.device)?;
+    let (net, meta) = model::checkpoint::load_model_with_meta(&a.checkpoint, &device)
+        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
+    note_defaults(&a.checkpoint, &meta);
+    let normalize = augment::Normalize {
+        mean: meta.normalize.mean,
+        std: meta.normalize.std,
+    };
+    let tta = train::Tta::from_flags(a.tta, a.tta_shift);
+    let top_k = a.top_k.min(meta.class_names.len());
+
+    let (files, mut failed) = collect_inputs(&a.inputs);
+    for (p, e) in &failed {
+        report_failure(p, e, a.json)?;
+    }
+    if files.is_empty() {
+        bail!("no images to predict in the inputs given");
+    }
+    tracing::info!(
+        "predicting {} images with {} ({}, TTA {}) on {desc}",
+        files.len(),
+        a.checkpoint.display(),
+        net.name(),
+        tta.name()
+    );
+    let width = files
+        .iter()
+        .map(|p| p.display().to_string().chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = std::io::stdout().lock();
+    if !a.json {
+        let cols: Vec<String> = (1..=top_k)
+            .map(|k| format!("{:<22}", format!("top-{k}")))
+            .collect();
+        writeln!(out, "{:<width$}  {}", "file", cols.join("").trim_end())?;
+    }
+    let (mut decode_s, mut infer_s, mut done) = (0f64, 0f64, 0usize);
+    for chunk in files.chunks(a.batch_size) {
+        let t = Instant::now();
+        let images: Vec<Result<Vec<f32>>> = chunk
+            .par_iter()
+            .map(|p| {
+                let chw = load_image(p, a.crop)?;
+                let mut x = vec![0f32; chw.len()];
+                augment::normalize_into(&chw, &mut x, &normalize);
+                Ok(x)
+            })
+            .collect();
+        decode_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let ok: Vec<&Vec<f32>> = images.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let probs = if ok.is_empty() {
+            Vec::new()
+        } else {
+            let n = ok.len();
+            let flat: Vec<f32> = ok.iter().flat_map(|v| v.iter().copied()).collect();
+            let x =
+                candle_core::Tensor::from_vec(flat, (n, 3, SIDE as usize, SIDE as usize), &device)?;
+            let p = train::evaluate::probabilities(net.as_ref(), &x, tta)?;
+            let p = p.to_device(&candle_core::Device::Cpu)?.to_vec2::<f32>()?;
+            if let Some(row) = p.first()
+                && row.len() != meta.class_names.len()
+            {
+                bail!(
+                    "{}: the model has {} outputs but the metadata names {} classes",
+                    a.checkpoint.display(),
+                    row.len(),
+                    meta.class_names.len()
+                );
+            }
+            p
+        };
+        infer_s += t.elapsed().as_secs_f64();
+        let mut probs = probs.into_iter();
+        for (path, r) in chunk.iter().zip(images) {
+            match r {
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    report_failure(path, &e, a.json)?;
+                    failed.push((path.clone(), e));
+                }
+                Ok(_) => {
+                    let p = probs.next().unwrap_or_default();
+                    let top = ranked(&p, &meta.class_names, top_k);
+                    if a.json {
+                        let line = JsonLine {
+                            file: path.display().to_string(),
+                            top: Some(top),
+                            error: None,
+                        };
+                        writeln!(out, "{}", serde_json::to_string(&line)?)?;
+                    } else {
+                        let cells: Vec<String> = top
+                            .iter()
+                            .map(|r| {
+                                format!(
+                                    "{:<22}",
+                                    format!("{} {:.1}%", r.class, 100.0 * r.probability)
+                                )
+                            })
+                            .collect();
+                        writeln!(
+                            out,
+                            "{:<width$}  {}",
+                            path.display(),
+                            cells.join("").trim_end()
+                        )?;
+                    }
+                    done += 1;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    let total = t0.elapsed().as_secs_f64();
+    tracing::info!(
+        "predicted {done} images in {total:.2}s ({:.0} images/s; decode+resize {decode_s:.2}s, inference {infer_s:.2}s, {:.0} images/s without the model load)",
+        done as f64 / total.max(1e-9),
+        done as f64 / (decode_s + infer_s).max(1e-9)
+    );
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        tracing::warn!("{} of the inputs could not be predicted", failed.len());
+        Ok(ExitCode::from(2))
+    }
+}
+
+/// Logs which metadata an (older) checkpoint lacks and the defaults used instead.
+pub fn note_defaults(path: &Path, meta: &ModelMeta) {
+    if !meta.defaulted.is_empty() {
+        tracing::info!(
+            "{}: checkpoint format {} without {} metadata; using defaults: model {}, mean {:?} / std {:?}, CIFAR-10 classes",
+            path.display(),
+            meta.format_version,
+            meta.defaulted.join(", "),
+            meta.model,
+            meta.normalize.mean,
+            meta.normalize.std
+        );
+    }
+}
+
+fn report_failure(path: &Path, e: &str, json: bool) -> Result<()> {
+    tracing::error!("{}: {e}", path.display());
+    if json {
+        let line = JsonLine {
+            file: path.display().to_string(),
+            top: None,
+            error: Some(e.to_string()),
+        };
+        println!("{}", serde_json::to_string(&line)?);
+    }
+    Ok(())
+}
+
+/// The `k` most probable classes, most probable first (ties: the lower class index first).
+fn ranked<'a>(p: &[f32], names: &'a [String], k: usize) -> Vec<Ranked<'a>> {
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+    idx.into_iter()
+        .take(k)
+        .map(|i| Ranked {
+            class: names.get(i).map_or("?", |s| s.as_str()),
+            index: i,
+            probability: p[i],
+        })
+        .collect()
+}
+
+/// The image files named by `inputs` (folders walked recursively, sorted), and the inputs that failed (a path
+/// that does not exist, an unreadable folder).
+pub fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut files = Vec::new();
+    let mut failed = Vec::new();
+    for p in inputs {
+        match std::fs::metadata(p) {
+            Err(e) => failed.push((p.clone(), format!("cannot read: {e}"))),
+            Ok(m) if m.is_dir() => walk(p, &mut files, &mut failed),
+            Ok(_) => files.push(p.clone()),
+        }
+    }
+    (files, failed)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, String)>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.collect::<std::io::Result<Vec<_>>>(),
+        Err(e) => Err(e),
+    };
+    let mut entries = match entries {
+        Ok(v) => v,
+        Err(e) => {
+            failed.push((dir.to_path_buf(), format!("cannot read the folder: {e}")));
+            return;
+        }
+    };
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk(&path, files, failed),
+            Ok(t) if t.is_symlink() && path.is_dir() => {
+                tracing::warn!(
+                    "skipping {}: a link to a folder (not followed)",
+                    path.display()
+                );
+            }
+            _ => {
+                let ext = path
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .map(|x| x.to_ascii_lowercase());
+                if ext
+                    .as_deref()
+                    .is_some_and(|x| IMAGE_EXTENSIONS.contains(&x))
+                {
+                    files.push(path);
+                } else {
+                    tracing::warn!(
+                        "skipping {}: not an image file (by its extension)",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Decodes `path` and returns its 32x32 RGB pixels, channel-major (`[3, 32, 32]`, u8), as described in the
+/// module documentation.
+pub fn load_image(path: &Path, crop: Crop) -> Result<Vec<u8>> {
+    // The format comes from the content only (not the name): a text file called .png is "not an image".
+    let reader = std::fs::File::open(path)
+        .and_then(|f| ImageReader::new(std::io::BufReader::new(f)).with_guessed_format())
+        .map_err(|e| anyhow::anyhow!("cannot read: {e}"))?;
+    if reader.format().is_none() {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        bail!(
+            "not an image: expected PNG, JPEG, BMP, GIF, WebP or TIFF content, found {}",
+            if len == 0 {
+                "an empty file".to_string()
+            } else {
+                format!("unrecognised content ({len} bytes)")
+            }
+        );
+    }
+    let format = reader
+        .format()
+        .map(|f| format!("{f:?}"))
+        .unwrap_or_default();
+    let mut reader = reader;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let bad = |e: image::ImageError| -> anyhow::Error {
+        match e {
+            image::ImageError::Limits(l) => anyhow::anyhow!(
+                "too large to decode safely ({l}; the limits are {MAX_SIDE} pixels a side and {} MiB decoded)",
+                MAX_DECODED_BYTES / (1024 * 1024)
+            ),
+            e => anyhow::anyhow!("cannot decode as {format}: {e}"),
+        }
+    };
+    let mut decoder = reader.into_decoder().map_err(bad)?;
+    let (w, h) = decoder.dimensions();
+    if decoder.total_bytes() > MAX_DECODED_BYTES {
+        bail!(
+            "too large to decode safely: {w}x{h} pixels would take {} MiB (the limit is {} MiB)",
+            decoder.total_bytes() / (1024 * 1024),
+            MAX_DECODED_BYTES / (1024 * 1024)
+        );
+    }
+    if w == 0 || h == 0 {
+        bail!("an empty image ({w}x{h} pixels)");
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(bad)?;
+    img.apply_orientation(orientation);
+    Ok(to_input(&img, crop))
+}
+
+/// Crop, convert to RGB8, resize to 32x32 and reorder to channel-major.
+fn to_input(img: &DynamicImage, crop: Crop) -> Vec<u8> {
+    let (w, h) = (img.width(), img.height());
+    let cropped;
+    let img = if crop == Crop::Center && w != h {
+        let s = w.min(h);
+        cropped = img.crop_imm((w - s) / 2, (h - s) / 2, s, s);
+        &cropped
+    } else {
+        img
+    };
+    let rgb = img.to_rgb8();
+    let rgb = if rgb.dimensions() == (SIDE, SIDE) {
+        rgb
+    } else {
+        image::imageops::resize(&rgb, SIDE, SIDE, image::imageops::FilterType::Triangle)
+    };
+    let plane = (SIDE * SIDE) as usize;
+    let mut chw = vec![0u8; 3 * plane];
+    for (i, px) in rgb.pixels().enumerate() {
+        for c in 0..3 {
+            chw[c * plane + i] = px.0[c];
+        }
+    }
+    chw
+}

@@ -1,0 +1,260 @@
+//! Weight averaging as a policy the training loop calls after every optimizer step.
+//!
+//! - [`Averaging::Lookahead`] (airbench's): every `every` steps the average moves towards the weights,
+//!   `avg ← decay·avg + (1 − decay)·θ` with `decay = base · (step/total)^power`, and the weights jump to the
+//!   average (`θ ← avg`); at the end of the run the weights become the average.
+//! - [`Averaging::Ema`], its simpler sibling: the same average with a constant decay, the weights left alone
+//!   while training; at the end the weights become the average.
+//!
+//! Both cover the parameters and the buffers (BatchNorm running statistics); their state is saved in
+//! `last.safetensors` (`avg.<name>`) so a resumed run continues exactly.
+
+use crate::{Error, Result};
+use candle_core::Tensor;
+use model::Classifier;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Which average, if any, the run keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Averaging {
+    #[default]
+    None,
+    Lookahead {
+        every: usize,
+        base: f64,
+        power: f64,
+    },
+    Ema {
+        every: usize,
+        decay: f64,
+    },
+}
+
+impl Averaging {
+    /// airbench94's Lookahead: every 5 steps, decay `0.95^5 · (step/total)^3`.
+    pub fn airbench() -> Self {
+        Averaging::Lookahead {
+            every: 5,
+            base: 0.95f64.powi(5),
+            power: 3.0,
+        }
+    }
+
+    /// Checks the numbers (`what` names the setting in errors).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match *self {
+            Averaging::None => Ok(()),
+            Averaging::Lookahead { every, base, power } => {
+                if every == 0 || !(0.0..=1.0).contains(&base) || !power.is_finite() || power < 0.0 {
+                    Err(format!(
+                        "lookahead needs every >= 1, base in [0, 1], power >= 0; found every {every}, base {base}, power {power}"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            Averaging::Ema { every, decay } => {
+                if every == 0 || !(0.0..=1.0).contains(&decay) {
+                    Err(format!(
+                        "ema needs every >= 1 and decay in [0, 1]; found every {every}, decay {decay}"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// The running average of a model's parameters and buffers.
+pub struct WeightAverage {
+    kind: Averaging,
+    avg: Vec<(String, Tensor)>,
+}
+
+fn state_vars(model: &dyn Classifier) -> impl Iterator<Item = (&str, &candle_core::Var)> {
+    model.params().iter().chain(model.buffers().iter())
+}
+
+impl WeightAverage {
+    /// Starts the average at the model's current state (`None` for [`Averaging::None`]).
+    pub fn new(kind: Averaging, model: &dyn Classifier) -> Result<Option<Self>> {
+        if kind == Averaging::None {
+            return Ok(None);
+        }
+        let avg = state_vars(model)
+            .map(|(n, v)| Ok((n.to_string(), v.as_tensor().copy()?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Self { kind, avg }))
+    }
+
+    fn blend(&mut self, model: &dyn Classifier, decay: f64, write_back: bool) -> Result<()> {
+        for ((_, a), (_, v)) in self.avg.iter_mut().zip(state_vars(model)) {
+            let t = v.as_tensor();
+            let next = ((&*a * decay)? + (t * (1.0 - decay))?)?;
+            if write_back {
+                v.set(&next)?;
+            }
+            *a = next;
+        }
+        Ok(())
+    }
+
+    /// Called after optimizer step `step` (1-based) of `total`.
+    pub fn after_step(&mut self, model: &dyn Classifier, step: usize, total: usize) -> Result<()> {
+        match self.kind {
+            Averaging::None => Ok(()),
+            Averaging::Lookahead { every, base, power } => {
+                if !step.is_multiple_of(every) {
+                    return Ok(());
+                }
+                let frac = step as f64 / total.max(1) as f64;
+                self.blend(model, base * frac.powf(power), true)
+            }
+            Averaging::Ema { every, decay } => {
+                if !step.is_multiple_of(every) {
+                    return Ok(());
+                }
+                self.blend(model, decay, false)
+            }
+        }
+    }
+
+    /// The end of training: the weights become the average.
+    pub fn finish(&mut self, model: &dyn Classifier) -> Result<()> {
+        self.blend(model, 1.0, true)
+    }
+
+    /// The average as named tensors (`avg.<name>`).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        self.avg
+            .iter()
+            .map(|(n, t)| (format!("avg.{n}"), t.clone()))
+            .collect()
+    }
+
+    /// Restores [`WeightAverage::state`].
+    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+        for (n, a) in &mut self.avg {
+            let key = format!("avg.{n}");
+            let t = tensors.get(&key).ok_or_else(|| Error::Resume {
+                path: path.to_path_buf(),
+                reason: format!("weight-average tensor {key:?} is missing"),
+            })?;
+            if t.dims() != a.dims() {
+                return Err(Error::Resume {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "weight-average tensor {key:?} has shape {:?}, expected {:?}",
+                        t.dims(),
+                        a.dims()
+                    ),
+                });
+            }
+            *a = t.to_device(a.device())?.to_dtype(a.dtype())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use model::{Mode, Params};
+
+    struct One {
+        params: Params,
+        buffers: Params,
+    }
+
+    impl One {
+        fn new(p: f32, b: f32) -> Self {
+            let mut params = Params::default();
+            params.push("w", Var::new(&[p], &Device::Cpu).unwrap());
+            let mut buffers = Params::default();
+            buffers.push("running", Var::new(&[b], &Device::Cpu).unwrap());
+            Self { params, buffers }
+        }
+        fn set(&self, p: f32, b: f32) {
+            let s = |v: &Var, x: f32| v.set(&Tensor::new(&[x], &Device::Cpu).unwrap()).unwrap();
+            s(self.params.get("w").unwrap(), p);
+            s(self.buffers.get("running").unwrap(), b);
+        }
+        fn get(&self) -> (f32, f32) {
+            let g = |v: &Var| v.as_tensor().to_vec1::<f32>().unwrap()[0];
+            (
+                g(self.params.get("w").unwrap()),
+                g(self.buffers.get("running").unwrap()),
+            )
+        }
+    }
+
+    impl Classifier for One {
+        fn name(&self) -> &'static str {
+            "one"
+        }
+        fn forward(&self, x: &Tensor, _: Mode<'_>) -> model::Result<Tensor> {
+            Ok(x.clone())
+        }
+        fn params(&self) -> &Params {
+            &self.params
+        }
+        fn device(&self) -> &Device {
+            &Device::Cpu
+        }
+        fn buffers(&self) -> &Params {
+            &self.buffers
+        }
+    }
+
+    /// By hand: avg starts at (1, 10). Step 5 of 10 with base 0.5, power 1: decay 0.25; θ = (3, 20) →
+    /// avg = 0.25·(1, 10) + 0.75·(3, 20) = (2.5, 17.5), and θ jumps there. Steps 6..9 do nothing. Step 10: decay
+    /// 0.5; θ = (4.5, 17.5) → avg = (3.5, 17.5). `finish`: θ = avg.
+    #[test]
+    fn lookahead_matches_hand_computation() {
+        let m = One::new(1.0, 10.0);
+        let kind = Averaging::Lookahead {
+            every: 5,
+            base: 0.5,
+            power: 1.0,
+        };
+        let mut a = WeightAverage::new(kind, &m).unwrap().unwrap();
+        m.set(3.0, 20.0);
+        for step in 1..=5 {
+            a.after_step(&m, step, 10).unwrap();
+        }
+        assert_eq!(m.get(), (2.5, 17.5));
+        m.set(4.5, 17.5);
+        for step in 6..=9 {
+            a.after_step(&m, step, 10).unwrap();
+            assert_eq!(m.get(), (4.5, 17.5));
+        }
+        a.after_step(&m, 10, 10).unwrap();
+        assert_eq!(m.get(), (3.5, 17.5));
+        m.set(100.0, 0.0);
+        a.finish(&m).unwrap();
+        assert_eq!(m.get(), (3.5, 17.5));
+    }
+
+    /// EMA leaves the weights alone until `finish`.
+    #[test]
+    fn ema_averages_without_touching_the_weights() {
+        let m = One::new(0.0, 0.0);
+        let kind = Averaging::Ema {
+            every: 1,
+            decay: 0.5,
+        };
+        let mut a = WeightAverage::new(kind, &m).unwrap().unwrap();
+        m.set(4.0, 8.0);
+        a.after_step(&m, 1, 3).unwrap();
+        a.after_step(&m, 2, 3).unwrap();
+        assert_eq!(m.get(), (4.0, 8.0));
+        a.finish(&m).unwrap();
+        assert_eq!(m.get(), (3.0, 6.0));
+        assert!(WeightAverage::new(Averaging::None, &m).unwrap().is_none());
+    }
+}

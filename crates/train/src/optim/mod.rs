@@ -1,0 +1,42 @@
+//! Optimizers behind one trait, so the loop, checkpoints and benches do not name a particular one.
+//!
+//! - [`Adam`] (PyTorch's rule; AdamW with decoupled weight decay), the reference's optimizer.
+//! - [`Sgd`] (PyTorch's SGD: momentum, Nesterov, coupled weight decay) with parameter groups, airbench's optimizer.
+//!
+//! Both update CPU parameters in place (candle `InplaceOp1`) and keep a savable state, so a resumed run continues
+//! exactly.
+
+mod adam;
+mod sgd;
+
+pub use adam::{Adam, AdamConfig};
+pub use sgd::{ParamGroup, Sgd, SgdConfig};
+
+use crate::Result;
+use candle_core::Tensor;
+use candle_core::backprop::GradStore;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A first-order optimizer over named parameters.
+pub trait Optimizer: Send {
+    /// A short name for logs (`adam`, `adamw`, `sgd`).
+    fn name(&self) -> &'static str;
+    /// One update from the gradients in `grads`; parameters without a gradient (frozen this step) are left alone.
+    fn step(&mut self, grads: &GradStore) -> Result<()>;
+    /// Sets the base learning rate for the next steps (parameter groups scale it).
+    fn set_lr(&mut self, lr: f64);
+    /// The base learning rate.
+    fn lr(&self) -> f64;
+    /// Number of steps taken.
+    fn steps(&self) -> u64;
+    /// The state as named tensors (keys prefixed by the optimizer's name) plus the step count.
+    fn state(&self) -> Result<(Vec<(String, Tensor)>, u64)>;
+    /// Restores the state written by [`Optimizer::state`] (read from `path`, named in errors).
+    fn load_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        steps: u64,
+        path: &Path,
+    ) -> Result<()>;
+}

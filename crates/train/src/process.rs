@@ -1,0 +1,57 @@
+//! Process-wide settings that make CPU training faster, as one call an application makes first thing in `main`.
+//! The library never changes them on its own (nor installs a signal handler: see [`crate::StopFlag`]).
+//!
+//! Both were measured on the batch-64 train step (`cifar bench`, docs/performance.md), together ~25%:
+//! * mimalloc (with the cargo feature `mimalloc` and mimalloc as the global allocator) keeps freed memory
+//!   mapped instead of returning it to the OS after a delay (1 s in mimalloc v3): a train step frees and
+//!   re-allocates the same multi-megabyte buffers, and every return cost page faults and the kernel zeroing huge
+//!   pages again (12,600 minor faults in a 40-step bench before, 410 after; ~10% of the step).
+//! * candle's element-wise ops (gradient accumulation, dropout masks) run on the calling thread
+//!   (`CANDLE_NUM_THREADS=1`): candle 0.11 runs them on a second thread pool of its own whose workers spin for a
+//!   while after every op, on the cores the `cpu-ops` kernels' rayon pool needs (~15% of the step).
+
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (mimalloc.h, v2 and v3): the milliseconds before freed
+/// memory is returned to the OS; -1 never returns it. `libmimalloc-sys` does not name this option.
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Tunes the process for CPU training (see the module docs): with the `mimalloc` feature, mimalloc keeps freed
+/// memory; unless `stock_ops` (candle's own ops, which carry more of the work then) or the user set
+/// `CANDLE_NUM_THREADS`, candle's element-wise ops run on the calling thread. The `cifar` binary calls it first
+/// thing in `main`:
+///
+/// ```no_run
+/// // SAFETY: first thing in main, while the process has one thread.
+/// unsafe { train::tune_cpu_process(false) };
+/// ```
+///
+/// # Safety
+///
+/// It sets an environment variable: call it while the process has a single thread (no other thread may read or
+/// write the environment concurrently), before candle or rayon start their threads.
+pub unsafe fn tune_cpu_process(stock_ops: bool) {
+    #[cfg(feature = "mimalloc")]
+    // SAFETY: plain option store in mimalloc.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1)
+    };
+    if !stock_ops && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees the process is single-threaded here.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}
+
+#[cfg(all(test, feature = "mimalloc"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_delay_option_index_is_mimallocs() {
+        // mimalloc v3's default purge delay is 1000 ms (options.c); a wrong index would read another option.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads an option (initialising it from the environment once).
+            let v = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+            assert_eq!(v, 1000);
+        }
+    }
+}
