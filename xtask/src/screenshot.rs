@@ -93,7 +93,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let out_abs = std::path::absolute(&out).with_context(|| format!("{}", out.display()))?;
     let _ = std::fs::remove_file(&out_abs);
-    let status = Command::new(&browser)
+    let output = Command::new(&browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -105,13 +105,16 @@ pub fn run(a: Args) -> Result<()> {
         .arg(format!("--window-size={},{}", a.width, a.height))
         .arg(format!("--screenshot={}", out_abs.display()))
         .arg(format!("file://{}", page.display()))
-        .status()
+        .output()
         .with_context(|| format!("cannot start {}", browser.display()))?;
-    if !status.success() || !out_abs.is_file() {
+    // Chromium logs D-Bus and GPU noise on every headless run: shown only when it fails.
+    if !output.status.success() || !out_abs.is_file() {
         bail!(
-            "{} failed ({status}) to render {}",
+            "{} failed ({}) to render {}:\n{}",
             browser.display(),
-            page.display()
+            output.status,
+            page.display(),
+            String::from_utf8_lossy(&output.stderr)
         );
     }
     println!("{}", out.display());

@@ -17,3 +17,5 @@ pub const TEST_REPORT: &str = "test_report.json";
 pub const PREDICTIONS: &str = "predictions.json";
 /// The HTML report with the charts.
 pub const REPORT_HTML: &str = "report.html";
+/// What `cifar train` measured about the run as a whole ([`RunSummary`](crate::RunSummary), JSON; optional).
+pub const SUMMARY: &str = "run_summary.json";

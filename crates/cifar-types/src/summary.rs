@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// File name of the run summary inside a run directory.
-pub const RUN_SUMMARY_FILE: &str = "run_summary.json";
+pub const RUN_SUMMARY_FILE: &str = crate::run_files::SUMMARY;
 
 /// Whole-run measurements written at the end of training. Every field is optional, so older or partial files
 /// still parse.

@@ -569,16 +569,16 @@ pub(crate) fn table_row(r: &ComparedRun) -> Vec<String> {
         None => dash(),
         Some(t) => match t.tta.as_deref() {
             Some(kind) if kind != "none" => match t.accuracy_without_tta {
-                Some(a) => format!("{} with TTA ({kind}), {} without", pct(t.accuracy), pct(a)),
-                None => format!("{} with TTA ({kind})", pct(t.accuracy)),
+                Some(a) => format!("{} (TTA {kind}; {} without)", pct(t.accuracy), pct(a)),
+                None => format!("{} (TTA {kind})", pct(t.accuracy)),
             },
             _ => pct(t.accuracy),
         },
     };
     vec![
         match preset {
-            Some(p) => format!("{model} ({p})"),
-            None => model,
+            Some(p) if p != model => format!("{model} ({p})"),
+            _ => model,
         },
         r.summary.parameters.map(thousands).unwrap_or_else(dash),
         r.summary
@@ -588,7 +588,7 @@ pub(crate) fn table_row(r: &ComparedRun) -> Vec<String> {
         epochs,
         match r.wall_secs() {
             Some((s, true)) => duration(s),
-            Some((s, false)) => format!("{} (epochs only)", duration(s)),
+            Some((s, false)) => format!("≈ {}", duration(s)),
             None => dash(),
         },
         r.train_images_per_sec()
@@ -621,7 +621,7 @@ const HEADERS: [&str; 9] = [
 const STYLE: &str = "body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1300px;\
 color:#222;padding:0 1em}h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}\
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .7em;text-align:right}\
-th{background:#f3f6fa}td:first-child,th:first-child{text-align:left}td,th{white-space:nowrap}\
+th{background:#f3f6fa}td:first-child,th:first-child{text-align:left}td{white-space:nowrap}table{font-size:.92em}\
 td.wrap{white-space:normal;min-width:12em}figure{margin:1.5em 0}figure img,figure svg{max-width:100%;height:auto;border:1px solid #eee}\
 figcaption{color:#555;font-size:.9em}p.note{color:#555;font-size:.9em}";
 
@@ -663,7 +663,7 @@ pub fn write_compare_html(
     h.push_str(
         "</table>\n<p class=\"note\">MFLOP / image: forward pass, 2 × the multiply-adds of the convolutions and \
          linear layers. Wall time: the whole <code>cifar train</code> command (data loading, epochs, evaluation) \
-         when the run recorded it, else the sum of the epochs' times. Train images/s: the mean over the epochs. \
+         when the run recorded it (<code>run_summary.json</code>), else (≈) the sum of the epochs' times. Train images/s: the mean over the epochs. \
          Best validation accuracy: “—” for runs trained without a validation split. Peak memory: the training \
          process's peak resident set.</p>\n",
     );
