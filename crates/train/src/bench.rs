@@ -135,15 +135,10 @@ pub fn inference_tta(
     steps: usize,
     repeats: usize,
 ) -> Result<BenchResult> {
-    model::device::prepare_cpu_threads();
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let net = registry::build(model_name, device, 0)?;
-    let (x, _) = random_input(batch, device, &mut rng)?;
-    let forward = || -> Result<()> {
-        crate::evaluate::probabilities(net.as_ref(), &x, tta)?.to_device(&Device::Cpu)?;
-        Ok(())
-    };
-    let rates = timed(batch, warmup, steps, repeats, forward, device)?;
+    let timing = (batch, warmup, steps, repeats);
+    let rates = timed_inference(model_name, device, timing, |net, x| {
+        crate::evaluate::probabilities(net, x, tta)
+    })?;
     Ok(BenchResult::new("infer_tta", batch, rates).for_model(model_name))
 }
 
@@ -156,16 +151,30 @@ pub fn inference(
     steps: usize,
     repeats: usize,
 ) -> Result<BenchResult> {
+    let timing = (batch, warmup, steps, repeats);
+    let rates = timed_inference(model_name, device, timing, |net, x| {
+        Ok(net.forward(x, Mode::Eval)?)
+    })?;
+    Ok(BenchResult::new("infer", batch, rates).for_model(model_name))
+}
+
+/// Rates of `infer` on one random batch of a fresh `model_name`, the result copied to the host as a caller would;
+/// `timing` is (batch, warmup, steps, repeats) as for [`timed`].
+fn timed_inference(
+    model_name: &str,
+    device: &Device,
+    (batch, warmup, steps, repeats): (usize, usize, usize, usize),
+    infer: impl Fn(&dyn model::Classifier, &Tensor) -> Result<Tensor>,
+) -> Result<Vec<f64>> {
     model::device::prepare_cpu_threads();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let net = registry::build(model_name, device, 0)?;
     let (x, _) = random_input(batch, device, &mut rng)?;
     let forward = || -> Result<()> {
-        net.forward(&x, Mode::Eval)?.to_device(&Device::Cpu)?;
+        infer(net.as_ref(), &x)?.to_device(&Device::Cpu)?;
         Ok(())
     };
-    let rates = timed(batch, warmup, steps, repeats, forward, device)?;
-    Ok(BenchResult::new("infer", batch, rates).for_model(model_name))
+    timed(batch, warmup, steps, repeats, forward, device)
 }
 
 /// The augmentation pipeline (flip + pad-crop + normalize into a tensor) on one thread, images per second.

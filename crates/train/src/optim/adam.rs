@@ -8,7 +8,7 @@
 use super::Optimizer;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, InplaceOp1, Layout, Storage};
+use candle_core::{CpuStorage, InplaceOp1, Layout};
 use candle_core::{Device, Tensor, Var};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -72,37 +72,27 @@ impl InplaceOp1 for HostAdam<'_> {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("adam: the parameter is not contiguous");
-        };
-        let CpuStorage::F32(theta) = storage else {
-            candle_core::bail!("adam: expected an f32 parameter");
-        };
-        let theta = &mut theta[start..end];
-        let (gs, gl) = self.grad.storage_and_layout();
-        let (Storage::Cpu(gs), Some((gstart, gend))) = (&*gs, gl.contiguous_offsets()) else {
-            candle_core::bail!("adam: the gradient is not a contiguous CPU tensor");
-        };
-        let g = &gs.as_slice::<f32>()?[gstart..gend];
-        let mut guard = self
-            .m
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("adam: poisoned moments".into()))?;
-        let (m, v) = &mut *guard;
-        if g.len() != theta.len() || m.len() != theta.len() || v.len() != theta.len() {
-            candle_core::bail!("adam: gradient or moments do not match the parameter's size");
-        }
-        if theta.len() < 2 * ADAM_CHUNK {
-            self.update(theta, g, m, v);
-        } else {
-            theta
-                .par_chunks_mut(ADAM_CHUNK)
-                .zip(g.par_chunks(ADAM_CHUNK))
-                .zip(m.par_chunks_mut(ADAM_CHUNK))
-                .zip(v.par_chunks_mut(ADAM_CHUNK))
-                .for_each(|(((t, g), m), v)| self.update(t, g, m, v));
-        }
-        Ok(())
+        super::with_host_slices("adam", storage, layout, self.grad, |theta, g| {
+            let mut guard = self
+                .m
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("adam: poisoned moments".into()))?;
+            let (m, v) = &mut *guard;
+            if m.len() != theta.len() || v.len() != theta.len() {
+                candle_core::bail!("adam: the moments do not match the parameter's size");
+            }
+            if theta.len() < 2 * ADAM_CHUNK {
+                self.update(theta, g, m, v);
+            } else {
+                theta
+                    .par_chunks_mut(ADAM_CHUNK)
+                    .zip(g.par_chunks(ADAM_CHUNK))
+                    .zip(m.par_chunks_mut(ADAM_CHUNK))
+                    .zip(v.par_chunks_mut(ADAM_CHUNK))
+                    .for_each(|(((t, g), m), v)| self.update(t, g, m, v));
+            }
+            Ok(())
+        })
     }
 }
 

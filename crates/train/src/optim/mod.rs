@@ -13,8 +13,8 @@ pub use adam::{Adam, AdamConfig};
 pub use sgd::{ParamGroup, Sgd, SgdConfig};
 
 use crate::Result;
-use candle_core::Tensor;
 use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, Layout, Storage, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -39,4 +39,32 @@ pub trait Optimizer: Send {
         steps: u64,
         path: &Path,
     ) -> Result<()>;
+}
+
+/// For the optimizers' in-place host updates (`InplaceOp1::cpu_fwd`): runs `update` on the parameter's f32 values
+/// and its gradient's, checking that both are contiguous, on the host, and of one length (`op` names the
+/// optimizer in errors).
+pub(crate) fn with_host_slices(
+    op: &str,
+    storage: &mut CpuStorage,
+    layout: &Layout,
+    grad: &Tensor,
+    update: impl FnOnce(&mut [f32], &[f32]) -> candle_core::Result<()>,
+) -> candle_core::Result<()> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: the parameter is not contiguous");
+    };
+    let CpuStorage::F32(theta) = storage else {
+        candle_core::bail!("{op}: expected an f32 parameter");
+    };
+    let theta = &mut theta[start..end];
+    let (gs, gl) = grad.storage_and_layout();
+    let (Storage::Cpu(gs), Some((gstart, gend))) = (&*gs, gl.contiguous_offsets()) else {
+        candle_core::bail!("{op}: the gradient is not a contiguous CPU tensor");
+    };
+    let g = &gs.as_slice::<f32>()?[gstart..gend];
+    if g.len() != theta.len() {
+        candle_core::bail!("{op}: the gradient does not match the parameter's size");
+    }
+    update(theta, g)
 }

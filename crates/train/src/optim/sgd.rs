@@ -5,7 +5,7 @@
 use super::Optimizer;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Storage, Tensor, Var};
+use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Tensor, Var};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -57,36 +57,26 @@ impl InplaceOp1 for HostSgd<'_> {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("sgd: the parameter is not contiguous");
-        };
-        let CpuStorage::F32(theta) = storage else {
-            candle_core::bail!("sgd: expected an f32 parameter");
-        };
-        let theta = &mut theta[start..end];
-        let (gs, gl) = self.grad.storage_and_layout();
-        let (Storage::Cpu(gs), Some((gstart, gend))) = (&*gs, gl.contiguous_offsets()) else {
-            candle_core::bail!("sgd: the gradient is not a contiguous CPU tensor");
-        };
-        let g = &gs.as_slice::<f32>()?[gstart..gend];
-        let mut guard = self
-            .buf
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("sgd: poisoned momentum".into()))?;
-        let b = &mut **guard;
-        if g.len() != theta.len() || b.len() != theta.len() {
-            candle_core::bail!("sgd: gradient or momentum do not match the parameter's size");
-        }
-        if theta.len() < 2 * CHUNK {
-            self.update(theta, g, b);
-        } else {
-            theta
-                .par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(b.par_chunks_mut(CHUNK))
-                .for_each(|((t, g), b)| self.update(t, g, b));
-        }
-        Ok(())
+        super::with_host_slices("sgd", storage, layout, self.grad, |theta, g| {
+            let mut guard = self
+                .buf
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("sgd: poisoned momentum".into()))?;
+            let b = &mut **guard;
+            if b.len() != theta.len() {
+                candle_core::bail!("sgd: the momentum does not match the parameter's size");
+            }
+            if theta.len() < 2 * CHUNK {
+                self.update(theta, g, b);
+            } else {
+                theta
+                    .par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(b.par_chunks_mut(CHUNK))
+                    .for_each(|((t, g), b)| self.update(t, g, b));
+            }
+            Ok(())
+        })
     }
 }
 
