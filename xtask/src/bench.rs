@@ -9,7 +9,9 @@
 //!   inference at `--airbench-infer-batch`, `--airbench-steps` timed steps).
 //!
 //! Prints each side's median per measurement, the ratio to the best PyTorch layout, and JSON lines in the
-//! scripts' format (`{"bench": ..., "model": ..., "batch": n, "img_per_s": f}`, ours with `"impl": "rust"`).
+//! scripts' format (`{"bench": ..., "model": ..., "batch": n, "img_per_s": f}`, ours with `"impl": "rust"`, or
+//! `"rust-bf16"` for the bf16 convolutions: each of `--precisions` is one `cifar bench` call per round; bf16 is
+//! skipped with a message on a CPU without AVX512-BF16).
 //! The model a line belongs to is its `"model"` key, or else the model that was asked for. A model the
 //! `cifar` binary does not know (yet) is skipped with a message. `--epoch` also trains one real epoch (the
 //! reference recipe) and reports its wall time and peak memory.
@@ -33,6 +35,9 @@ pub struct Args {
     /// Which models to measure.
     #[arg(long, value_enum, default_value_t = ModelSel::All)]
     model: ModelSel,
+    /// Our convolution arithmetics to measure (f32, bf16), each against the same PyTorch figures.
+    #[arg(long, value_delimiter = ',', default_value = "f32,bf16")]
+    precisions: Vec<String>,
     /// Skip PyTorch even when it is installed.
     #[arg(long)]
     no_torch: bool,
@@ -165,6 +170,7 @@ pub fn run(a: Args) -> Result<()> {
     let sides = sides(&a, &root);
     let mut skip_rust: BTreeSet<&str> = BTreeSet::new();
     let mut skip_torch: BTreeSet<&str> = BTreeSet::new();
+    let mut skip_precision: BTreeSet<String> = BTreeSet::new();
     for s in &sides {
         if torch && !s.script.is_file() {
             println!(
@@ -178,8 +184,11 @@ pub fn run(a: Args) -> Result<()> {
     let mut samples: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     for round in 1..=a.rounds.max(1) {
         for s in &sides {
-            if !skip_rust.contains(s.model) {
-                eprintln!("round {round}/{}: rust {}", a.rounds, s.model);
+            for precision in &a.precisions {
+                if skip_rust.contains(s.model) || skip_precision.contains(precision) {
+                    continue;
+                }
+                eprintln!("round {round}/{}: rust {} {precision}", a.rounds, s.model);
                 let out = Command::new(&cifar)
                     .args([
                         "bench",
@@ -187,6 +196,8 @@ pub fn run(a: Args) -> Result<()> {
                         "cpu",
                         "--repeats",
                         &a.repeats.to_string(),
+                        "--precision",
+                        precision,
                     ])
                     .args(&s.rust_args)
                     .arg("--quiet")
@@ -200,6 +211,13 @@ pub fn run(a: Args) -> Result<()> {
                         "rust",
                         &mut samples,
                     );
+                } else if precision != "f32" {
+                    // bf16 on a CPU without AVX512-BF16 (or an unknown name): say so once and go on.
+                    println!(
+                        "# rust {precision} skipped: {}",
+                        last_line(&String::from_utf8_lossy(&out.stderr))
+                    );
+                    skip_precision.insert(precision.clone());
                 } else if s.model == CNN_DNN {
                     bail!(
                         "cifar bench failed: {}",
@@ -208,11 +226,7 @@ pub fn run(a: Args) -> Result<()> {
                 } else {
                     // A model the binary does not have yet (or a flag it lacks): report and go on.
                     let err = String::from_utf8_lossy(&out.stderr);
-                    let why = err
-                        .lines()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .unwrap_or("no message");
+                    let why = last_line(&err);
                     println!("# rust {} skipped: `cifar bench` failed: {why}", s.model);
                     skip_rust.insert(s.model);
                 }
@@ -247,6 +261,15 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
+/// The last non-empty line of a program's error output.
+fn last_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+}
+
 fn torch_available(python: &str) -> bool {
     Command::new(python)
         .args(["-c", "import torch, numpy"])
@@ -269,9 +292,11 @@ fn collect(stdout: &str, model: &str, side: &str, samples: &mut BTreeMap<Key, Ve
         ) else {
             continue;
         };
-        let impl_name = match v["layout"].as_str() {
-            Some(layout) => format!("{side}-{layout}"),
-            None => side.to_string(),
+        // PyTorch's layouts and our non-default precision tell implementations apart.
+        let impl_name = match (v["layout"].as_str(), v["precision"].as_str()) {
+            (Some(layout), _) => format!("{side}-{layout}"),
+            (None, Some(p)) if p != "f32" => format!("{side}-{p}"),
+            _ => side.to_string(),
         };
         let model = v["model"].as_str().unwrap_or(model);
         samples

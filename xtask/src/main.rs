@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask fetch-data [--data-dir data] [--url URL] [--from FILE] [--sha256 HEX] [--force]
 //! cargo xtask screenshot RUN_DIR|COMPARE_DIR|PAGE.html [--out PNG] [--width 1400] [--height 3000]
+//! cargo xtask screenshot-serve --checkpoint runs/NAME/best.safetensors [--out PNG] [--demo all|cat,ship]
 //! cargo xtask bench [--rounds 3] [--repeats 3] [--model all|airbench94|cnn-dnn] [--python python3] [--no-torch] [--epoch]
 //! ```
 
@@ -29,6 +30,8 @@ enum Command {
     Bench(bench::Args),
     /// A run's report.html or a comparison's compare.html as headless Chromium renders it, saved as a PNG.
     Screenshot(screenshot::Args),
+    /// `cifar serve`'s page with the built-in samples classified, as headless Chromium renders it, saved as a PNG.
+    ScreenshotServe(screenshot::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::FetchData(args) => fetch_data::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Screenshot(args) => screenshot::run(args),
+        Command::ScreenshotServe(args) => screenshot::serve(args),
     }
 }

@@ -11,6 +11,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(a) => train_cmd(*a),
         Command::Evaluate(a) => evaluate_cmd(a),
         Command::Predict(a) => crate::predict::predict_cmd(a),
+        Command::Serve(a) => crate::serve::serve_cmd(a),
         Command::Inspect(a) => crate::inspect::inspect_cmd(a),
         Command::Plot(a) => plot_cmd(a),
         Command::Compare(a) => crate::compare::compare_cmd(a),
@@ -97,6 +98,9 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
         bail!("--tta-shift: needs --tta");
     }
     c.stock_ops |= a.stock_ops;
+    if let Some(p) = a.precision {
+        c.precision = p;
+    }
     // Also refuses a CUDA device on a build without CUDA, before any directory or download.
     c.validate().map_err(crate::errors::train_flag_error)?;
     Ok(c)
@@ -324,9 +328,10 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
         bail!("--batch-size: expected at least 1, found 0");
     }
     let (device, desc) = model::device::select(&a.device)?;
+    model::device::set_precision(a.precision, &device).context("--precision")?;
     let (net, meta) = model::checkpoint::load_model_with_meta(&a.checkpoint, &device)
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
-    crate::predict::note_defaults(&a.checkpoint, &meta);
+    predict::note_defaults(&a.checkpoint, &meta);
     let normalize = augment::Normalize {
         mean: meta.normalize.mean,
         std: meta.normalize.std,
@@ -337,9 +342,10 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
     let data = dataset::load(&a.data_dir)
         .with_context(|| format!("--data-dir {}: cannot load CIFAR-10", a.data_dir.display()))?;
     tracing::info!(
-        "evaluating {} ({}) on {desc}",
+        "evaluating {} ({}) on {desc} ({} convolutions)",
         a.checkpoint.display(),
-        net.name()
+        net.name(),
+        a.precision
     );
     let test = Arc::new(data.test);
     let e = train::evaluate(
@@ -432,14 +438,16 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
     }
     let (device, desc) = model::device::select(&a.device)?;
     model::device::use_stock_cpu_ops(a.stock_ops);
+    model::device::set_precision(a.precision, &device).context("--precision")?;
     println!(
-        "# {}{} on {desc}, {} rayon threads, median of {} repeats x {} steps",
+        "# {}{} ({} convolutions) on {desc}, {} rayon threads, median of {} repeats x {} steps",
         a.model,
         if a.stock_ops {
             " (stock candle ops)"
         } else {
             ""
         },
+        a.precision,
         rayon_threads(),
         a.repeats,
         a.steps

@@ -17,7 +17,7 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<ExitCode> {
     let path = &a.checkpoint;
     let header = checkpoint::read_header(path).with_context(|| format!("{}", path.display()))?;
     let meta = ModelMeta::from_metadata(&header.metadata, path)?;
-    crate::predict::note_defaults(path, &meta);
+    predict::note_defaults(path, &meta);
     let shown = |k: &str| {
         if meta.defaulted.contains(&k) {
             " (default: not in the file)"

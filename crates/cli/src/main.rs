@@ -1,5 +1,5 @@
 //! `cifar`: train, evaluate and plot CIFAR-10 classifiers. Parsing and wiring only; the work lives in the library
-//! crates (`dataset`, `augment`, `model`, `train`, `viz`).
+//! crates (`dataset`, `augment`, `model`, `train`, `viz`, `predict`, `serve`).
 
 mod args;
 mod commands;
@@ -8,6 +8,7 @@ mod errors;
 mod inspect;
 mod predict;
 mod process;
+mod serve;
 
 use clap::Parser;
 use std::io::IsTerminal;

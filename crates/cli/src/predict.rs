@@ -1,16 +1,10 @@
-//! `cifar predict`: classify a user's own images (files and folders) with a saved model.
-//!
-//! Each image is decoded with the `image` crate (PNG, JPEG, BMP, GIF's first frame, WebP, TIFF; any colour type
-//! and bit depth), turned upright by its EXIF orientation, cropped to its centred square (`--crop center`),
-//! converted to 8-bit RGB (grey is replicated, alpha is dropped, 16-bit is rounded to 8-bit), resized to 32x32
-//! with an antialiased triangle (bilinear) filter whose support widens with the scale factor, so a downscale
-//! averages every source pixel under the output pixel (Pillow's `BILINEAR` resize; an image already 32x32 is not
-//! resampled), then normalized with the checkpoint's mean/std.
+//! `cifar predict`: classify a user's own images (files and folders) with a saved model. The decoding, resizing
+//! and classification live in the `predict` library crate (shared with `cifar serve`); this module walks the
+//! inputs and prints the table or JSON lines.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
-use model::checkpoint::ModelMeta;
+use predict::{DecodeLimits, Ranked, Session};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::io::Write;
@@ -18,12 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// Side of the model's input images.
-const SIDE: u32 = 32;
-/// Decoder limits against decompression bombs: the largest width or height accepted...
-pub const MAX_SIDE: u32 = 30_000;
-/// ... and the most bytes one decoded image may take (e.g. 89 megapixels of 8-bit RGB).
-pub const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
 /// File name extensions taken from folders (explicitly named files are always tried, by their content).
 const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"];
 
@@ -82,12 +70,13 @@ pub enum Crop {
     None,
 }
 
-/// One predicted class.
-#[derive(Serialize)]
-struct Ranked<'a> {
-    class: &'a str,
-    index: usize,
-    probability: f32,
+impl From<Crop> for predict::Crop {
+    fn from(c: Crop) -> Self {
+        match c {
+            Crop::Center => predict::Crop::Center,
+            Crop::None => predict::Crop::None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -111,15 +100,12 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     }
     let t0 = Instant::now();
     let (device, desc) = model::device::select(&a.device)?;
-    let (net, meta) = model::checkpoint::load_model_with_meta(&a.checkpoint, &device)
-        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
-    note_defaults(&a.checkpoint, &meta);
-    let normalize = augment::Normalize {
-        mean: meta.normalize.mean,
-        std: meta.normalize.std,
-    };
     let tta = train::Tta::from_flags(a.tta, a.tta_shift);
+    let session = Session::load(&a.checkpoint, &device, tta)
+        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
+    let meta = session.meta();
     let top_k = a.top_k.min(meta.class_names.len());
+    let crop = predict::Crop::from(a.crop);
 
     let (files, mut failed) = collect_inputs(&a.inputs);
     for (p, e) in &failed {
@@ -132,7 +118,7 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
         "predicting {} images with {} ({}, TTA {}) on {desc}",
         files.len(),
         a.checkpoint.display(),
-        net.name(),
+        session.model_name(),
         tta.name()
     );
     let width = files
@@ -151,51 +137,28 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     let (mut decode_s, mut infer_s, mut done) = (0f64, 0f64, 0usize);
     for chunk in files.chunks(a.batch_size) {
         let t = Instant::now();
-        let images: Vec<Result<Vec<f32>>> = chunk
+        let images: Vec<predict::Result<Vec<u8>>> = chunk
             .par_iter()
-            .map(|p| {
-                let chw = load_image(p, a.crop)?;
-                let mut x = vec![0f32; chw.len()];
-                augment::normalize_into(&chw, &mut x, &normalize);
-                Ok(x)
-            })
+            .map(|p| Ok(predict::load_path(p, crop, DecodeLimits::default())?.pixels))
             .collect();
         decode_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let ok: Vec<&Vec<f32>> = images.iter().filter_map(|r| r.as_ref().ok()).collect();
-        let probs = if ok.is_empty() {
-            Vec::new()
-        } else {
-            let n = ok.len();
-            let flat: Vec<f32> = ok.iter().flat_map(|v| v.iter().copied()).collect();
-            let x =
-                candle_core::Tensor::from_vec(flat, (n, 3, SIDE as usize, SIDE as usize), &device)?;
-            let p = train::evaluate::probabilities(net.as_ref(), &x, tta)?;
-            let p = p.to_device(&candle_core::Device::Cpu)?.to_vec2::<f32>()?;
-            if let Some(row) = p.first()
-                && row.len() != meta.class_names.len()
-            {
-                bail!(
-                    "{}: the model has {} outputs but the metadata names {} classes",
-                    a.checkpoint.display(),
-                    row.len(),
-                    meta.class_names.len()
-                );
-            }
-            p
-        };
+        let ok: Vec<&[u8]> = images.iter().filter_map(|r| r.as_deref().ok()).collect();
+        let probs = session
+            .probabilities(&ok)
+            .with_context(|| a.checkpoint.display().to_string())?;
         infer_s += t.elapsed().as_secs_f64();
         let mut probs = probs.into_iter();
         for (path, r) in chunk.iter().zip(images) {
             match r {
                 Err(e) => {
-                    let e = format!("{e:#}");
+                    let e = e.to_string();
                     report_failure(path, &e, a.json)?;
                     failed.push((path.clone(), e));
                 }
                 Ok(_) => {
                     let p = probs.next().unwrap_or_default();
-                    let top = ranked(&p, &meta.class_names, top_k);
+                    let top = predict::top_k(&p, &meta.class_names, top_k);
                     if a.json {
                         let line = JsonLine {
                             file: path.display().to_string(),
@@ -240,21 +203,6 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     }
 }
 
-/// Logs which metadata an (older) checkpoint lacks and the defaults used instead.
-pub fn note_defaults(path: &Path, meta: &ModelMeta) {
-    if !meta.defaulted.is_empty() {
-        tracing::info!(
-            "{}: checkpoint format {} without {} metadata; using defaults: model {}, mean {:?} / std {:?}, CIFAR-10 classes",
-            path.display(),
-            meta.format_version,
-            meta.defaulted.join(", "),
-            meta.model,
-            meta.normalize.mean,
-            meta.normalize.std
-        );
-    }
-}
-
 fn report_failure(path: &Path, e: &str, json: bool) -> Result<()> {
     tracing::error!("{}: {e}", path.display());
     if json {
@@ -266,20 +214,6 @@ fn report_failure(path: &Path, e: &str, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(&line)?);
     }
     Ok(())
-}
-
-/// The `k` most probable classes, most probable first (ties: the lower class index first).
-fn ranked<'a>(p: &[f32], names: &'a [String], k: usize) -> Vec<Ranked<'a>> {
-    let mut idx: Vec<usize> = (0..p.len()).collect();
-    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
-    idx.into_iter()
-        .take(k)
-        .map(|i| Ranked {
-            class: names.get(i).map_or("?", |s| s.as_str()),
-            index: i,
-            probability: p[i],
-        })
-        .collect()
 }
 
 /// The image files named by `inputs` (folders walked recursively, sorted), and the inputs that failed (a path
@@ -339,88 +273,4 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<(PathBuf, String)
             }
         }
     }
-}
-
-/// Decodes `path` and returns its 32x32 RGB pixels, channel-major (`[3, 32, 32]`, u8), as described in the
-/// module documentation.
-pub fn load_image(path: &Path, crop: Crop) -> Result<Vec<u8>> {
-    // The format comes from the content only (not the name): a text file called .png is "not an image".
-    let reader = std::fs::File::open(path)
-        .and_then(|f| ImageReader::new(std::io::BufReader::new(f)).with_guessed_format())
-        .map_err(|e| anyhow::anyhow!("cannot read: {e}"))?;
-    if reader.format().is_none() {
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        bail!(
-            "not an image: expected PNG, JPEG, BMP, GIF, WebP or TIFF content, found {}",
-            if len == 0 {
-                "an empty file".to_string()
-            } else {
-                format!("unrecognised content ({len} bytes)")
-            }
-        );
-    }
-    let format = reader
-        .format()
-        .map(|f| format!("{f:?}"))
-        .unwrap_or_default();
-    let mut reader = reader;
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
-    let bad = |e: image::ImageError| -> anyhow::Error {
-        match e {
-            image::ImageError::Limits(l) => anyhow::anyhow!(
-                "too large to decode safely ({l}; the limits are {MAX_SIDE} pixels a side and {} MiB decoded)",
-                MAX_DECODED_BYTES / (1024 * 1024)
-            ),
-            e => anyhow::anyhow!("cannot decode as {format}: {e}"),
-        }
-    };
-    let mut decoder = reader.into_decoder().map_err(bad)?;
-    let (w, h) = decoder.dimensions();
-    if decoder.total_bytes() > MAX_DECODED_BYTES {
-        bail!(
-            "too large to decode safely: {w}x{h} pixels would take {} MiB (the limit is {} MiB)",
-            decoder.total_bytes() / (1024 * 1024),
-            MAX_DECODED_BYTES / (1024 * 1024)
-        );
-    }
-    if w == 0 || h == 0 {
-        bail!("an empty image ({w}x{h} pixels)");
-    }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(bad)?;
-    img.apply_orientation(orientation);
-    Ok(to_input(&img, crop))
-}
-
-/// Crop, convert to RGB8, resize to 32x32 and reorder to channel-major.
-fn to_input(img: &DynamicImage, crop: Crop) -> Vec<u8> {
-    let (w, h) = (img.width(), img.height());
-    let cropped;
-    let img = if crop == Crop::Center && w != h {
-        let s = w.min(h);
-        cropped = img.crop_imm((w - s) / 2, (h - s) / 2, s, s);
-        &cropped
-    } else {
-        img
-    };
-    let rgb = img.to_rgb8();
-    let rgb = if rgb.dimensions() == (SIDE, SIDE) {
-        rgb
-    } else {
-        image::imageops::resize(&rgb, SIDE, SIDE, image::imageops::FilterType::Triangle)
-    };
-    let plane = (SIDE * SIDE) as usize;
-    let mut chw = vec![0u8; 3 * plane];
-    for (i, px) in rgb.pixels().enumerate() {
-        for c in 0..3 {
-            chw[c * plane + i] = px.0[c];
-        }
-    }
-    chw
 }

@@ -273,7 +273,8 @@ fn airbench_benches() -> Result<()> {
 /// only (untracked input); backward times less the loss's own cost (see [`time_fwd_bwd`]).
 ///
 /// `CPU_OPS_COLS="1:1,256:128"` lists the GEMM widths `fwd:dw` to compare (see `set_conv_group_cols`; `1:1` is
-/// one GEMM per image), interleaved per shape so that load changes on a shared machine hit every variant alike.
+/// one GEMM per image), interleaved per shape so that load changes on a shared machine hit every variant alike;
+/// `CPU_OPS_PRECISION="f32,bf16"` the convolution arithmetics (bf16 only where the CPU has AVX512-BF16).
 fn conv_batch_benches() -> Result<()> {
     let n = 256;
     let configs: Vec<(usize, usize)> = std::env::var("CPU_OPS_COLS")
@@ -284,6 +285,12 @@ fn conv_batch_benches() -> Result<()> {
             Some((f.trim().parse().ok()?, d.trim().parse().ok()?))
         })
         .collect();
+    let precisions: Vec<cpu_ops::Precision> = std::env::var("CPU_OPS_PRECISION")
+        .unwrap_or_else(|_| "f32".into())
+        .split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .filter(|p| *p == cpu_ops::Precision::F32 || cpu_ops::bf16_supported())
+        .collect();
     println!(
         "conv3x3_nobias, batch {n}, rayon threads = {}, clock = {}",
         rayon::current_num_threads(),
@@ -293,19 +300,29 @@ fn conv_batch_benches() -> Result<()> {
         "{:<46} {:>9} {:>8} {:>11} {:>8} {:>11} {:>8}",
         "op [fwd:dw cols]", "fwd ms", "GFLOP/s", "dx+dW ms", "GFLOP/s", "dW ms", "GFLOP/s"
     );
-    for (ci, co, hw) in [(256, 256, 7), (256, 256, 3), (64, 256, 15)] {
+    for (ci, co, hw) in [
+        (24, 64, 31),
+        (64, 64, 15),
+        (64, 256, 15),
+        (256, 256, 7),
+        (256, 256, 3),
+    ] {
         let flop = 2.0 * (n * co * ci * 9 * hw * hw) as f64;
         let xt = randn(&[n, ci, hw, hw])?;
         let x = Var::from_tensor(&xt)?;
         let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
-        for &(fc, dc) in &configs {
+        for (&(fc, dc), &prec) in configs
+            .iter()
+            .flat_map(|c| precisions.iter().map(move |p| (c, p)))
+        {
             cpu_ops::set_conv_group_cols(fc, dc);
+            cpu_ops::set_conv_precision(prec).map_err(candle_core::Error::wrap)?;
             let (f, _, bn) =
                 time_fwd_bwd(|| cpu_ops::conv3x3_nobias(x.as_tensor(), w.as_tensor()))?;
             let (_, _, bw) = time_fwd_bwd(|| cpu_ops::conv3x3_nobias(&xt, w.as_tensor()))?;
             println!(
                 "{:<46} {f:>9.1} {:>8.1} {bn:>11.1} {:>8.1} {bw:>11.1} {:>8.1}",
-                format!("conv3x3_nobias {ci}->{co} @{hw} [{fc}:{dc}]"),
+                format!("conv3x3_nobias {ci}->{co} @{hw} [{fc}:{dc}] {prec}"),
                 gflops(flop, f),
                 gflops(2.0 * flop, bn),
                 gflops(flop, bw)
@@ -315,7 +332,7 @@ fn conv_batch_benches() -> Result<()> {
                     time_fwd_bwd(|| cpu_ops::conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
                 println!(
                     "{:<46} {f:>9.1} {:>8.1} {bn:>11.1} {:>8.1}",
-                    format!("conv3x3_nobias_pool {ci}->{co} @{hw} [{fc}:{dc}]"),
+                    format!("conv3x3_nobias_pool {ci}->{co} @{hw} [{fc}:{dc}] {prec}"),
                     gflops(flop, f),
                     gflops(2.0 * flop, bn),
                 );
@@ -323,6 +340,7 @@ fn conv_batch_benches() -> Result<()> {
         }
     }
     cpu_ops::set_conv_group_cols(256, 128);
+    cpu_ops::set_conv_precision(cpu_ops::Precision::F32).map_err(candle_core::Error::wrap)?;
     Ok(())
 }
 

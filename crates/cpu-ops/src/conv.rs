@@ -17,9 +17,8 @@ use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::util::{
-    Mat, sgemm, slice_f32, split_ranges, with_scratch_a, with_scratch_b, with_tensor_f32,
-};
+use crate::bf16_gemm::{ConvLhs, conv_gemm};
+use crate::util::{Mat, slice_f32, split_ranges, with_scratch_a, with_scratch_b, with_tensor_f32};
 
 /// Static sizes of one 3x3 convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +194,7 @@ pub(crate) fn conv_group(
     d: &ConvDims,
     x: Images<'_>,
     g: usize,
-    wmat: &[f32],
+    w: &ConvLhs<'_>,
     bias: Option<&[f32]>,
     dst: &mut [f32],
 ) {
@@ -211,29 +210,24 @@ pub(crate) fn conv_group(
                 row.fill(bv);
             }
         }
-        let a = Mat {
-            data: wmat,
-            rs: k,
-            cs: 1,
-        };
         let bm = Mat {
             data: cols,
             rs: cn,
             cs: 1,
         };
-        sgemm(d.co, cn, k, dst, cn, bias.is_some(), a, bm);
+        w.gemm(cn, dst, cn, bias.is_some(), bm);
     });
 }
 
-/// Convolves one image into `out[co×hw]` (bias added when given). `wmat` is `[co × 9ci]`.
+/// Convolves one image into `out[co×hw]` (bias added when given). `w` holds `[co × 9ci]`.
 pub(crate) fn conv_image(
     d: &ConvDims,
     x: &[f32],
-    wmat: &[f32],
+    w: &ConvLhs<'_>,
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    conv_group(d, Images::nchw(x, d.ci, d.hw()), 1, wmat, bias, out);
+    conv_group(d, Images::nchw(x, d.ci, d.hw()), 1, w, bias, out);
 }
 
 /// Copies a group matrix `src[c × (g·hw)]` into `g` NCHW images `dst[g × c × hw]`.
@@ -301,14 +295,15 @@ pub(crate) fn conv_forward_grouped(
     }
     let groups = image_groups(d.n, hw, cols);
     let parts = split_by_images(&mut out, &groups, out_img);
+    let w = ConvLhs::new(wmat, d.co, d.k());
     groups.into_par_iter().zip(parts).for_each(|(r, o)| {
         let g = r.len();
         let xs = Images::nchw(&x[r.start * in_img..], d.ci, hw);
         if g == 1 {
-            conv_group(d, xs, 1, wmat, bias, o);
+            conv_group(d, xs, 1, &w, bias, o);
         } else {
             with_scratch_b(out_img * g, |tmp| {
-                conv_group(d, xs, g, wmat, bias, tmp);
+                conv_group(d, xs, g, &w, bias, tmp);
                 ungroup(tmp, g, d.co, hw, o);
             });
         }
@@ -396,7 +391,7 @@ pub(crate) fn conv_weight_grad_grouped(
                             rs: 1,
                             cs: cn,
                         };
-                        sgemm(k, d.co, cn, &mut acc, d.co, pos > 0, a, gt);
+                        conv_gemm(k, d.co, cn, &mut acc, d.co, pos > 0, a, gt);
                     }
                 })
             });

@@ -38,6 +38,7 @@
 
 mod activation;
 mod batch_norm;
+mod bf16_gemm;
 mod conv;
 mod denormals;
 mod fused;
@@ -65,6 +66,14 @@ pub enum Error {
         expected: String,
         /// What it was given.
         found: String,
+    },
+    /// The requested arithmetic is not available on this CPU.
+    #[error("{what}: not supported on this CPU ({why})")]
+    Unsupported {
+        /// What was asked for.
+        what: String,
+        /// What the CPU lacks.
+        why: String,
     },
 }
 
@@ -119,6 +128,75 @@ pub fn set_sparse_backward(on: bool) {
 /// Whether [`conv3x3_relu_pool`]'s sparse backward is in use (see [`set_sparse_backward`]).
 pub fn sparse_backward_enabled() -> bool {
     SPARSE_BWD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub use bf16_gemm::bf16_supported;
+
+/// The arithmetic of the convolution GEMMs (forward, input gradient and weight gradient of [`conv3x3`],
+/// [`conv3x3_nobias`], the forward of the fused conv → pool ops and their dense backward).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 inputs and sums (the default).
+    #[default]
+    F32,
+    /// Inputs rounded to bfloat16 (8 significant bits), products summed in f32 (AVX512-BF16's `VDPBF16PS`,
+    /// twice the f32 rate). Weights, gradients, activations and every other op stay f32.
+    Bf16,
+}
+
+impl Precision {
+    /// Every precision, by name.
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::Bf16];
+
+    /// The name used in flags and files: `f32` or `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("expected f32 or bf16, found {s:?}"))
+    }
+}
+
+/// Chooses the arithmetic of the convolution GEMMs for the whole process (see [`Precision`]). `Bf16` needs
+/// [`bf16_supported`]; asking for it elsewhere is an error and leaves the setting as it was. The sparse
+/// backward of the fused conv → pool ops, BatchNorm, GELU, pooling and linear layers are f32 either way, and
+/// tensors on other devices keep candle's kernels.
+pub fn set_conv_precision(p: Precision) -> std::result::Result<(), Error> {
+    if p == Precision::Bf16 && !bf16_supported() {
+        return Err(Error::Unsupported {
+            what: "bf16 convolutions".into(),
+            why: "they need AVX-512F, AVX-512BW and AVX512-BF16".into(),
+        });
+    }
+    bf16_gemm::set_bf16(p == Precision::Bf16);
+    Ok(())
+}
+
+/// The arithmetic of the convolution GEMMs in use (see [`set_conv_precision`]).
+pub fn conv_precision() -> Precision {
+    if bf16_gemm::bf16_on() {
+        Precision::Bf16
+    } else {
+        Precision::F32
+    }
 }
 
 /// Sets how many columns (images × H·W) the 3x3 conv kernels put in one GEMM: `fwd` for the forward and the

@@ -103,3 +103,30 @@ pub fn prepare_cpu_threads() {
 pub fn use_stock_cpu_ops(stock: bool) {
     cpu_ops::set_enabled(!stock);
 }
+
+/// Sets the arithmetic of the convolutions (process-wide; see [`crate::Precision`]). bf16 runs on CPUs with
+/// AVX512-BF16 through the `cpu-ops` kernels; on other devices, or with the stock ops, only f32 is offered.
+pub fn set_precision(precision: crate::Precision, device: &Device) -> Result<()> {
+    let bad = |reason: String| Error::Precision {
+        precision: precision.to_string(),
+        reason,
+    };
+    if precision == crate::Precision::Bf16 {
+        if !device.is_cpu() {
+            return Err(bad(
+                "bf16 is implemented for the CPU kernels only; use f32 on this device".into(),
+            ));
+        }
+        if !cpu_ops::enabled() {
+            return Err(bad(
+                "bf16 needs the cpu-ops kernels (not the stock ops)".into()
+            ));
+        }
+    }
+    cpu_ops::set_conv_precision(precision).map_err(|e| bad(e.to_string()))
+}
+
+/// The arithmetic of the convolutions in use (see [`set_precision`]).
+pub fn precision() -> crate::Precision {
+    cpu_ops::conv_precision()
+}

@@ -9,6 +9,8 @@ pub enum Error {
     UnknownModel { name: String, available: String },
     #[error("invalid device {spec:?}: {reason}")]
     Device { spec: String, reason: String },
+    #[error("precision {precision}: {reason}")]
+    Precision { precision: String, reason: String },
     #[error("{path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
     #[error(

@@ -34,6 +34,7 @@ pub mod registry;
 
 pub use airbench::AirBench94;
 pub use cnn_dnn::CnnDnn;
+pub use cpu_ops::Precision;
 pub use error::{Error, Result};
 pub use layers::{Dropout, conv_valid, softmax};
 pub use lenet::LeNet5;

@@ -28,6 +28,8 @@ pub struct BenchResult {
     pub batch: usize,
     pub img_per_s: f64,
     pub repeats: Vec<f64>,
+    /// The convolution arithmetic the model ran with (None for the data pipeline).
+    pub precision: Option<model::Precision>,
 }
 
 impl BenchResult {
@@ -40,6 +42,7 @@ impl BenchResult {
             batch,
             img_per_s,
             repeats,
+            precision: None,
         }
     }
 
@@ -50,14 +53,20 @@ impl BenchResult {
             .as_ref()
             .map(|m| format!(", \"model\": \"{m}\""))
             .unwrap_or_default();
+        let precision = self
+            .precision
+            .map(|p| format!(", \"precision\": \"{p}\""))
+            .unwrap_or_default();
         format!(
-            "{{\"bench\": \"{}\"{model}, \"batch\": {}, \"img_per_s\": {:.1}}}",
+            "{{\"bench\": \"{}\"{model}, \"batch\": {}, \"img_per_s\": {:.1}{precision}}}",
             self.bench, self.batch, self.img_per_s
         )
     }
 
+    /// Names the model measured, and the convolution precision in use (a model's benches run with it).
     fn for_model(mut self, model: &str) -> Self {
         self.model = Some(model.to_string());
+        self.precision = Some(model::device::precision());
         self
     }
 }

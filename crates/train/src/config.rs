@@ -85,6 +85,8 @@ pub struct TrainConfig {
     pub data_dir: PathBuf,
     /// Candle's stock CPU ops instead of the cpu-ops kernels (for comparisons; slow).
     pub stock_ops: bool,
+    /// The arithmetic of the convolutions: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
+    pub precision: model::Precision,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +121,7 @@ impl Default for TrainConfig {
             eval_batch_size: 512,
             data_dir: PathBuf::from("data"),
             stock_ops: false,
+            precision: model::Precision::F32,
         }
     }
 }

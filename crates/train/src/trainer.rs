@@ -105,6 +105,7 @@ pub fn run_model(
     resume: bool,
 ) -> Result<Outcome> {
     cfg.validate_recipe()?;
+    model::device::set_precision(cfg.precision, model.device())?;
     let (steps_per_epoch, total_steps, epochs) = cfg.steps(data.train.len());
     if steps_per_epoch == 0 {
         return Err(Error::Config(format!(
@@ -136,9 +137,10 @@ pub fn run_model(
         );
     }
     tracing::info!(
-        "training {} ({} parameters) on {device} with {}: {} train / {} val / {} test images, {total_steps} steps, preset {}",
+        "training {} ({} parameters) on {device} ({} convolutions) with {}: {} train / {} val / {} test images, {total_steps} steps, preset {}",
         model.name(),
         model.params().count(),
+        cfg.precision,
         opt.name(),
         train.len(),
         val.len(),

@@ -3,9 +3,10 @@
 use rayon::prelude::*;
 
 use super::{BwdIo, dx_parts};
+use crate::bf16_gemm::{ConvLhs, conv_gemm};
 use crate::conv::{ConvDims, conv_image, im2col, sum_partials, sum8};
 use crate::pool::unpool_plane;
-use crate::util::{Mat, sgemm, split_ranges, with_scratch_a, with_scratch_b};
+use crate::util::{Mat, split_ranges, with_scratch_a, with_scratch_b};
 
 /// The dense backward (for channel counts the sparse kernel has no variant for, e.g. 5, and
 /// with `set_sparse_backward(false)`): one pass over the images, per thread: scatter the pooled
@@ -26,6 +27,8 @@ pub(super) fn dense_backward(
     let parts = dx_parts(&mut dx, &ranges, in_img, want_dx);
     let wlen = if want_dw { k * d.co } else { 0 };
     let td = d.transposed();
+    // The flipped weights `[ci × 9co]` of the input gradient, packed once for all images.
+    let wl = ConvLhs::new(io.w, td.co, td.k());
     let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
         .into_par_iter()
         .zip(parts)
@@ -56,11 +59,11 @@ pub(super) fn dense_backward(
                                 rs: 1,
                                 cs: hw,
                             };
-                            sgemm(k, d.co, hw, &mut acc_w, d.co, true, a, gt);
+                            conv_gemm(k, d.co, hw, &mut acc_w, d.co, true, a, gt);
                         });
                     }
                     if want_dx {
-                        conv_image(&td, g, io.w, None, &mut dx_part[pos * in_img..][..in_img]);
+                        conv_image(&td, g, &wl, None, &mut dx_part[pos * in_img..][..in_img]);
                     }
                 });
             }

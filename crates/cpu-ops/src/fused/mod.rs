@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::bf16_gemm::ConvLhs;
 use crate::conv::{
     ConvDims, Images, conv_dims, conv_group, flip_weights, image_groups, split_by_images,
 };
@@ -75,6 +76,7 @@ fn fused_forward_grouped(
             idx_parts.push(head);
             rest = tail;
         }
+        let wl = ConvLhs::new(w, d.co, d.k());
         groups
             .into_par_iter()
             .zip(out_parts)
@@ -84,7 +86,7 @@ fn fused_forward_grouped(
                 let cn = g * hw;
                 with_scratch_b(d.co * cn, |y| {
                     let xs = Images::nchw(&x[r.start * d.ci * hw..], d.ci, hw);
-                    conv_group(d, xs, g, w, b, y);
+                    conv_group(d, xs, g, &wl, b, y);
                     for (j, (oi, ii)) in o
                         .chunks_exact_mut(p_img)
                         .zip(i.chunks_exact_mut(p_img))
