@@ -97,7 +97,7 @@ pub(crate) struct Mat<'a> {
     pub cs: usize,
 }
 
-fn max_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+pub(crate) fn max_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     (rows - 1) * rs + (cols - 1) * cs
 }
 
@@ -114,15 +114,7 @@ pub(crate) fn sgemm(
     a: Mat<'_>,
     b: Mat<'_>,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                dst[i * dst_rs..i * dst_rs + n].fill(0.0);
-            }
-        }
+    if gemm_trivial(m, n, k, dst, dst_rs, accumulate) {
         return;
     }
     // Internal invariants (never user data): keep the unsafe call in bounds.
@@ -132,6 +124,30 @@ pub(crate) fn sgemm(
     );
     // SAFETY: dst is valid for the index range checked above and does not alias a or b (distinct borrows).
     unsafe { gemm_raw(m, n, k, dst.as_mut_ptr(), dst_rs, accumulate, a, b) }
+}
+
+/// The products without a multiply-add, shared by [`sgemm`] and the bf16 GEMM: true (and `dst` set) when `m`, `n`
+/// or `k` is zero; `k = 0` zeroes `dst[m×n]` unless `accumulate`.
+pub(crate) fn gemm_trivial(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+) -> bool {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                dst[i * dst_rs..i * dst_rs + n].fill(0.0);
+            }
+        }
+        return true;
+    }
+    false
 }
 
 /// Minimum multiply-adds per parallel block: below it a product runs on the calling thread.

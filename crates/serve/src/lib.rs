@@ -34,6 +34,7 @@
 //! ```
 
 mod api;
+mod api_error;
 pub mod batcher;
 mod config;
 mod error;

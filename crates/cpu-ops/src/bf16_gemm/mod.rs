@@ -1,0 +1,273 @@
+//! A bf16 GEMM for the convolutions: `dst[m×n] (+)= a[m×k] · b[k×n]` with `a` and `b` rounded to bfloat16
+//! (round to nearest even, as `VCVTNE2PS2BF16`) and every product summed in f32 by `VDPBF16PS` (AVX512-BF16).
+//!
+//! `VDPBF16PS` multiplies 32 bf16 pairs and adds them into 16 f32 lanes in one instruction: twice the
+//! multiply-adds of an f32 FMA of the same width, so on a CPU that has it (AMD Zen 4 and later, Intel Cooper Lake
+//! and Sapphire Rapids and later) its peak is twice f32's (measured here: 1.35-1.72x per conv forward,
+//! docs/performance.md). Rounding the inputs to bf16 keeps
+//! 8 significant bits (relative error ≤ 2⁻⁹ per input); the sums keep f32's 24.
+//!
+//! Layout (BLIS-style): `b` is packed in blocks of [`KCP`] depth pairs × [`NC`] columns into panels of
+//! [`NR`] = 32 columns, each depth pair of a column one 32-bit word (`lo` = row `2p`, `hi` = row `2p + 1`);
+//! `a` in blocks of [`MC`] rows into panels of [`MR`] = 12 rows, the same pair words, each row one contiguous run
+//! (row stride [`KCP`], so the kernel's twelve broadcasts use constant offsets from one pointer). The
+//! micro-kernel keeps a 12 × 32 tile of `dst` in 24 registers, loads two `b` vectors per depth pair and
+//! broadcasts one `a` word per row. Edges are zero-padded (rows, columns, an odd depth) and stored masked.
+//!
+//! Single-threaded, like [`crate::util::sgemm`]: callers parallelise over images.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::util::{Mat, gemm_trivial, max_index, sgemm};
+
+/// Whether the convolution GEMMs run in bf16 (see [`crate::set_conv_precision`]).
+static BF16: AtomicBool = AtomicBool::new(false);
+
+/// Switches the convolution GEMMs to bf16 (`true`) or f32; the caller checked [`bf16_supported`].
+pub(crate) fn set_bf16(on: bool) {
+    BF16.store(on, Ordering::Relaxed);
+}
+
+/// Whether the convolution GEMMs run in bf16.
+pub(crate) fn bf16_on() -> bool {
+    BF16.load(Ordering::Relaxed)
+}
+
+/// The weights of a convolution as the left operand of its GEMMs (`[m × k]`, row-major): packed for the bf16
+/// kernel once per op call when bf16 is on (every image group then reuses the packing), plain f32 otherwise.
+pub(crate) struct ConvLhs<'a> {
+    data: &'a [f32],
+    m: usize,
+    k: usize,
+    packed: Option<PackedA>,
+}
+
+impl<'a> ConvLhs<'a> {
+    pub(crate) fn new(data: &'a [f32], m: usize, k: usize) -> Self {
+        let packed = (bf16_on() && bf16_supported() && m > 0 && k > 0).then(|| {
+            let a = Mat { data, rs: k, cs: 1 };
+            PackedA::new(a, m, k)
+        });
+        Self { data, m, k, packed }
+    }
+
+    /// `dst[m × n] (+)= self · b`, as [`conv_gemm`].
+    pub(crate) fn gemm(
+        &self,
+        n: usize,
+        dst: &mut [f32],
+        dst_rs: usize,
+        accumulate: bool,
+        b: Mat<'_>,
+    ) {
+        let a = Mat {
+            data: self.data,
+            rs: self.k,
+            cs: 1,
+        };
+        match &self.packed {
+            #[cfg(target_arch = "x86_64")]
+            Some(p) if n > 0 => {
+                assert!(
+                    max_index(self.m, n, dst_rs, 1) < dst.len(),
+                    "bgemm: dst too short"
+                );
+                assert!(
+                    max_index(self.k, n, b.rs, b.cs) < b.data.len(),
+                    "bgemm: rhs too short"
+                );
+                // SAFETY: `packed` exists only where the CPU features were checked; dst and b extents asserted.
+                unsafe {
+                    x86::bgemm(
+                        self.m,
+                        n,
+                        self.k,
+                        dst,
+                        dst_rs,
+                        accumulate,
+                        ASrc::Packed(p),
+                        b,
+                    )
+                }
+            }
+            _ => conv_gemm(self.m, n, self.k, dst, dst_rs, accumulate, a, b),
+        }
+    }
+}
+
+/// The left operand, packed whole: one block per (depth block, row block), as the kernel walks them.
+pub(crate) struct PackedA {
+    /// Row blocks per depth block.
+    row_blocks: usize,
+    blocks: Vec<Vec<u32>>,
+}
+
+impl PackedA {
+    fn new(a: Mat<'_>, m: usize, k: usize) -> Self {
+        let kp = k.div_ceil(2);
+        let row_blocks = m.div_ceil(MC);
+        let mut blocks = Vec::with_capacity(kp.div_ceil(KCP) * row_blocks);
+        for pc in (0..kp).step_by(KCP) {
+            for ic in (0..m).step_by(MC) {
+                let mut v = Vec::new();
+                pack_a(a, k, ic, MC.min(m - ic), pc, KCP.min(kp - pc), &mut v);
+                blocks.push(v);
+            }
+        }
+        Self { row_blocks, blocks }
+    }
+}
+
+/// Where the kernel takes its left operand from.
+#[derive(Clone, Copy)]
+enum ASrc<'a> {
+    /// Packed on the fly, block by block.
+    Mat(Mat<'a>),
+    /// Packed beforehand.
+    Packed(&'a PackedA),
+}
+
+/// The convolutions' GEMM: [`bgemm`] when bf16 is switched on, else [`sgemm`] (same contract).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<'_>,
+    b: Mat<'_>,
+) {
+    if bf16_on() {
+        bgemm(m, n, k, dst, dst_rs, accumulate, a, b)
+    } else {
+        sgemm(m, n, k, dst, dst_rs, accumulate, a, b)
+    }
+}
+
+/// Rows of `dst` per micro-tile.
+const MR: usize = 12;
+/// Columns of `dst` per micro-tile (two 16-lane vectors).
+const NR: usize = 32;
+/// Depth pairs per packed block (`2·KCP` depth): a `b` panel is `KCP × NR × 4` bytes = 16 KiB, in L1.
+const KCP: usize = 128;
+/// Rows per packed `a` block (`MC × KCP × 4` bytes = 96 KiB, in L2).
+const MC: usize = 192;
+/// Columns per packed `b` block (`NC × KCP × 4` bytes = 256 KiB, in L2).
+const NC: usize = 512;
+
+/// Whether this CPU runs the bf16 kernel (AVX-512F, AVX-512BW and AVX512-BF16).
+pub fn bf16_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `x` rounded to bfloat16 (nearest, ties to even; NaN stays a quiet NaN), as its 16 bits.
+#[inline]
+pub(crate) fn to_bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// `x` rounded to bfloat16 and back to f32 (what the kernel multiplies).
+#[inline]
+pub(crate) fn round_bf16(x: f32) -> f32 {
+    f32::from_bits((to_bf16_bits(x) as u32) << 16)
+}
+
+/// One depth pair as the kernel reads it: `lo` in the low 16 bits.
+#[inline]
+fn pair(lo: f32, hi: f32) -> u32 {
+    to_bf16_bits(lo) as u32 | ((to_bf16_bits(hi) as u32) << 16)
+}
+
+thread_local! {
+    static PACK_A: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static PACK_B: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `dst[m×n] (row stride dst_rs, unit column stride) = (accumulate ? dst : 0) + bf16(a) · bf16(b)`.
+///
+/// Falls back to a scalar loop with the same rounding where the CPU lacks AVX512-BF16 (tests only: callers
+/// check [`bf16_supported`] first).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn bgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<'_>,
+    b: Mat<'_>,
+) {
+    if gemm_trivial(m, n, k, dst, dst_rs, accumulate) {
+        return;
+    }
+    // Internal invariants (never user data).
+    assert!(
+        max_index(m, n, dst_rs, 1) < dst.len(),
+        "bgemm: dst too short"
+    );
+    assert!(
+        max_index(m, k, a.rs, a.cs) < a.data.len(),
+        "bgemm: lhs too short"
+    );
+    assert!(
+        max_index(k, n, b.rs, b.cs) < b.data.len(),
+        "bgemm: rhs too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if bf16_supported() {
+        // SAFETY: the CPU features were just checked; the index ranges of dst, a and b were asserted above.
+        unsafe { x86::bgemm(m, n, k, dst, dst_rs, accumulate, ASrc::Mat(a), b) };
+        return;
+    }
+    bgemm_scalar(m, n, k, dst, dst_rs, accumulate, a, b);
+}
+
+/// The reference: the same rounding, f32 sums in pair order (tests compare the kernel with it).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn bgemm_scalar(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<'_>,
+    b: Mat<'_>,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f32;
+            for p in 0..k {
+                s += round_bf16(a.data[i * a.rs + p * a.cs])
+                    * round_bf16(b.data[p * b.rs + j * b.cs]);
+            }
+            let d = &mut dst[i * dst_rs + j];
+            *d = if accumulate { *d + s } else { s };
+        }
+    }
+}
+
+mod pack;
+use pack::pack_a;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
