@@ -274,7 +274,8 @@ fn airbench_benches() -> Result<()> {
 ///
 /// `CPU_OPS_COLS="1:1,256:128"` lists the GEMM widths `fwd:dw` to compare (see `set_conv_group_cols`; `1:1` is
 /// one GEMM per image), interleaved per shape so that load changes on a shared machine hit every variant alike;
-/// `CPU_OPS_PRECISION="f32,bf16"` the convolution arithmetics (bf16 only where the CPU has AVX512-BF16).
+/// `CPU_OPS_PRECISION="f32,bf16"` the convolution arithmetics (bf16 only where the CPU has AVX512-BF16),
+/// `CPU_OPS_WINOGRAD="on,off"` the Winograd forward (see `set_winograd`; default on).
 fn conv_batch_benches() -> Result<()> {
     let n = 256;
     let configs: Vec<(usize, usize)> = std::env::var("CPU_OPS_COLS")
@@ -290,6 +291,15 @@ fn conv_batch_benches() -> Result<()> {
         .split(',')
         .filter_map(|p| p.trim().parse().ok())
         .filter(|p| *p == cpu_ops::Precision::F32 || cpu_ops::bf16_supported())
+        .collect();
+    let winograd: Vec<bool> = std::env::var("CPU_OPS_WINOGRAD")
+        .unwrap_or_else(|_| "on".into())
+        .split(',')
+        .filter_map(|v| match v.trim() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        })
         .collect();
     println!(
         "conv3x3_nobias, batch {n}, rayon threads = {}, clock = {}",
@@ -311,12 +321,15 @@ fn conv_batch_benches() -> Result<()> {
         let xt = randn(&[n, ci, hw, hw])?;
         let x = Var::from_tensor(&xt)?;
         let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
-        for (&(fc, dc), &prec) in configs
+        for ((&(fc, dc), &prec), &wino) in configs
             .iter()
             .flat_map(|c| precisions.iter().map(move |p| (c, p)))
+            .flat_map(|cp| winograd.iter().map(move |w| (cp, w)))
         {
             cpu_ops::set_conv_group_cols(fc, dc);
             cpu_ops::set_conv_precision(prec).map_err(candle_core::Error::wrap)?;
+            cpu_ops::set_winograd(wino);
+            let prec = format!("{prec}{}", if wino { "" } else { " direct" });
             let (f, _, bn) =
                 time_fwd_bwd(|| cpu_ops::conv3x3_nobias(x.as_tensor(), w.as_tensor()))?;
             let (_, _, bw) = time_fwd_bwd(|| cpu_ops::conv3x3_nobias(&xt, w.as_tensor()))?;

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bf16_gemm::{ConvLhs, conv_gemm};
 use crate::util::{Mat, slice_f32, split_ranges, with_scratch_a, with_scratch_b, with_tensor_f32};
+use crate::winograd;
 
 /// Static sizes of one 3x3 convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +220,50 @@ pub(crate) fn conv_group(
     });
 }
 
+/// A forward convolution's weights, prepared once per op call: the `[co × 9ci]` matrix of the direct (im2col)
+/// GEMM, or the Winograd transform (see [`crate::winograd`]) where that applies.
+pub(crate) enum FwdWeights<'a> {
+    Direct(ConvLhs<'a>),
+    Winograd(winograd::Weights),
+}
+
+impl<'a> FwdWeights<'a> {
+    /// `wmat [co, ci, 3, 3]` for a convolution of sizes `d`.
+    pub(crate) fn new(d: &ConvDims, wmat: &'a [f32]) -> Self {
+        if winograd::applies(d) {
+            FwdWeights::Winograd(winograd::Weights::new(wmat, d.co, d.ci))
+        } else {
+            FwdWeights::Direct(ConvLhs::new(wmat, d.co, d.k()))
+        }
+    }
+
+    /// The image groups (consecutive images) of a batch of `d.n`: at most `cols` GEMM columns each for the direct
+    /// path, [`winograd::COLS`] tiles for Winograd.
+    pub(crate) fn groups(&self, d: &ConvDims, cols: usize) -> Vec<Range<usize>> {
+        match self {
+            FwdWeights::Direct(_) => image_groups(d.n, d.hw(), cols),
+            FwdWeights::Winograd(_) => {
+                image_groups(d.n, winograd::tiles_per_image(d), winograd::COLS)
+            }
+        }
+    }
+
+    /// [`conv_group`] with these weights.
+    pub(crate) fn conv_group(
+        &self,
+        d: &ConvDims,
+        x: Images<'_>,
+        g: usize,
+        bias: Option<&[f32]>,
+        dst: &mut [f32],
+    ) {
+        match self {
+            FwdWeights::Direct(w) => conv_group(d, x, g, w, bias, dst),
+            FwdWeights::Winograd(w) => winograd::conv_group(d, x, g, w, bias, dst),
+        }
+    }
+}
+
 /// Convolves one image into `out[co×hw]` (bias added when given). `w` holds `[co × 9ci]`.
 pub(crate) fn conv_image(
     d: &ConvDims,
@@ -293,17 +338,17 @@ pub(crate) fn conv_forward_grouped(
     if out_img == 0 {
         return out;
     }
-    let groups = image_groups(d.n, hw, cols);
+    let w = FwdWeights::new(d, wmat);
+    let groups = w.groups(d, cols);
     let parts = split_by_images(&mut out, &groups, out_img);
-    let w = ConvLhs::new(wmat, d.co, d.k());
     groups.into_par_iter().zip(parts).for_each(|(r, o)| {
         let g = r.len();
         let xs = Images::nchw(&x[r.start * in_img..], d.ci, hw);
         if g == 1 {
-            conv_group(d, xs, 1, &w, bias, o);
+            w.conv_group(d, xs, 1, bias, o);
         } else {
             with_scratch_b(out_img * g, |tmp| {
-                conv_group(d, xs, g, &w, bias, tmp);
+                w.conv_group(d, xs, g, bias, tmp);
                 ungroup(tmp, g, d.co, hw, o);
             });
         }

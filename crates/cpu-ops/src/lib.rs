@@ -18,9 +18,14 @@
 //! erf-based GELU with backward), [`batch_norm_gelu_train`] (BatchNorm without weight + bias + GELU fused,
 //! batch statistics accumulated in f64, full backward through the statistics; returns the batch mean and
 //! unbiased variance for the running statistics) and [`batch_norm_gelu_eval`] (the same with given statistics,
-//! forward only). [`max_pool2x2`] and [`conv3x3_relu_pool`] accept odd sizes (floor, as PyTorch).
+//! forward only), [`patch_conv_gelu`] (the frozen 2x2 whitening conv + bias + GELU, bias gradient only) and
+//! [`global_max_linear`] (the final max-pool + scaled linear head). [`max_pool2x2`] and [`conv3x3_relu_pool`] accept odd sizes (floor, as PyTorch).
 //! The GELU and BatchNorm kernels, like the pool's, are compiled for AVX-512, AVX2 and the baseline and picked
 //! at run time.
+//!
+//! The forward 3x3 convolutions with 32 or more input channels at 5x5 to 15-wide sizes (and the input gradients,
+//! themselves such convolutions) run as Winograd F(2x2, 3x3): 16 GEMMs over transformed 4x4 tiles, 2.25x fewer
+//! multiply-adds ([`set_winograd`]).
 //!
 //! `gemm` is built with its `x86-v4` feature: AVX-512 microkernels, chosen at run time only on
 //! CPUs that have AVX-512 (others keep the AVX2/FMA kernels).
@@ -43,10 +48,13 @@ mod conv;
 mod denormals;
 mod fused;
 mod gelu;
+mod head;
 mod linear;
 pub mod native;
+mod patch;
 mod pool;
 mod util;
+mod winograd;
 
 use candle_core::{DType, Shape, Tensor};
 
@@ -199,6 +207,19 @@ pub fn conv_precision() -> Precision {
     }
 }
 
+/// Turns the Winograd F(2x2, 3x3) path of the 3x3 convolutions' forward (and input-gradient) GEMMs on (the
+/// default) or off for the whole process: 2.25x fewer multiply-adds where it applies (32 or more input channels,
+/// 5x5 outputs or larger), results equal to the direct convolution's up to rounding. Off, every convolution runs
+/// as im2col + one GEMM (for comparisons).
+pub fn set_winograd(on: bool) {
+    winograd::set_enabled(on);
+}
+
+/// Whether the Winograd path is switched on (see [`set_winograd`]).
+pub fn winograd_enabled() -> bool {
+    winograd::enabled()
+}
+
 /// Sets how many columns (images × H·W) the 3x3 conv kernels put in one GEMM: `fwd` for the forward and the
 /// input gradient (default 256), `dw` for the depth of the weight-gradient GEMMs (default 128); `1` gives one
 /// GEMM per image. Process-wide; results agree up to float rounding for any value. For benchmarks.
@@ -343,6 +364,58 @@ pub fn conv3x3_nobias_pool(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         x.apply_op2(w, fused::ConvPoolNoBias::default())
     } else {
         native::conv3x3_nobias_pool(x, w)
+    }
+}
+
+/// A frozen 2x2 convolution (stride 1, no padding) + per-channel bias + exact GELU, fused:
+/// `gelu(conv2d(x, w) + b)`, `x [N, Ci, H, W]` (`H, W ≥ 2`), `w [Co, Ci, 2, 2]`, `b [Co]` -> `[N, Co, H-1, W-1]`.
+/// airbench94's whitening layer: its filters come from the data and are never trained, so on the CPU f32 path
+/// the gradient flows to `b` alone (recomputing the pre-activation; nothing but the output is stored). When `x`
+/// or `w` is tracked by autograd, this computes with candle's ops instead, so their gradients still exist.
+///
+/// ```
+/// # use candle_core::{DType, Device, Tensor};
+/// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
+/// let w = Tensor::new(&[[[[0.25f32, 0.25], [0.25, 0.25]]]], &Device::Cpu)?; // [1, 1, 2, 2]: the mean
+/// let b = Tensor::new(&[0f32], &Device::Cpu)?;
+/// let y = cpu_ops::patch_conv_gelu(&x, &w.detach(), &b)?;
+/// assert_eq!(y.dims(), &[1, 1, 2, 2]);
+/// assert!((y.flatten_all()?.to_vec1::<f32>()?[0] - 0.841_344_7).abs() < 1e-6); // gelu(1)
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn patch_conv_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (_, co) = patch::patch_dims(x.shape(), w.shape(), b.shape(), "patch_conv_gelu")?;
+    if fast_path(&[x, w, b]) && !x.track_op() && !w.track_op() {
+        let w = w.flatten_all()?.to_vec1::<f32>()?;
+        x.apply_op2(b, patch::PatchConvGelu { w, co })
+    } else {
+        native::patch_conv_gelu(x, w, b)
+    }
+}
+
+/// Global max-pool + linear layer without bias, scaled: `y[n, k] = scale · Σ_c w[k, c] · max_hw x[n, c]`,
+/// `x [N, C, H, W]`, `w [K, C]` -> `[N, K]` (airbench94's head: `MaxPool2d(3)` over a 3x3 map, `Linear`, `× 1/9`).
+/// Gradients for `x` (to each plane's first maximum, as PyTorch's max-pool) and `w`, each when tracked.
+///
+/// ```
+/// # use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[[[[1f32, 5.], [2., 3.]], [[-1., -2.], [-3., -4.]]]], &Device::Cpu)?; // [1, 2, 2, 2]
+/// let w = Tensor::new(&[[1f32, 1.], [2., 0.]], &Device::Cpu)?; // [2, 2]
+/// let y = cpu_ops::global_max_linear(&x, &w, 0.5)?;
+/// assert_eq!(y.to_vec2::<f32>()?, [[2.0, 5.0]]); // maxima (5, -1)
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn global_max_linear(x: &Tensor, w: &Tensor, scale: f64) -> Result<Tensor> {
+    head::head_dims(x.shape(), w.shape(), "global_max_linear")?;
+    if fast_path(&[x, w]) {
+        x.apply_op2(
+            w,
+            head::MaxLinear {
+                scale: scale as f32,
+            },
+        )
+    } else {
+        native::global_max_linear(x, w, scale)
     }
 }
 

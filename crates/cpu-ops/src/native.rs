@@ -34,6 +34,23 @@ pub fn conv3x3_nobias(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.conv2d(w, 1, 1, 1, 1)
 }
 
+/// `gelu(conv2d(x, w) + b)` with a 2x2 kernel, no padding, with candle's ops. See [`crate::patch_conv_gelu`].
+pub fn patch_conv_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let co = b.dim(0)?;
+    x.conv2d(w, 0, 1, 1, 1)?
+        .broadcast_add(&b.reshape((1, co, 1, 1))?)?
+        .gelu_erf()
+}
+
+/// `scale · max_hw(x) · wᵀ` with candle's ops. See [`crate::global_max_linear`].
+pub fn global_max_linear(x: &Tensor, w: &Tensor, scale: f64) -> Result<Tensor> {
+    let h = x
+        .flatten_from(2)?
+        .max_keepdim(candle_core::D::Minus1)?
+        .flatten_from(1)?;
+    h.matmul(&w.t()?)? * scale
+}
+
 /// Exact (erf) GELU: candle's `gelu_erf`.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.gelu_erf()

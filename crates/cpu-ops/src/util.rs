@@ -61,6 +61,7 @@ pub(crate) fn with_tensor_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>
 thread_local! {
     static SCRATCH_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static SCRATCH_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH_C: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 fn with_cell<R>(
@@ -86,6 +87,11 @@ pub(crate) fn with_scratch_a<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> 
 /// A second, independent per-thread scratch buffer, for use inside [`with_scratch_a`].
 pub(crate) fn with_scratch_b<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     with_cell(&SCRATCH_B, len, f)
+}
+
+/// A third per-thread scratch buffer, for use inside [`with_scratch_a`] and [`with_scratch_b`].
+pub(crate) fn with_scratch_c<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_cell(&SCRATCH_C, len, f)
 }
 
 /// A row-major or strided matrix view used by [`sgemm`]: element `(i, j)` lives at

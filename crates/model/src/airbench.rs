@@ -19,7 +19,7 @@
 
 use crate::init::{torch_bound, uniform};
 use crate::{Classifier, Error, Mode, Params, Result};
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,11 +73,12 @@ impl Norm {
                 .set(&((self.var.as_tensor() * keep)? + (v * BN_MOMENTUM)?)?)?;
             Ok(y)
         } else {
+            // The statistics and bias are variables; detached, the op takes its fused no-gradient kernel.
             Ok(cpu_ops::batch_norm_gelu_eval(
                 x,
-                self.mean.as_tensor(),
-                self.var.as_tensor(),
-                self.bias.as_tensor(),
+                &self.mean.as_tensor().detach(),
+                &self.var.as_tensor().detach(),
+                &self.bias.as_tensor().detach(),
                 BN_EPS,
             )?)
         }
@@ -198,26 +199,32 @@ impl Classifier for AirBench94 {
 
     fn forward(&self, x: &Tensor, mode: Mode<'_>) -> Result<Tensor> {
         let train = mode.is_train();
+        // In evaluation nothing is differentiated: detached weights keep candle from recording the graph, so each
+        // intermediate is freed as soon as the next layer has read it, and the ops take their no-gradient paths.
+        let p = |v: &Var| {
+            if train {
+                v.as_tensor().clone()
+            } else {
+                v.as_tensor().detach()
+            }
+        };
+        let x = if train { x.clone() } else { x.detach() };
         let bias = if train && self.whiten_bias_trains() {
             self.whiten_b.as_tensor().clone()
         } else {
             self.whiten_b.as_tensor().detach()
         };
-        let h = x
-            .conv2d(&self.whiten_w.as_tensor().detach(), 0, 1, 1, 1)?
-            .broadcast_add(&bias.reshape((1, WHITEN_WIDTH, 1, 1))?)?;
-        let mut h = cpu_ops::gelu(&h)?;
+        // The frozen whitening conv + bias + GELU, fused (a gradient for the bias only).
+        let mut h = cpu_ops::patch_conv_gelu(&x, &self.whiten_w.as_tensor().detach(), &bias)?;
         for g in &self.groups {
             // conv → 2x2 max-pool fused: only the pooled maxima receive a gradient (a sparse backward).
-            h = cpu_ops::conv3x3_nobias_pool(&h, g.conv1.as_tensor())?;
+            h = cpu_ops::conv3x3_nobias_pool(&h, &p(&g.conv1))?;
             h = g.norm1.forward_gelu(&h, train)?;
-            h = cpu_ops::conv3x3_nobias(&h, g.conv2.as_tensor())?;
+            h = cpu_ops::conv3x3_nobias(&h, &p(&g.conv2))?;
             h = g.norm2.forward_gelu(&h, train)?;
         }
-        // MaxPool2d(3) over the final 3x3 map: the per-channel maximum.
-        let h = h.flatten_from(2)?.max_keepdim(D::Minus1)?.flatten_from(1)?;
-        let logits = cpu_ops::linear(&h, self.head.as_tensor(), None, false)?;
-        Ok((logits * LOGIT_SCALE)?)
+        // MaxPool2d(3) over the final 3x3 map (the per-channel maximum), the linear head and its scale, fused.
+        Ok(cpu_ops::global_max_linear(&h, &p(&self.head), LOGIT_SCALE)?)
     }
 
     fn params(&self) -> &Params {

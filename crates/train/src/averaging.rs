@@ -10,7 +10,7 @@
 //! `last.safetensors` (`avg.<name>`) so a resumed run continues exactly.
 
 use crate::{Error, Result};
-use candle_core::Tensor;
+use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor};
 use model::Classifier;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -91,9 +91,27 @@ impl WeightAverage {
         Ok(Some(Self { kind, avg }))
     }
 
+    /// `avg ← decay·avg + (1 − decay)·θ`, then `θ ← avg` when `write_back`. On the CPU both update in place
+    /// (no new tensors); elsewhere with candle's ops.
     fn blend(&mut self, model: &dyn Classifier, decay: f64, write_back: bool) -> Result<()> {
         for ((_, a), (_, v)) in self.avg.iter_mut().zip(state_vars(model)) {
             let t = v.as_tensor();
+            if a.device().is_cpu()
+                && t.device().is_cpu()
+                && a.dtype() == DType::F32
+                && t.dtype() == DType::F32
+            {
+                a.inplace_op2(
+                    t,
+                    &HostBlend {
+                        decay: decay as f32,
+                    },
+                )?;
+                if write_back {
+                    t.inplace_op2(a, &HostCopy)?;
+                }
+                continue;
+            }
             let next = ((&*a * decay)? + (t * (1.0 - decay))?)?;
             if write_back {
                 v.set(&next)?;
@@ -128,11 +146,11 @@ impl WeightAverage {
         self.blend(model, 1.0, true)
     }
 
-    /// The average as named tensors (`avg.<name>`).
-    pub fn state(&self) -> Vec<(String, Tensor)> {
+    /// The average as named tensors (`avg.<name>`): copies, since the average is updated in place.
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
         self.avg
             .iter()
-            .map(|(n, t)| (format!("avg.{n}"), t.clone()))
+            .map(|(n, t)| Ok((format!("avg.{n}"), t.copy()?)))
             .collect()
     }
 
@@ -154,8 +172,77 @@ impl WeightAverage {
                     ),
                 });
             }
-            *a = t.to_device(a.device())?.to_dtype(a.dtype())?;
+            // A copy of its own: the average is updated in place.
+            *a = t.to_device(a.device())?.to_dtype(a.dtype())?.copy()?;
         }
+        Ok(())
+    }
+}
+
+/// The contiguous f32 values of an in-place op's operands (`op` names it in errors).
+fn host_pair<'a>(
+    op: &str,
+    dst: &'a mut CpuStorage,
+    dl: &Layout,
+    src: &'a CpuStorage,
+    sl: &Layout,
+) -> candle_core::Result<(&'a mut [f32], &'a [f32])> {
+    let (Some((d0, d1)), Some((s0, s1))) = (dl.contiguous_offsets(), sl.contiguous_offsets())
+    else {
+        candle_core::bail!("{op}: the average and the weights must be contiguous");
+    };
+    let (CpuStorage::F32(d), CpuStorage::F32(s)) = (dst, src) else {
+        candle_core::bail!("{op}: expected f32 tensors");
+    };
+    if d1 - d0 != s1 - s0 {
+        candle_core::bail!("{op}: the average does not match the weights' size");
+    }
+    Ok((&mut d[d0..d1], &s[s0..s1]))
+}
+
+/// `avg ← decay·avg + (1 − decay)·θ` in place (`avg` the destination, `θ` the source).
+struct HostBlend {
+    decay: f32,
+}
+
+impl InplaceOp2 for HostBlend {
+    fn name(&self) -> &'static str {
+        "weight-average-blend"
+    }
+
+    fn cpu_fwd(
+        &self,
+        a: &mut CpuStorage,
+        al: &Layout,
+        t: &CpuStorage,
+        tl: &Layout,
+    ) -> candle_core::Result<()> {
+        let (a, t) = host_pair(self.name(), a, al, t, tl)?;
+        let (d, e) = (self.decay, 1.0 - self.decay);
+        for (a, &t) in a.iter_mut().zip(t) {
+            *a = d * *a + e * t;
+        }
+        Ok(())
+    }
+}
+
+/// `θ ← avg` in place (`θ` the destination).
+struct HostCopy;
+
+impl InplaceOp2 for HostCopy {
+    fn name(&self) -> &'static str {
+        "weight-average-copy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        t: &mut CpuStorage,
+        tl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+    ) -> candle_core::Result<()> {
+        let (t, a) = host_pair(self.name(), t, tl, a, al)?;
+        t.copy_from_slice(a);
         Ok(())
     }
 }
@@ -233,11 +320,22 @@ mod tests {
             a.after_step(&m, step, 10).unwrap();
             assert_eq!(m.get(), (4.5, 17.5));
         }
+        // The saved state is a snapshot: the in-place updates after it leave it alone.
+        let saved = a.state().unwrap();
         a.after_step(&m, 10, 10).unwrap();
         assert_eq!(m.get(), (3.5, 17.5));
+        assert_eq!(saved[0].0, "avg.w");
+        assert_eq!(saved[0].1.to_vec1::<f32>().unwrap(), [2.5]);
         m.set(100.0, 0.0);
         a.finish(&m).unwrap();
         assert_eq!(m.get(), (3.5, 17.5));
+        // Restoring it (a copy of the loaded tensor, so later updates do not write into the caller's map).
+        let map: HashMap<String, Tensor> = saved.into_iter().collect();
+        a.load_state(&map, Path::new("last.safetensors")).unwrap();
+        m.set(0.0, 0.0);
+        a.finish(&m).unwrap();
+        assert_eq!(m.get(), (2.5, 17.5));
+        assert_eq!(map["avg.w"].to_vec1::<f32>().unwrap(), [2.5]);
     }
 
     /// EMA leaves the weights alone until `finish`.

@@ -71,7 +71,7 @@ pub(crate) fn save_last(
     let (moments, steps) = opt.state()?;
     tensors.extend(moments);
     if let Some(a) = avg {
-        tensors.extend(a.state());
+        tensors.extend(a.state()?);
     }
     let mut st = state.clone();
     st.optimizer_steps = steps;

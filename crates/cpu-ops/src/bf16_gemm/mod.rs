@@ -16,6 +16,7 @@
 //!
 //! Single-threaded, like [`crate::util::sgemm`]: callers parallelise over images.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -37,7 +38,7 @@ pub(crate) fn bf16_on() -> bool {
 /// The weights of a convolution as the left operand of its GEMMs (`[m × k]`, row-major): packed for the bf16
 /// kernel once per op call when bf16 is on (every image group then reuses the packing), plain f32 otherwise.
 pub(crate) struct ConvLhs<'a> {
-    data: &'a [f32],
+    data: Cow<'a, [f32]>,
     m: usize,
     k: usize,
     packed: Option<PackedA>,
@@ -45,8 +46,21 @@ pub(crate) struct ConvLhs<'a> {
 
 impl<'a> ConvLhs<'a> {
     pub(crate) fn new(data: &'a [f32], m: usize, k: usize) -> Self {
+        Self::from_cow(Cow::Borrowed(data), m, k)
+    }
+
+    /// The same over weights of its own (e.g. transformed ones).
+    pub(crate) fn owned(data: Vec<f32>, m: usize, k: usize) -> ConvLhs<'static> {
+        ConvLhs::from_cow(Cow::Owned(data), m, k)
+    }
+
+    fn from_cow(data: Cow<'a, [f32]>, m: usize, k: usize) -> Self {
         let packed = (bf16_on() && bf16_supported() && m > 0 && k > 0).then(|| {
-            let a = Mat { data, rs: k, cs: 1 };
+            let a = Mat {
+                data: &data,
+                rs: k,
+                cs: 1,
+            };
             PackedA::new(a, m, k)
         });
         Self { data, m, k, packed }
@@ -62,7 +76,7 @@ impl<'a> ConvLhs<'a> {
         b: Mat<'_>,
     ) {
         let a = Mat {
-            data: self.data,
+            data: &self.data,
             rs: self.k,
             cs: 1,
         };

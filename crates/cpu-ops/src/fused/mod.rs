@@ -11,10 +11,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::bf16_gemm::ConvLhs;
-use crate::conv::{
-    ConvDims, Images, conv_dims, conv_group, flip_weights, image_groups, split_by_images,
-};
+use crate::conv::{ConvDims, FwdWeights, Images, conv_dims, flip_weights, split_by_images};
 use crate::pool::pool_plane_kernel;
 use crate::util::{slice_f32, with_scratch_b, with_tensor_f32};
 
@@ -67,7 +64,8 @@ fn fused_forward_grouped(
     let mut idx = vec![0u8; d.n * p_img];
     let pool_plane = pool_plane_kernel();
     if phw > 0 {
-        let groups = image_groups(d.n, hw, cols);
+        let wl = FwdWeights::new(d, w);
+        let groups = wl.groups(d, cols);
         let out_parts = split_by_images(&mut out, &groups, p_img);
         let mut idx_parts = Vec::with_capacity(groups.len());
         let mut rest = idx.as_mut_slice();
@@ -76,7 +74,6 @@ fn fused_forward_grouped(
             idx_parts.push(head);
             rest = tail;
         }
-        let wl = ConvLhs::new(w, d.co, d.k());
         groups
             .into_par_iter()
             .zip(out_parts)
@@ -86,7 +83,7 @@ fn fused_forward_grouped(
                 let cn = g * hw;
                 with_scratch_b(d.co * cn, |y| {
                     let xs = Images::nchw(&x[r.start * d.ci * hw..], d.ci, hw);
-                    conv_group(d, xs, g, &wl, b, y);
+                    wl.conv_group(d, xs, g, b, y);
                     for (j, (oi, ii)) in o
                         .chunks_exact_mut(p_img)
                         .zip(i.chunks_exact_mut(p_img))
