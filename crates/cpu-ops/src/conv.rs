@@ -233,8 +233,13 @@ impl<'a> FwdWeights<'a> {
         if winograd::applies(d) {
             FwdWeights::Winograd(winograd::Weights::new(wmat, d.co, d.ci))
         } else {
-            FwdWeights::Direct(ConvLhs::new(wmat, d.co, d.k()))
+            Self::direct(d, wmat)
         }
+    }
+
+    /// The direct (im2col) path whatever the shape.
+    pub(crate) fn direct(d: &ConvDims, wmat: &'a [f32]) -> Self {
+        FwdWeights::Direct(ConvLhs::new(wmat, d.co, d.k()))
     }
 
     /// The image groups (consecutive images) of a batch of `d.n`: at most `cols` GEMM columns each for the direct
@@ -333,12 +338,22 @@ pub(crate) fn conv_forward_grouped(
     bias: Option<&[f32]>,
     cols: usize,
 ) -> Vec<f32> {
+    conv_forward_with(d, x, &FwdWeights::new(d, wmat), bias, cols)
+}
+
+/// [`conv_forward_grouped`] with weights prepared by the caller (e.g. forced onto the direct path).
+pub(crate) fn conv_forward_with(
+    d: &ConvDims,
+    x: &[f32],
+    w: &FwdWeights<'_>,
+    bias: Option<&[f32]>,
+    cols: usize,
+) -> Vec<f32> {
     let mut out = vec![0f32; d.out_len()];
     let (hw, in_img, out_img) = (d.hw(), d.ci * d.hw(), d.co * d.hw());
     if out_img == 0 {
         return out;
     }
-    let w = FwdWeights::new(d, wmat);
     let groups = w.groups(d, cols);
     let parts = split_by_images(&mut out, &groups, out_img);
     groups.into_par_iter().zip(parts).for_each(|(r, o)| {
@@ -690,9 +705,18 @@ mod tests {
             let b = randv(&mut s, co);
             let gy = randv(&mut s, d.out_len());
             let hw = d.hw();
-            let per_image = conv_forward_grouped(&d, &x, &w, Some(&b), 1);
-            let dx_ref =
-                conv_forward_grouped(&d.transposed(), &gy, &flip_weights(&w, co, ci), None, 1);
+            // The references: the direct path, one GEMM per image (the Winograd path, which the larger shapes
+            // take, is checked against them too).
+            let direct = FwdWeights::direct(&d, &w);
+            let per_image = conv_forward_with(&d, &x, &direct, Some(&b), 1);
+            let wf = flip_weights(&w, co, ci);
+            let dx_ref = conv_forward_with(
+                &d.transposed(),
+                &gy,
+                &FwdWeights::direct(&d.transposed(), &wf),
+                None,
+                1,
+            );
             let dw_ref = conv_weight_grad_grouped(&d, &x, &gy, 1);
             // Default widths, 2 images per GEMM (tail groups of 1 for odd shares), everything in one GEMM.
             for cols in [FWD_COLS, 2 * hw, usize::MAX / 2] {
@@ -700,7 +724,7 @@ mod tests {
                 let y = conv_forward_grouped(&d, &x, &w, Some(&b), cols);
                 assert_close(&y, &per_image, &format!("forward {what}"));
                 let y = conv_forward_grouped(&d, &x, &w, None, cols);
-                let nb = conv_forward_grouped(&d, &x, &w, None, 1);
+                let nb = conv_forward_with(&d, &x, &direct, None, 1);
                 assert_close(&y, &nb, &format!("forward no bias {what}"));
                 let dx = conv_forward_grouped(
                     &d.transposed(),

@@ -21,10 +21,12 @@ pub(crate) fn head_dims(x: &Shape, w: &Shape, op: &str) -> Result<(usize, usize,
     let (k, wc) = w
         .dims2()
         .map_err(|e| crate::Error::shape(op, "weight [K, C]", w, e))?;
-    if wc != c || h * wd == 0 {
+    if wc != c || h * wd == 0 || c == 0 || k == 0 {
         return Err(crate::Error::Shape {
             op: op.to_string(),
-            expected: format!("weight [K, {c}] and a non-empty map for an input with {c} channels"),
+            expected: format!(
+                "weight [K >= 1, {c}], at least one channel and a non-empty map for an input with {c} channels"
+            ),
             found: format!("input {:?}, weight {:?}", x.dims(), w.dims()),
         }
         .into());
@@ -32,13 +34,11 @@ pub(crate) fn head_dims(x: &Shape, w: &Shape, op: &str) -> Result<(usize, usize,
     Ok((n, c, h * wd, k))
 }
 
-/// Each plane's maximum and the index of its first occurrence (NaN counts as the maximum, as PyTorch).
+/// Each plane's maximum and the index of its first occurrence; a NaN counts as the maximum, the last NaN's index
+/// (as PyTorch's CPU max-pool).
 fn plane_max(plane: &[f32]) -> (f32, usize) {
     let mut best = (plane[0], 0);
     for (i, &v) in plane.iter().enumerate().skip(1) {
-        if best.0.is_nan() {
-            break;
-        }
         if v > best.0 || v.is_nan() {
             best = (v, i);
         }

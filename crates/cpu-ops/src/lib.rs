@@ -23,7 +23,7 @@
 //! The GELU and BatchNorm kernels, like the pool's, are compiled for AVX-512, AVX2 and the baseline and picked
 //! at run time.
 //!
-//! The forward 3x3 convolutions with 32 or more input channels at 5x5 to 15-wide sizes (and the input gradients,
+//! On AVX-512F CPUs the forward 3x3 convolutions with 32 or more input channels at 5x5 to 15-wide sizes (and the input gradients,
 //! themselves such convolutions) run as Winograd F(2x2, 3x3): 16 GEMMs over transformed 4x4 tiles, 2.25x fewer
 //! multiply-adds ([`set_winograd`]).
 //!
@@ -208,9 +208,9 @@ pub fn conv_precision() -> Precision {
 }
 
 /// Turns the Winograd F(2x2, 3x3) path of the 3x3 convolutions' forward (and input-gradient) GEMMs on (the
-/// default) or off for the whole process: 2.25x fewer multiply-adds where it applies (32 or more input channels,
-/// 5x5 outputs or larger), results equal to the direct convolution's up to rounding. Off, every convolution runs
-/// as im2col + one GEMM (for comparisons).
+/// default) or off for the whole process: 2.25x fewer multiply-adds where it applies (CPUs with AVX-512F, 32 or
+/// more input channels, sides from 5 up to a width of 15), results equal to the direct convolution's up to
+/// rounding. Off, or elsewhere, every convolution runs as im2col + one GEMM.
 pub fn set_winograd(on: bool) {
     winograd::set_enabled(on);
 }
@@ -221,8 +221,9 @@ pub fn winograd_enabled() -> bool {
 }
 
 /// Sets how many columns (images × H·W) the 3x3 conv kernels put in one GEMM: `fwd` for the forward and the
-/// input gradient (default 256), `dw` for the depth of the weight-gradient GEMMs (default 128); `1` gives one
-/// GEMM per image. Process-wide; results agree up to float rounding for any value. For benchmarks.
+/// input gradient on the im2col path (default 256; the Winograd path groups a fixed 64 tiles), `dw` for the depth
+/// of the weight-gradient GEMMs (default 128); `1` gives one GEMM per image. Process-wide; results agree up to
+/// float rounding for any value. For benchmarks.
 #[doc(hidden)]
 pub fn set_conv_group_cols(fwd: usize, dw: usize) {
     conv::set_group_cols(fwd, dw);

@@ -6,8 +6,8 @@
 //! (`W`, one column wider than the `W - 1` outputs), so each of the `Ci·4` filter taps is one long, contiguous
 //! multiply-add over the plane; the spare column is dropped when the GELU writes the output rows. The backward
 //! recomputes the pre-activation the same way (cheaper than storing it: 12 multiply-adds per value) and sums
-//! `dy·gelu'(z)` per channel in f64, per fixed group of images, then adds the groups up in order, so the result
-//! does not depend on the number of threads.
+//! `dy·gelu'(z)` per channel (each output row in 16 f32 lanes, rows and images in f64), per fixed group of images,
+//! then adds the groups up in order, so the result does not depend on the number of threads.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -223,6 +223,12 @@ pub(crate) fn patch_dims(x: &Shape, w: &Shape, b: &Shape, op: &str) -> Result<(u
         return Err(bad(
             format!("weight [Co, {ci}, 2, 2] for an input with {ci} channels"),
             format!("{:?}", w.dims()),
+        ));
+    }
+    if ci == 0 || co == 0 {
+        return Err(bad(
+            "at least one input and one output channel".into(),
+            format!("input {:?}, weight {:?}", x.dims(), w.dims()),
         ));
     }
     if h < 2 || wd < 2 {

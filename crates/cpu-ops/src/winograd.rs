@@ -119,12 +119,29 @@ pub(crate) fn conv_group(
     bias: Option<&[f32]>,
     dst: &mut [f32],
 ) {
+    conv_group_with(d, x, g, wts, bias, dst, simd_fits(d.w));
+}
+
+/// [`conv_group`] with the AVX-512 transforms (`simd`, which the caller checked with [`simd_fits`]) or the
+/// plain ones.
+fn conv_group_with(
+    d: &ConvDims,
+    x: Images<'_>,
+    g: usize,
+    wts: &Weights,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+    simd: bool,
+) {
     let (co, ci) = (wts.co, wts.ci);
     let p = g * tiles_per_image(d);
     if p == 0 || co == 0 {
         return;
     }
-    let simd = simd_fits(d.w);
+    assert!(
+        !simd || simd_fits(d.w),
+        "winograd: AVX-512 transforms for an unfit shape"
+    );
     let grp = Group {
         g,
         h: d.h,
@@ -165,7 +182,7 @@ pub(crate) fn conv_group(
 fn simd_fits(w: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        w <= 15 && !FORCE_SCALAR.load(Ordering::Relaxed) && std::is_x86_feature_detected!("avx512f")
+        w <= 15 && std::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -173,9 +190,6 @@ fn simd_fits(w: usize) -> bool {
         false
     }
 }
-
-/// Set by the tests to compare the scalar transforms with the AVX-512 ones.
-static FORCE_SCALAR: AtomicBool = AtomicBool::new(false);
 
 /// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v[16 × ci × p]`.
 fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &mut [f32]) {
@@ -525,12 +539,12 @@ mod tests {
                 (Some(b.as_slice()), false),
                 (Some(b.as_slice()), true),
             ] {
-                FORCE_SCALAR.store(scalar, Ordering::Relaxed);
                 let xs = Images::nchw(&x, ci, h * w);
                 let mut want = vec![0f32; co * g * h * w];
                 direct_group(&d, xs, g, &ConvLhs::new(&wt, co, ci * 9), bias, &mut want);
                 let mut got = vec![f32::NAN; co * g * h * w];
-                conv_group(&d, xs, g, &Weights::new(&wt, co, ci), bias, &mut got);
+                let wts = Weights::new(&wt, co, ci);
+                conv_group_with(&d, xs, g, &wts, bias, &mut got, simd_fits(w) && !scalar);
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (a - b).abs() <= 1e-5 * (1.0 + b.abs()) * (ci as f32).sqrt(),
@@ -538,7 +552,6 @@ mod tests {
                     );
                 }
             }
-            FORCE_SCALAR.store(false, Ordering::Relaxed);
         }
     }
 }

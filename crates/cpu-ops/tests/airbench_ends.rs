@@ -108,6 +108,14 @@ fn patch_conv_gelu_tracked_input_untracked_bias_strided_and_errors() {
             cpu_ops::patch_conv_gelu(&z(&[1, 3, 1, 5]), &w, &b),
         ),
         ("rank", cpu_ops::patch_conv_gelu(&z(&[3, 6, 5]), &w, &b)),
+        (
+            "no input channel",
+            cpu_ops::patch_conv_gelu(&z(&[2, 0, 6, 5]), &z(&[4, 0, 2, 2]), &b),
+        ),
+        (
+            "no output channel",
+            cpu_ops::patch_conv_gelu(&x, &z(&[0, 3, 2, 2]), &z(&[0])),
+        ),
     ] {
         let e = r.expect_err(what).to_string();
         assert!(e.contains("patch_conv_gelu"), "{what}: {e}");
@@ -196,6 +204,12 @@ fn global_max_linear_ties_untracked_and_errors() {
     // Nothing tracked: no graph.
     let y = cpu_ops::global_max_linear(&x.as_tensor().detach(), &w, 1.0).unwrap();
     assert!(!y.track_op());
+    // NaN is the maximum (the output is NaN) and its last position receives the gradient, as PyTorch's CPU pool.
+    let x = var(&Tensor::new(&[[[[1f32, f32::NAN], [5., f32::NAN]]]], &Device::Cpu).unwrap());
+    let y = cpu_ops::global_max_linear(x.as_tensor(), &w, 1.0).unwrap();
+    assert!(flat(&y)[0].is_nan());
+    let gx = y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(flat(gx.get(x.as_tensor()).unwrap()), [0.0, 0.0, 0.0, 3.0]);
     let z = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
     for (what, r) in [
         (
@@ -214,8 +228,39 @@ fn global_max_linear_ties_untracked_and_errors() {
             "empty map",
             cpu_ops::global_max_linear(&z(&[2, 4, 0, 3]), &z(&[10, 4]), 1.0),
         ),
+        (
+            "no channel",
+            cpu_ops::global_max_linear(&z(&[2, 0, 3, 3]), &z(&[10, 0]), 1.0),
+        ),
+        (
+            "no class",
+            cpu_ops::global_max_linear(&z(&[2, 4, 3, 3]), &z(&[0, 4]), 1.0),
+        ),
     ] {
         let e = r.expect_err(what).to_string();
         assert!(e.contains("global_max_linear"), "{what}: {e}");
     }
+}
+
+#[test]
+fn patch_conv_gelu_bias_gradient_does_not_depend_on_the_thread_count() {
+    let mut g = rng(21);
+    let x = rand_t(&mut g, &[37, 3, 32, 32]);
+    let w = rand_t(&mut g, &[24, 3, 2, 2]);
+    let b = var(&rand_t(&mut g, &[24]));
+    let r = rand_t(&mut g, &[37, 24, 31, 31]);
+    let grad_with = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let y = cpu_ops::patch_conv_gelu(&x, &w, b.as_tensor()).unwrap();
+            let gr = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            flat(gr.get(b.as_tensor()).unwrap())
+        })
+    };
+    let one = grad_with(1);
+    assert_eq!(one, grad_with(3), "1 vs 3 threads, bit for bit");
+    assert_eq!(one, grad_with(8), "1 vs 8 threads, bit for bit");
 }

@@ -160,24 +160,11 @@ fn bf16_convolutions() {
             if name == "conv3x3_nobias" || name == "conv3x3" {
                 // (1): with the direct (im2col) GEMMs, the same as f32 arithmetic on rounded inputs (every GEMM of
                 // the plain conv is bf16). The Winograd path rounds its transformed inputs instead, so it is held
-                // to the 1% above (and to the f32 result below).
+                // to the 1% above (and tests/winograd.rs holds its f32 result to the direct one).
                 cpu_ops::set_winograd(false);
                 let direct = run(Precision::Bf16, &x, &w, &r, op);
                 let rounded = run(Precision::F32, &round(&x), &round(&w), &r, op);
-                let f32_direct = run(Precision::F32, &x, &w, &r, op);
                 cpu_ops::set_winograd(true);
-                // The f32 Winograd path equals the direct one up to rounding.
-                for (what, (a, b)) in ["y", "dx", "dw"]
-                    .iter()
-                    .zip(f32_out.iter().zip(&f32_direct))
-                {
-                    assert_close(
-                        &format!("{label} {what}: f32 Winograd vs direct"),
-                        a,
-                        b,
-                        1e-5,
-                    );
-                }
                 for (what, (b, f)) in ["y", "dx", "dw"].iter().zip(direct.iter().zip(&rounded)) {
                     assert_close(
                         &format!("{label} {what} vs f32 of rounded inputs"),

@@ -86,7 +86,7 @@ impl WeightAverage {
             return Ok(None);
         }
         let avg = state_vars(model)
-            .map(|(n, v)| Ok((n.to_string(), v.as_tensor().copy()?)))
+            .map(|(n, v)| Ok((n.to_string(), v.as_tensor().detach().copy()?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(Self { kind, avg }))
     }
@@ -112,7 +112,8 @@ impl WeightAverage {
                 }
                 continue;
             }
-            let next = ((&*a * decay)? + (t * (1.0 - decay))?)?;
+            // Detached, so that no average keeps the previous one alive through an autograd graph.
+            let next = ((&*a * decay)? + (t.detach() * (1.0 - decay))?)?.detach();
             if write_back {
                 v.set(&next)?;
             }
@@ -150,7 +151,7 @@ impl WeightAverage {
     pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
         self.avg
             .iter()
-            .map(|(n, t)| Ok((format!("avg.{n}"), t.copy()?)))
+            .map(|(n, t)| Ok((format!("avg.{n}"), t.detach().copy()?)))
             .collect()
     }
 
@@ -266,13 +267,30 @@ mod tests {
             buffers.push("running", Var::new(&[b], &Device::Cpu).unwrap());
             Self { params, buffers }
         }
+        /// The same with f64 variables: the blend's fallback (candle ops) instead of the in-place CPU update.
+        fn new_f64(p: f32, b: f32) -> Self {
+            let mut params = Params::default();
+            params.push("w", Var::new(&[p as f64], &Device::Cpu).unwrap());
+            let mut buffers = Params::default();
+            buffers.push("running", Var::new(&[b as f64], &Device::Cpu).unwrap());
+            Self { params, buffers }
+        }
         fn set(&self, p: f32, b: f32) {
-            let s = |v: &Var, x: f32| v.set(&Tensor::new(&[x], &Device::Cpu).unwrap()).unwrap();
+            let s = |v: &Var, x: f32| {
+                let t = Tensor::new(&[x], &Device::Cpu).unwrap();
+                v.set(&t.to_dtype(v.dtype()).unwrap()).unwrap()
+            };
             s(self.params.get("w").unwrap(), p);
             s(self.buffers.get("running").unwrap(), b);
         }
         fn get(&self) -> (f32, f32) {
-            let g = |v: &Var| v.as_tensor().to_vec1::<f32>().unwrap()[0];
+            let g = |v: &Var| {
+                v.as_tensor()
+                    .to_dtype(candle_core::DType::F32)
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()[0]
+            };
             (
                 g(self.params.get("w").unwrap()),
                 g(self.buffers.get("running").unwrap()),
@@ -303,7 +321,16 @@ mod tests {
     /// 0.5; θ = (4.5, 17.5) → avg = (3.5, 17.5). `finish`: θ = avg.
     #[test]
     fn lookahead_matches_hand_computation() {
-        let m = One::new(1.0, 10.0);
+        lookahead_case(One::new(1.0, 10.0));
+    }
+
+    /// The fallback path (not f32 on the CPU) gives the same numbers, and its average stays out of any graph.
+    #[test]
+    fn lookahead_fallback_matches_hand_computation() {
+        lookahead_case(One::new_f64(1.0, 10.0));
+    }
+
+    fn lookahead_case(m: One) {
         let kind = Averaging::Lookahead {
             every: 5,
             base: 0.5,
@@ -322,10 +349,18 @@ mod tests {
         }
         // The saved state is a snapshot: the in-place updates after it leave it alone.
         let saved = a.state().unwrap();
+        assert!(saved.iter().all(|(_, t)| !t.track_op()));
         a.after_step(&m, 10, 10).unwrap();
         assert_eq!(m.get(), (3.5, 17.5));
+        assert!(a.avg.iter().all(|(_, t)| !t.track_op()));
         assert_eq!(saved[0].0, "avg.w");
-        assert_eq!(saved[0].1.to_vec1::<f32>().unwrap(), [2.5]);
+        let f = |t: &Tensor| {
+            t.to_dtype(candle_core::DType::F32)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_eq!(f(&saved[0].1), [2.5]);
         m.set(100.0, 0.0);
         a.finish(&m).unwrap();
         assert_eq!(m.get(), (3.5, 17.5));
@@ -335,7 +370,7 @@ mod tests {
         m.set(0.0, 0.0);
         a.finish(&m).unwrap();
         assert_eq!(m.get(), (2.5, 17.5));
-        assert_eq!(map["avg.w"].to_vec1::<f32>().unwrap(), [2.5]);
+        assert_eq!(f(&map["avg.w"]), [2.5]);
     }
 
     /// EMA leaves the weights alone until `finish`.

@@ -1,0 +1,81 @@
+//! The Winograd F(2x2, 3x3) path of the 3x3 convolutions (`set_winograd`) against the direct im2col path, f32,
+//! forward and backward, through every public conv op, at the shapes that take it (airbench94's 15x15 and 7x7
+//! layers, the reference network's 64→128 at 8x8) and at odd and rectangular ones. Its own test binary: the
+//! switch is process-wide. On a CPU without AVX-512F both runs take the direct path (and agree trivially).
+
+mod common;
+
+use candle_core::Tensor;
+use common::*;
+
+type Op = fn(&Tensor, &Tensor, &Tensor) -> cpu_ops::Result<Tensor>;
+
+fn nobias(x: &Tensor, w: &Tensor, _: &Tensor) -> cpu_ops::Result<Tensor> {
+    cpu_ops::conv3x3_nobias(x, w)
+}
+fn biased(x: &Tensor, w: &Tensor, b: &Tensor) -> cpu_ops::Result<Tensor> {
+    cpu_ops::conv3x3(x, w, b)
+}
+fn nobias_pool(x: &Tensor, w: &Tensor, _: &Tensor) -> cpu_ops::Result<Tensor> {
+    cpu_ops::conv3x3_nobias_pool(x, w)
+}
+fn relu_pool(x: &Tensor, w: &Tensor, b: &Tensor) -> cpu_ops::Result<Tensor> {
+    cpu_ops::conv3x3_relu_pool(x, w, b)
+}
+
+/// Output, and the gradients of `sum(y · r)` for x, w and b.
+fn run(on: bool, x: &Tensor, w: &Tensor, b: &Tensor, op: Op, seed: u64) -> Vec<Vec<f32>> {
+    cpu_ops::set_winograd(on);
+    let (xv, wv, bv) = (var(x), var(w), var(b));
+    let y = op(xv.as_tensor(), wv.as_tensor(), bv.as_tensor()).unwrap();
+    let r = rand_t(&mut rng(seed), y.dims());
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut out = vec![flat(&y)];
+    for v in [&xv, &wv, &bv] {
+        out.push(g.get(v.as_tensor()).map(flat).unwrap_or_default());
+    }
+    cpu_ops::set_winograd(true);
+    out
+}
+
+#[test]
+fn winograd_matches_the_direct_convolution() {
+    assert!(cpu_ops::winograd_enabled(), "on by default");
+    let ops: [(&str, Op); 4] = [
+        ("conv3x3_nobias", nobias),
+        ("conv3x3", biased),
+        ("conv3x3_nobias_pool", nobias_pool),
+        ("conv3x3_relu_pool", relu_pool),
+    ];
+    for (i, &(n, ci, co, h, w)) in [
+        (3usize, 64usize, 64usize, 15usize, 15usize),
+        (2, 64, 256, 15, 15),
+        (3, 256, 256, 7, 7),
+        (4, 64, 128, 8, 8),
+        (2, 32, 5, 9, 6),
+        (3, 40, 7, 5, 13),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut g = rng(300 + i as u64);
+        let x = rand_t(&mut g, &[n, ci, h, w]);
+        let wt = (rand_t(&mut g, &[co, ci, 3, 3]) * 0.1).unwrap();
+        let b = rand_t(&mut g, &[co]);
+        for (name, op) in ops {
+            let wino = run(true, &x, &wt, &b, op, 7);
+            let direct = run(false, &x, &wt, &b, op, 7);
+            for (what, (a, d)) in ["y", "dx", "dw", "db"].iter().zip(wino.iter().zip(&direct)) {
+                assert_eq!(a.len(), d.len(), "{name} {what}");
+                if !a.is_empty() {
+                    assert_close(
+                        &format!("{name} {n}x{ci}->{co} @{h}x{w} {what}"),
+                        a,
+                        d,
+                        1e-5,
+                    );
+                }
+            }
+        }
+    }
+}
