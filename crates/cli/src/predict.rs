@@ -54,6 +54,9 @@ pub struct PredictArgs {
     /// auto | cpu | cuda | cuda:N
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
+    #[arg(long, default_value = "f32")]
+    pub precision: model::Precision,
     /// Images decoded and classified together.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
@@ -100,6 +103,7 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     }
     let t0 = Instant::now();
     let (device, desc) = model::device::select(&a.device)?;
+    model::device::set_precision(a.precision, &device).context("--precision")?;
     let tta = train::Tta::from_flags(a.tta, a.tta_shift);
     let session = Session::load(&a.checkpoint, &device, tta)
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;

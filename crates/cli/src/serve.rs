@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// auto | cpu | cuda | cuda:N
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
+    #[arg(long, default_value = "f32")]
+    pub precision: model::Precision,
     /// How many of the most probable classes a prediction lists (a request may ask for others: ?top_k=N).
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
@@ -97,6 +100,7 @@ pub fn serve_cmd(a: ServeArgs) -> Result<ExitCode> {
         e => e.into(),
     })?;
     let (device, desc) = model::device::select(&a.device)?;
+    model::device::set_precision(a.precision, &device).context("--precision")?;
     let tta = train::Tta::from_flags(a.tta, a.tta_shift);
     let session = predict::Session::load(&a.checkpoint, &device, tta)
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;

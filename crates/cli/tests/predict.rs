@@ -254,6 +254,23 @@ fn a_32x32_png_gives_exactly_the_models_own_probabilities() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let s: f32 = got["x.png"].as_ref().unwrap().iter().sum();
     assert!((s - 1.0).abs() < 1e-4);
+    // bf16 convolutions: close to f32, not equal (where the CPU has AVX512-BF16; elsewhere a --precision error).
+    let (o, got16) = predict_json(&ckpt, &[&file], &["--precision", "bf16"]);
+    if cpu_ops::bf16_supported() {
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let d = max_diff(got16["x.png"].as_ref().unwrap(), &want[0]);
+        assert!(
+            d > 0.0 && d < 1e-2,
+            "bf16 vs f32 probabilities differ by {d}"
+        );
+    } else {
+        assert!(!o.status.success());
+        assert!(
+            text(&o.stderr).contains("--precision"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
 }
 
 #[test]
