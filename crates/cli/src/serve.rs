@@ -42,7 +42,7 @@ pub struct ServeArgs {
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 8.0)]
     pub max_body: f64,
-    /// Seconds a request may take from its headers to its answer.
+    /// Seconds a request may take from its headers to its answer (and a client to send its headers).
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
     /// The most images in one forward pass (concurrent requests are batched).

@@ -15,7 +15,8 @@ pub struct Config {
     /// The largest request body accepted, in bytes (larger ones get 413).
     pub max_body: usize,
     /// The longest a request may take, from its headers to its answer (reading the body, decoding, waiting for
-    /// and running the model); later it gets 408 (body not received) or 503 (not classified in time).
+    /// and running the model); later it gets 408 (body not received) or 503 (not classified in time). Also the
+    /// longest a client may take to send a request's headers: then its connection is closed.
     pub timeout: Duration,
     /// The most images one forward pass takes.
     pub max_batch: usize,

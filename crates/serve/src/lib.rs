@@ -48,11 +48,14 @@ pub use run_info::{RunInfo, TestAccuracy};
 use api::model_meta::{Limits, ModelInfo};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use std::future::{Future, IntoFuture};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -200,30 +203,48 @@ impl Server {
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
             ));
-        // After the signal, connections get `outer_timeout` to finish (a request is bounded by it; a client that
-        // never finishes its headers is not), then the server stops regardless.
-        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = fired_tx.send(());
-        };
+        // Our own accept loop over hyper's HTTP/1 connections, so that a client gets at most `timeout` to send its
+        // headers (axum::serve sets no such limit: a client trickling a header line kept its connection forever).
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(state.config.timeout);
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of file descriptors and the like: the listener itself is fine, try again shortly.
+                            tracing::warn!("accepting a connection failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!("connection ended: {e}");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        // No new connections; the open ones finish their requests (each bounded by `outer_timeout`) and close,
+        // or are dropped after that long.
+        drop(self.listener);
         let grace = api::outer_timeout(&state.config);
-        let deadline = async move {
-            if fired_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let served = tokio::select! {
-            r = axum::serve(self.listener, app).with_graceful_shutdown(signal).into_future() => r,
-            () = deadline => {
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(grace) => {
                 tracing::warn!("connections still open {grace:?} after the shutdown signal: closing them");
-                Ok(())
             }
-        };
+        }
         tracing::info!("stopped accepting; finishing the inference queue");
         let _ = tokio::task::spawn_blocking(move || state.batcher.stop()).await;
-        served.map_err(Error::Io)
+        Ok(())
     }
 }

@@ -609,3 +609,51 @@ async fn a_model_that_does_not_run_or_a_taken_port_fails_at_start() {
         Ok(_) => panic!("served a model with 10 outputs and 2 class names"),
     }
 }
+
+/// A client that trickles its header lines (one byte every 100 ms, never finishing) loses its connection once
+/// the timeout has passed; the server answers others meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_headers_is_cut_off_at_the_timeout() {
+    use std::io::{Read, Write};
+    let s = TestServer::start(serve::Config {
+        timeout: Duration::from_millis(1500),
+        ..serve::Config::default()
+    });
+    let addr = s.addr;
+    let trickler = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        let mut buf = [0u8; 256];
+        while t0.elapsed() < Duration::from_secs(10) {
+            if c.write_all(b"a").is_err() {
+                return t0.elapsed();
+            }
+            match c.read(&mut buf) {
+                Ok(0) => return t0.elapsed(),
+                Ok(_) => {} // an error answer (e.g. 408) before the close
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return t0.elapsed(),
+            }
+        }
+        panic!("the connection was still open after 10 s of trickled headers");
+    });
+    let client = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_healthy(&client, &s, "while a client trickles its headers").await;
+    let cut = tokio::task::spawn_blocking(move || trickler.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        cut >= Duration::from_millis(1000) && cut < Duration::from_millis(4500),
+        "cut off after {cut:?} (timeout 1.5 s)"
+    );
+    assert_healthy(&client, &s, "after cutting it off").await;
+}
