@@ -1,0 +1,165 @@
+//! The forward convolution of groups of images: im2col + one GEMM, or Winograd (see [`FwdWeights`]).
+
+use super::*;
+
+/// Convolves `g` images into the group matrix `dst[co × (g·hw)]` (image `j`'s channel `o` plane at
+/// `dst[o·g·hw + j·hw..][..hw]`), bias added when given: one GEMM `W[co × 9ci] · cols[9ci × g·hw]`.
+pub(crate) fn conv_group(
+    d: &ConvDims,
+    x: Images<'_>,
+    g: usize,
+    w: &ConvLhs<'_>,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    let (hw, k) = (d.hw(), d.k());
+    let cn = g * hw;
+    if cn == 0 {
+        return;
+    }
+    with_scratch_a(k * cn, |cols| {
+        im2col_group(x, g, d.ci, d.h, d.w, cols);
+        if let Some(b) = bias {
+            for (row, &bv) in dst.chunks_exact_mut(cn).zip(b) {
+                row.fill(bv);
+            }
+        }
+        let bm = Mat {
+            data: cols,
+            rs: cn,
+            cs: 1,
+        };
+        w.gemm(cn, dst, cn, bias.is_some(), bm);
+    });
+}
+
+/// A forward convolution's weights, prepared once per op call: the `[co × 9ci]` matrix of the direct (im2col)
+/// GEMM, or the Winograd transform (see [`crate::winograd`]) where that applies.
+pub(crate) enum FwdWeights<'a> {
+    Direct(ConvLhs<'a>),
+    Winograd(winograd::Weights),
+}
+
+impl<'a> FwdWeights<'a> {
+    /// `wmat [co, ci, 3, 3]` for a convolution of sizes `d`.
+    pub(crate) fn new(d: &ConvDims, wmat: &'a [f32]) -> Self {
+        if winograd::applies(d) {
+            FwdWeights::Winograd(winograd::Weights::new(wmat, d.co, d.ci))
+        } else {
+            Self::direct(d, wmat)
+        }
+    }
+
+    /// The direct (im2col) path whatever the shape.
+    pub(crate) fn direct(d: &ConvDims, wmat: &'a [f32]) -> Self {
+        FwdWeights::Direct(ConvLhs::new(wmat, d.co, d.k()))
+    }
+
+    /// The image groups (consecutive images) of a batch of `d.n`: at most `cols` GEMM columns each for the direct
+    /// path, [`winograd::COLS`] tiles for Winograd.
+    pub(crate) fn groups(&self, d: &ConvDims, cols: usize) -> Vec<Range<usize>> {
+        match self {
+            FwdWeights::Direct(_) => image_groups(d.n, d.hw(), cols),
+            FwdWeights::Winograd(_) => {
+                image_groups(d.n, winograd::tiles_per_image(d), winograd::COLS)
+            }
+        }
+    }
+
+    /// [`conv_group`] with these weights.
+    pub(crate) fn conv_group(
+        &self,
+        d: &ConvDims,
+        x: Images<'_>,
+        g: usize,
+        bias: Option<&[f32]>,
+        dst: &mut [f32],
+    ) {
+        match self {
+            FwdWeights::Direct(w) => conv_group(d, x, g, w, bias, dst),
+            FwdWeights::Winograd(w) => winograd::conv_group(d, x, g, w, bias, dst),
+        }
+    }
+}
+
+/// Convolves one image into `out[co×hw]` (bias added when given). `w` holds `[co × 9ci]`.
+pub(crate) fn conv_image(
+    d: &ConvDims,
+    x: &[f32],
+    w: &ConvLhs<'_>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    conv_group(d, Images::nchw(x, d.ci, d.hw()), 1, w, bias, out);
+}
+
+/// Splits `data` into one mutable part per range of images (`per_img` floats per image).
+pub(crate) fn split_by_images<'a>(
+    mut rest: &'a mut [f32],
+    ranges: &[Range<usize>],
+    per_img: usize,
+) -> Vec<&'a mut [f32]> {
+    let mut parts = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(r.len() * per_img);
+        parts.push(head);
+        rest = tail;
+    }
+    parts
+}
+
+/// Batched forward: `[n, ci, h, w]` -> `[n, co, h, w]`.
+pub(crate) fn conv_forward(
+    d: &ConvDims,
+    x: &[f32],
+    wmat: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    conv_forward_grouped(d, x, wmat, bias, FWD_COLS_NOW.load(Ordering::Relaxed))
+}
+
+/// The forward GEMM width in use (see [`set_group_cols`]).
+pub(crate) fn fwd_cols() -> usize {
+    FWD_COLS_NOW.load(Ordering::Relaxed)
+}
+
+/// [`conv_forward`] with GEMMs of at most `cols` columns (whole images, at least one; `cols = 1`: one GEMM per image).
+pub(crate) fn conv_forward_grouped(
+    d: &ConvDims,
+    x: &[f32],
+    wmat: &[f32],
+    bias: Option<&[f32]>,
+    cols: usize,
+) -> Vec<f32> {
+    conv_forward_with(d, x, &FwdWeights::new(d, wmat), bias, cols)
+}
+
+/// [`conv_forward_grouped`] with weights prepared by the caller (e.g. forced onto the direct path).
+pub(crate) fn conv_forward_with(
+    d: &ConvDims,
+    x: &[f32],
+    w: &FwdWeights<'_>,
+    bias: Option<&[f32]>,
+    cols: usize,
+) -> Vec<f32> {
+    let mut out = vec![0f32; d.out_len()];
+    let (hw, in_img, out_img) = (d.hw(), d.ci * d.hw(), d.co * d.hw());
+    if out_img == 0 {
+        return out;
+    }
+    let groups = w.groups(d, cols);
+    let parts = split_by_images(&mut out, &groups, out_img);
+    groups.into_par_iter().zip(parts).for_each(|(r, o)| {
+        let g = r.len();
+        let xs = Images::nchw(&x[r.start * in_img..], d.ci, hw);
+        if g == 1 {
+            w.conv_group(d, xs, 1, bias, o);
+        } else {
+            with_scratch_b(out_img * g, |tmp| {
+                w.conv_group(d, xs, g, bias, tmp);
+                ungroup(tmp, g, d.co, hw, o);
+            });
+        }
+    });
+    out
+}
