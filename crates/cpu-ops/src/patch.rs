@@ -200,7 +200,8 @@ fn builds() -> Vec<(FwdFn, BwdFn)> {
 
 /// The build this CPU runs.
 fn current_kernels() -> (FwdFn, BwdFn) {
-    builds()[0]
+    static CURRENT: std::sync::OnceLock<(FwdFn, BwdFn)> = std::sync::OnceLock::new();
+    *CURRENT.get_or_init(|| builds()[0])
 }
 
 /// Checks `x [N, Ci, H ≥ 2, W ≥ 2]`, `w [Co, Ci, 2, 2]`, `b [Co]`; returns `(n, dims)`.

@@ -83,14 +83,7 @@ impl<'a> ConvLhs<'a> {
         match &self.packed {
             #[cfg(target_arch = "x86_64")]
             Some(p) if n > 0 => {
-                assert!(
-                    max_index(self.m, n, dst_rs, 1) < dst.len(),
-                    "bgemm: dst too short"
-                );
-                assert!(
-                    max_index(self.k, n, b.rs, b.cs) < b.data.len(),
-                    "bgemm: rhs too short"
-                );
+                assert_dst_rhs(self.m, n, self.k, dst, dst_rs, b);
                 // SAFETY: `packed` exists only where the CPU features were checked; dst and b extents asserted.
                 unsafe {
                     x86::bgemm(
@@ -232,17 +225,10 @@ pub(crate) fn bgemm(
         return;
     }
     // Internal invariants (never user data).
-    assert!(
-        max_index(m, n, dst_rs, 1) < dst.len(),
-        "bgemm: dst too short"
-    );
+    assert_dst_rhs(m, n, k, dst, dst_rs, b);
     assert!(
         max_index(m, k, a.rs, a.cs) < a.data.len(),
         "bgemm: lhs too short"
-    );
-    assert!(
-        max_index(k, n, b.rs, b.cs) < b.data.len(),
-        "bgemm: rhs too short"
     );
     #[cfg(target_arch = "x86_64")]
     if bf16_supported() {
@@ -251,6 +237,19 @@ pub(crate) fn bgemm(
         return;
     }
     bgemm_scalar(m, n, k, dst, dst_rs, accumulate, a, b);
+}
+
+/// The kernel's bounds on `dst [m × n]` (row stride `dst_rs`) and `b [k × n]`: internal invariants (never user
+/// data), shared by both ways into the kernel.
+fn assert_dst_rhs(m: usize, n: usize, k: usize, dst: &[f32], dst_rs: usize, b: Mat<'_>) {
+    assert!(
+        max_index(m, n, dst_rs, 1) < dst.len(),
+        "bgemm: dst too short"
+    );
+    assert!(
+        max_index(k, n, b.rs, b.cs) < b.data.len(),
+        "bgemm: rhs too short"
+    );
 }
 
 /// The reference: the same rounding, f32 sums in pair order (tests compare the kernel with it).
