@@ -30,8 +30,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    // `dataset::fetch` falls back to env CIFAR10_URL when `url` is None (and ignores it with `--from`).
-    let url = args.url;
+    // A mirror from env CIFAR10_URL when neither --url nor --from is given.
+    let url = match (&args.url, &args.from) {
+        (None, None) => dataset::url_from_env(),
+        _ => args.url,
+    };
     let opts = FetchOptions {
         url,
         from: args.from,

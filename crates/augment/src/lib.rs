@@ -20,8 +20,9 @@
 mod loader;
 mod transforms;
 
+pub use cifar_types::Normalize;
 pub use loader::{Batch, EpochPlan, Loader, batch_seed, batch_to_tensor};
-pub use transforms::{Augment, ImageAt, Normalize, hflip, normalize_into, pad_crop, reflect_crop};
+pub use transforms::{Augment, ImageAt, hflip, normalize_into, pad_crop, reflect_crop};
 
 /// Errors of the augmentation crate.
 #[derive(Debug, thiserror::Error)]

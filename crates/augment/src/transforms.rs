@@ -1,4 +1,4 @@
-use cifar_types::{CHANNELS, IMAGE_BYTES, IMAGE_SIDE};
+use cifar_types::{CHANNELS, IMAGE_BYTES, IMAGE_SIDE, Normalize};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -80,32 +80,6 @@ pub fn reflect_crop(src: &[u8], dst: &mut [u8], pad: usize, dy: usize, dx: usize
                     *v = srow[reflect(x as isize + ox)];
                 }
             }
-        }
-    }
-}
-
-/// Per-channel normalization `(x / 255 - mean) / std`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Normalize {
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
-
-impl Normalize {
-    /// The CIFAR-10 training set's per-channel mean and standard deviation (airbench's normalization).
-    pub const CIFAR10: Normalize = Normalize {
-        mean: [0.4914, 0.4822, 0.4465],
-        std: [0.2470, 0.2435, 0.2616],
-    };
-}
-
-impl Default for Normalize {
-    /// The reference's mean 0.5, std 0.5 on every channel (maps pixels to [-1, 1]).
-    fn default() -> Self {
-        Self {
-            mean: [0.5; 3],
-            std: [0.5; 3],
         }
     }
 }

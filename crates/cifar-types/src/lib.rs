@@ -6,6 +6,7 @@
 //! - [`Predictions`]: per-image class probabilities, the input of the charts.
 //! - [`run_files`]: the file names of a run directory.
 //! - [`RunSummary`]: whole-run measurements (`run_summary.json`: wall time, peak memory, model size).
+//! - [`Normalize`]: a model's input normalization.
 //! - [`atomic`]: write a file under its final name only once it is complete.
 //!
 //! ```
@@ -21,10 +22,12 @@ pub mod atomic;
 mod error;
 mod images;
 mod metrics;
+mod normalize;
 pub mod run_files;
 mod summary;
 
 pub use error::{Error, Result};
 pub use images::{CHANNELS, CLASS_NAMES, IMAGE_BYTES, IMAGE_SIDE, ImageSet, NUM_CLASSES};
 pub use metrics::{ClassReport, ConfusionMatrix, EpochMetrics, History, Predictions, TestReport};
+pub use normalize::Normalize;
 pub use summary::{RUN_SUMMARY_FILE, RunSummary};

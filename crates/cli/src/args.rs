@@ -55,9 +55,8 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Where to run: auto | cpu | cuda | cuda:N (auto: CUDA device 0 when built with CUDA, else the CPU).
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub compute: crate::shared_args::ComputeArgs,
     /// The registered model to measure (`cifar list`).
     #[arg(long, default_value = "cnn-dnn")]
     pub model: String,
@@ -76,9 +75,6 @@ pub struct BenchArgs {
     /// Use candle's stock CPU ops instead of the fast kernels.
     #[arg(long)]
     pub stock_ops: bool,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
-    #[arg(long, default_value = "f32")]
-    pub precision: model::Precision,
 }
 
 #[derive(Args, Debug, Default)]
@@ -147,13 +143,8 @@ pub struct TrainArgs {
     /// Label smoothing of the training loss, in [0, 1) [reference: 0; fast, fast-long: 0.1; airbench94: 0.2].
     #[arg(long)]
     pub label_smoothing: Option<f64>,
-    /// Average the predictions of each image and its mirror image at evaluation [reference: off; fast,
-    /// fast-long, airbench94: on].
-    #[arg(long)]
-    pub tta: bool,
-    /// With TTA, also 1-pixel reflect-shifted views (airbench's 6-view TTA) [presets: off; airbench94: on].
-    #[arg(long)]
-    pub tta_shift: bool,
+    #[command(flatten)]
+    pub tta: crate::shared_args::TtaArgs,
     /// Horizontal flip probability of the training augmentation [default: 0.5; airbench94 alternates the flip].
     #[arg(long)]
     pub flip_prob: Option<f64>,
@@ -192,24 +183,16 @@ pub struct EvaluateArgs {
     /// Directory holding cifar-10-batches-bin (`cargo xtask fetch-data` fills it).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
-    /// Where to run: auto | cpu | cuda | cuda:N (auto: CUDA device 0 when built with CUDA, else the CPU).
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub compute: crate::shared_args::ComputeArgs,
     /// Images evaluated together.
     #[arg(long, default_value_t = 512)]
     pub batch_size: usize,
-    /// Flip test-time augmentation [default: off].
-    #[arg(long)]
-    pub tta: bool,
-    /// With --tta, also the 1-pixel reflect-shifted views (airbench's 6-view TTA) [default: off].
-    #[arg(long)]
-    pub tta_shift: bool,
+    #[command(flatten)]
+    pub tta: crate::shared_args::TtaArgs,
     /// Also write the report (test_report.json layout) to this file [default: none].
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
-    #[arg(long, default_value = "f32")]
-    pub precision: model::Precision,
 }
 
 #[derive(Args, Debug)]

@@ -92,11 +92,7 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
         c.augment.crop_pad = p;
     }
     c.stratified |= a.stratified;
-    c.tta |= a.tta;
-    c.tta_shift |= a.tta_shift;
-    if c.tta_shift && !c.tta {
-        bail!("--tta-shift: needs --tta");
-    }
+    c.tta = a.tta.apply(c.tta)?;
     c.stock_ops |= a.stock_ops;
     if let Some(p) = a.precision {
         c.precision = p;
@@ -171,8 +167,17 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     ensure_data(&cfg.data_dir, a.url.as_deref())?;
     let data = load_data(&cfg)?;
     let stop = StopFlag::default();
-    stop.install_ctrl_c()?;
-    let outcome = train::run(&cfg, &data, &out, &stop, resume)?;
+    crate::progress::install_ctrl_c(&stop)?;
+    let (net, device) = train::build_model(&cfg).map_err(crate::errors::train_flag_error)?;
+    let outcome = train::TrainerBuilder::new(net.as_ref(), cfg.clone())
+        .run_dir(&out)
+        .resume(resume)
+        .stop_flag(stop)
+        .device_description(device)
+        .callback(crate::progress::Progress::new(cfg.patience))
+        .build()
+        .map_err(crate::errors::train_flag_error)?
+        .fit(&data)?;
     if outcome.interrupted {
         println!(
             "interrupted; continue with: cifar train --resume {}",
@@ -270,7 +275,8 @@ fn ensure_data(data_dir: &Path, url: Option<&str>) -> Result<()> {
     let Err(problem) = dataset::check(data_dir) else {
         return Ok(());
     };
-    let url = dataset::resolve_url(url);
+    let env_url = dataset::url_from_env();
+    let url = dataset::resolve_url(url.or(env_url.as_deref()));
     if data_dir.join(dataset::BATCH_DIR).exists() {
         // Damaged data: say what is wrong with which file before fetching it again.
         tracing::warn!("CIFAR-10 in {} is damaged: {problem}", data_dir.display());
@@ -327,34 +333,23 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
     if a.batch_size == 0 {
         bail!("--batch-size: expected at least 1, found 0");
     }
-    let (device, desc) = model::device::select(&a.device)?;
-    model::device::set_precision(a.precision, &device).context("--precision")?;
-    let (net, meta) = model::checkpoint::load_model_with_meta(&a.checkpoint, &device)
+    let tta = a.tta.apply(train::Tta::None)?;
+    let (device, desc, kernels) = a.compute.open(false)?;
+    let (mut net, meta) = model::checkpoint::load_model_with_meta(&a.checkpoint, &device)
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
+    net.set_kernels(kernels).context("--precision")?;
     predict::note_defaults(&a.checkpoint, &meta);
-    let normalize = augment::Normalize {
-        mean: meta.normalize.mean,
-        std: meta.normalize.std,
-    };
-    if a.tta_shift && !a.tta {
-        bail!("--tta-shift: needs --tta");
-    }
+    let normalize = meta.normalize;
     let data = dataset::load(&a.data_dir)
         .with_context(|| format!("--data-dir {}: cannot load CIFAR-10", a.data_dir.display()))?;
     tracing::info!(
         "evaluating {} ({}) on {desc} ({} convolutions)",
         a.checkpoint.display(),
         net.name(),
-        a.precision
+        a.compute.precision
     );
     let test = Arc::new(data.test);
-    let e = train::evaluate(
-        net.as_ref(),
-        &test,
-        a.batch_size,
-        normalize,
-        train::Tta::from_flags(a.tta, a.tta_shift),
-    )?;
+    let e = train::evaluate(net.as_ref(), &test, a.batch_size, normalize, tta)?;
     let report =
         cifar_types::TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
     println!(
@@ -436,9 +431,12 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
     if train_batches.contains(&0) || a.infer_batch == 0 {
         bail!("--train-batches / --infer-batch: expected sizes of at least 1");
     }
-    let (device, desc) = model::device::select(&a.device)?;
-    model::device::use_stock_cpu_ops(a.stock_ops);
-    model::device::set_precision(a.precision, &device).context("--precision")?;
+    let (device, desc, kernels) = a.compute.open(a.stock_ops)?;
+    let subject = bench::Subject {
+        model: &a.model,
+        device: &device,
+        kernels,
+    };
     println!(
         "# {}{} ({} convolutions) on {desc}, {} rayon threads, median of {} repeats x {} steps",
         a.model,
@@ -447,20 +445,19 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         } else {
             ""
         },
-        a.precision,
+        a.compute.precision,
         rayon_threads(),
         a.repeats,
         a.steps
     );
     let mut results = Vec::new();
     for &b in &train_batches {
-        let r = bench::train_step(&a.model, &device, b, 3, a.steps, a.repeats)?;
+        let r = bench::train_step(&subject, b, 3, a.steps, a.repeats)?;
         println!("train  batch {b:>4}: {:>8.1} img/s", r.img_per_s);
         results.push(r);
     }
     let r = bench::inference(
-        &a.model,
-        &device,
+        &subject,
         a.infer_batch,
         2,
         a.steps.div_ceil(4).max(2),
@@ -473,8 +470,7 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
     results.push(r);
     if a.model == model::AirBench94::NAME {
         let r = bench::inference_tta(
-            &a.model,
-            &device,
+            &subject,
             train::Tta::MirrorShift,
             a.infer_batch,
             1,

@@ -8,7 +8,9 @@ mod errors;
 mod inspect;
 mod predict;
 mod process;
+mod progress;
 mod serve;
+mod shared_args;
 
 use clap::Parser;
 use std::io::IsTerminal;

@@ -42,21 +42,13 @@ pub struct PredictArgs {
     /// How many of the most probable classes to show.
     #[arg(long, default_value_t = 3)]
     pub top_k: usize,
-    /// Average the predictions of each image and its mirror image.
-    #[arg(long)]
-    pub tta: bool,
-    /// With --tta, also the 1-pixel reflect-shifted views (airbench's 6-view TTA).
-    #[arg(long)]
-    pub tta_shift: bool,
+    #[command(flatten)]
+    pub tta: crate::shared_args::TtaArgs,
     /// One JSON object per image and line on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// auto | cpu | cuda | cuda:N
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
-    #[arg(long, default_value = "f32")]
-    pub precision: model::Precision,
+    #[command(flatten)]
+    pub compute: crate::shared_args::ComputeArgs,
     /// Images decoded and classified together.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
@@ -98,15 +90,13 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     if a.top_k == 0 {
         bail!("--top-k: expected at least 1, found 0");
     }
-    if a.tta_shift && !a.tta {
-        bail!("--tta-shift: needs --tta");
-    }
+    let tta = a.tta.apply(predict::Tta::None)?;
     let t0 = Instant::now();
-    let (device, desc) = model::device::select(&a.device)?;
-    model::device::set_precision(a.precision, &device).context("--precision")?;
-    let tta = train::Tta::from_flags(a.tta, a.tta_shift);
+    let (device, desc, kernels) = a.compute.open(false)?;
     let session = Session::load(&a.checkpoint, &device, tta)
-        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
+        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?
+        .with_kernels(kernels)
+        .context("--precision")?;
     let meta = session.meta();
     let top_k = a.top_k.min(meta.class_names.len());
     let crop = predict::Crop::from(a.crop);

@@ -30,12 +30,8 @@ pub struct ServeArgs {
     /// Address and port to listen on (port 0: any free port; the URL is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// auto | cpu | cuda | cuda:N
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
-    #[arg(long, default_value = "f32")]
-    pub precision: model::Precision,
+    #[command(flatten)]
+    pub compute: crate::shared_args::ComputeArgs,
     /// How many of the most probable classes a prediction lists (a request may ask for others: ?top_k=N).
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
@@ -54,12 +50,8 @@ pub struct ServeArgs {
     /// The most /predict requests in flight; more are answered 503 at once.
     #[arg(long, default_value_t = 256)]
     pub max_concurrent: usize,
-    /// Average the predictions of each image and its mirror image.
-    #[arg(long)]
-    pub tta: bool,
-    /// With --tta, also the 1-pixel reflect-shifted views (airbench's 6-view TTA).
-    #[arg(long)]
-    pub tta_shift: bool,
+    #[command(flatten)]
+    pub tta: crate::shared_args::TtaArgs,
     /// What happens to non-square images before the resize to 32x32 (see `cifar predict --help`).
     #[arg(long, value_enum, default_value_t = crate::predict::Crop::Center)]
     pub crop: crate::predict::Crop,
@@ -73,9 +65,7 @@ fn seconds(flag: &str, v: f64) -> Result<Duration> {
 }
 
 pub fn serve_cmd(a: ServeArgs) -> Result<ExitCode> {
-    if a.tta_shift && !a.tta {
-        bail!("--tta-shift: needs --tta");
-    }
+    let tta = a.tta.apply(predict::Tta::None)?;
     if !(a.max_body.is_finite() && a.max_body > 0.0 && a.max_body <= 4096.0) {
         bail!(
             "--max-body: expected a size in MiB in (0, 4096], found {}",
@@ -99,11 +89,11 @@ pub fn serve_cmd(a: ServeArgs) -> Result<ExitCode> {
         }
         e => e.into(),
     })?;
-    let (device, desc) = model::device::select(&a.device)?;
-    model::device::set_precision(a.precision, &device).context("--precision")?;
-    let tta = train::Tta::from_flags(a.tta, a.tta_shift);
+    let (device, desc, kernels) = a.compute.open(false)?;
     let session = predict::Session::load(&a.checkpoint, &device, tta)
-        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
+        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?
+        .with_kernels(kernels)
+        .context("--precision")?;
     let model_name = session.model_name();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))

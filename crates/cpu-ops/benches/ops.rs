@@ -225,8 +225,8 @@ fn airbench_benches() -> Result<()> {
         })?;
         row(format!("cpu-ops conv_nobias+pool {ci}->{co} @{hw}"), t);
         for sparse in [false, true] {
-            cpu_ops::set_sparse_backward(sparse);
-            let t = time_fwd_bwd(|| cpu_ops::conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
+            let k = cpu_ops::KernelConfig::default().with_sparse_backward(sparse);
+            let t = time_fwd_bwd(|| k.conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
             let kind = if sparse { "sparse" } else { "dense" };
             row(
                 format!("cpu-ops conv3x3_nobias_pool/{kind} {ci}->{co} @{hw}"),
@@ -272,10 +272,10 @@ fn airbench_benches() -> Result<()> {
 /// (`cargo bench -p cpu-ops -- convb`): forward, backward with both gradients, backward with the weight gradient
 /// only (untracked input); backward times less the loss's own cost (see [`time_fwd_bwd`]).
 ///
-/// `CPU_OPS_COLS="1:1,256:128"` lists the GEMM widths `fwd:dw` to compare (see `set_conv_group_cols`; `1:1` is
+/// `CPU_OPS_COLS="1:1,256:128"` lists the GEMM widths `fwd:dw` to compare (see `cpu_ops::GroupCols`; `1:1` is
 /// one GEMM per image), interleaved per shape so that load changes on a shared machine hit every variant alike;
 /// `CPU_OPS_PRECISION="f32,bf16"` the convolution arithmetics (bf16 only where the CPU has AVX512-BF16),
-/// `CPU_OPS_WINOGRAD="on,off"` the Winograd forward (see `set_winograd`; default on).
+/// `CPU_OPS_WINOGRAD="on,off"` the Winograd forward (see `KernelConfig::with_winograd`; default on).
 fn conv_batch_benches() -> Result<()> {
     let n = 256;
     let configs: Vec<(usize, usize)> = std::env::var("CPU_OPS_COLS")
@@ -326,13 +326,14 @@ fn conv_batch_benches() -> Result<()> {
             .flat_map(|c| precisions.iter().map(move |p| (c, p)))
             .flat_map(|cp| winograd.iter().map(move |w| (cp, w)))
         {
-            cpu_ops::set_conv_group_cols(fc, dc);
-            cpu_ops::set_conv_precision(prec).map_err(candle_core::Error::wrap)?;
-            cpu_ops::set_winograd(wino);
+            let k = cpu_ops::KernelConfig::default()
+                .with_group_cols(cpu_ops::GroupCols { fwd: fc, dw: dc })
+                .with_precision(prec)
+                .map_err(candle_core::Error::wrap)?
+                .with_winograd(wino);
             let prec = format!("{prec}{}", if wino { "" } else { " direct" });
-            let (f, _, bn) =
-                time_fwd_bwd(|| cpu_ops::conv3x3_nobias(x.as_tensor(), w.as_tensor()))?;
-            let (_, _, bw) = time_fwd_bwd(|| cpu_ops::conv3x3_nobias(&xt, w.as_tensor()))?;
+            let (f, _, bn) = time_fwd_bwd(|| k.conv3x3_nobias(x.as_tensor(), w.as_tensor()))?;
+            let (_, _, bw) = time_fwd_bwd(|| k.conv3x3_nobias(&xt, w.as_tensor()))?;
             println!(
                 "{:<46} {f:>9.1} {:>8.1} {bn:>11.1} {:>8.1} {bw:>11.1} {:>8.1}",
                 format!("conv3x3_nobias {ci}->{co} @{hw} [{fc}:{dc}] {prec}"),
@@ -342,7 +343,7 @@ fn conv_batch_benches() -> Result<()> {
             );
             if hw > 3 {
                 let (f, _, bn) =
-                    time_fwd_bwd(|| cpu_ops::conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
+                    time_fwd_bwd(|| k.conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
                 println!(
                     "{:<46} {f:>9.1} {:>8.1} {bn:>11.1} {:>8.1}",
                     format!("conv3x3_nobias_pool {ci}->{co} @{hw} [{fc}:{dc}] {prec}"),
@@ -352,8 +353,6 @@ fn conv_batch_benches() -> Result<()> {
             }
         }
     }
-    cpu_ops::set_conv_group_cols(256, 128);
-    cpu_ops::set_conv_precision(cpu_ops::Precision::F32).map_err(candle_core::Error::wrap)?;
     Ok(())
 }
 

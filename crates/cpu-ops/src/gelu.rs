@@ -296,11 +296,7 @@ macro_rules! builds {
         pub(crate) fn avx512() -> Option<Kernels> {
             #[cfg(target_arch = "x86_64")]
             {
-                if is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vl")
-                    && is_x86_feature_detected!("avx2")
-                {
+                if crate::Isa::detect() >= crate::Isa::Avx512 {
                     return Some(Kernels {
                         // SAFETY: the CPU has the features the `v4` functions are compiled for (checked above).
                         $( $name: |$($a),*| unsafe { v4::$name($($a),*) }, )*
@@ -314,7 +310,7 @@ macro_rules! builds {
         pub(crate) fn avx2() -> Option<Kernels> {
             #[cfg(target_arch = "x86_64")]
             {
-                if is_x86_feature_detected!("avx2") {
+                if crate::Isa::detect() >= crate::Isa::Avx2 {
                     return Some(Kernels {
                         // SAFETY: the CPU has the features the `v3` functions are compiled for (checked above).
                         $( $name: |$($a),*| unsafe { v3::$name($($a),*) }, )*

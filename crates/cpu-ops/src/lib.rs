@@ -25,7 +25,7 @@
 //!
 //! On AVX-512F CPUs the forward 3x3 convolutions with 32 or more input channels at 5x5 to 15-wide sizes (and the input gradients,
 //! themselves such convolutions) run as Winograd F(2x2, 3x3): 16 GEMMs over transformed 4x4 tiles, 2.25x fewer
-//! multiply-adds ([`set_winograd`]).
+//! multiply-adds ([`KernelConfig::with_winograd`]).
 //!
 //! `gemm` is built with its `x86-v4` feature: AVX-512 microkernels, chosen at run time only on
 //! CPUs that have AVX-512 (others keep the AVX2/FMA kernels).
@@ -33,7 +33,10 @@
 //! Threading: the kernels parallelise over the batch on rayon's global pool (the pool candle's
 //! own CPU ops use); `gemm` runs single-threaded inside each task.
 //!
-//! Process settings: this crate flips no process-wide switch. Training with these kernels runs about
+//! Settings: every op is a method of [`KernelConfig`] (precision, Winograd, sparse backward, stock ops, GEMM
+//! widths), one `Copy` value that the op structs carry into their backward; the free functions use its default.
+//! This crate reads and writes no process-wide setting, so models with different settings share a process.
+//! Training with these kernels runs about
 //! 25% faster when candle's element-wise ops stay on the calling thread and the allocator keeps freed
 //! memory mapped; `train::tune_cpu_process` applies both, once, at the start of a program (the `cifar`
 //! binary calls it).
@@ -44,11 +47,13 @@
 mod activation;
 mod batch_norm;
 mod bf16_gemm;
+mod config;
 mod conv;
 mod denormals;
 mod fused;
 mod gelu;
 mod head;
+mod isa;
 mod linear;
 pub mod native;
 mod patch;
@@ -56,10 +61,12 @@ mod pool;
 mod util;
 mod winograd;
 
-use candle_core::{DType, Shape, Tensor};
+use candle_core::{Shape, Tensor};
 
+pub use bf16_gemm::bf16_supported;
+pub use config::{GroupCols, KernelConfig, Precision};
 pub use denormals::{flush_denormals_everywhere, flush_denormals_this_thread};
-pub use linear::linear;
+pub use isa::Isa;
 
 /// Errors raised by this crate's shape checks (converted into [`candle_core::Error`] by the
 /// public functions, which return `candle_core::Result` to compose with candle code).
@@ -110,404 +117,392 @@ impl From<Error> for candle_core::Error {
 /// This crate's result type (candle's error, so results compose with candle code).
 pub type Result<T> = candle_core::Result<T>;
 
-static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Turns this crate's kernels on (the default) or off for the whole process. Off, every function computes with
-/// candle's stock ops on every device: for comparisons with stock candle (slow on the CPU).
-pub fn set_enabled(on: bool) {
-    ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Whether this crate's kernels are in use (see [`set_enabled`]).
-pub fn enabled() -> bool {
-    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-static SPARSE_BWD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Chooses the backward of [`conv3x3_relu_pool`] and [`conv3x3_nobias_pool`] for the channel counts that have a
-/// sparse kernel (3, 16, 24, 32, 64, 128 and 256 input channels): the sparse one (the default) or the dense GEMM
-/// one that other channel counts use. Both compute the same gradients up to float rounding; the switch exists to
-/// compare them (tests, benchmarks).
-pub fn set_sparse_backward(on: bool) {
-    SPARSE_BWD.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Whether [`conv3x3_relu_pool`]'s sparse backward is in use (see [`set_sparse_backward`]).
-pub fn sparse_backward_enabled() -> bool {
-    SPARSE_BWD.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-pub use bf16_gemm::bf16_supported;
-
-/// The arithmetic of the convolution GEMMs (forward, input gradient and weight gradient of [`conv3x3`],
-/// [`conv3x3_nobias`], the forward of the fused conv → pool ops and their dense backward).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// f32 inputs and sums (the default).
-    #[default]
-    F32,
-    /// Inputs rounded to bfloat16 (8 significant bits), products summed in f32 (AVX512-BF16's `VDPBF16PS`,
-    /// twice the f32 rate). Weights, gradients, activations and every other op stay f32.
-    Bf16,
-}
-
-impl Precision {
-    /// Every precision, by name.
-    pub const ALL: [Precision; 2] = [Precision::F32, Precision::Bf16];
-
-    /// The name used in flags and files: `f32` or `bf16`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
+impl KernelConfig {
+    /// 3x3 convolution, stride 1, padding 1, plus a per-channel bias.
+    ///
+    /// `x [N, Ci, H, W]`, `w [Co, Ci, 3, 3]`, `b [Co]` -> `[N, Co, H, W]`.
+    ///
+    /// ```
+    /// # use candle_core::{DType, Device, Tensor};
+    /// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
+    /// let w = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
+    /// let b = Tensor::new(&[0.5f32], &Device::Cpu)?;
+    /// let y = cpu_ops::conv3x3(&x, &w, &b)?;
+    /// // The centre sees all 9 inputs, a corner 4.
+    /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[4], 9.5);
+    /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 4.5);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn conv3x3(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        conv::conv_dims(x.shape(), w.shape(), Some(b.shape()), "conv3x3")?;
+        if self.fast_path(&[x, w, b]) {
+            x.apply_op3(w, b, conv::Conv3x3 { cfg: *self })
+        } else {
+            native::conv3x3(x, w, b)
         }
     }
-}
 
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+    /// 2x2 max-pool with stride 2: `[N, C, H, W]` -> `[N, C, ⌊H/2⌋, ⌊W/2⌋]`. Odd sizes are allowed: the last
+    /// row/column is dropped, as by PyTorch's `MaxPool2d(2)` (e.g. 31 -> 15, 7 -> 3).
+    ///
+    /// ```
+    /// # use candle_core::{Device, Tensor};
+    /// let x = Tensor::new(&[[[[1f32, 2.], [4., 3.]]]], &Device::Cpu)?;
+    /// let y = cpu_ops::max_pool2x2(&x)?;
+    /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![4.]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn max_pool2x2(&self, x: &Tensor) -> Result<Tensor> {
+        pool::pool_dims(x.shape(), "max_pool2x2")?;
+        if self.fast_path(&[x]) {
+            x.apply_op1(pool::MaxPool2x2::default())
+        } else {
+            native::max_pool2x2(x)
+        }
     }
-}
 
-impl std::str::FromStr for Precision {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Precision::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("expected f32 or bf16, found {s:?}"))
+    /// `relu(x + b)` with `x [N, F]` (or any `[.., F]`) and `b [F]`.
+    ///
+    /// ```
+    /// # use candle_core::{Device, Tensor};
+    /// let x = Tensor::new(&[[1f32, -2.], [3., 0.5]], &Device::Cpu)?;
+    /// let b = Tensor::new(&[0f32, 1.], &Device::Cpu)?;
+    /// let y = cpu_ops::bias_relu(&x, &b)?;
+    /// assert_eq!(y.to_vec2::<f32>()?, vec![vec![1., 0.], vec![3., 1.5]]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn bias_relu(&self, x: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if self.fast_path(&[x, b]) {
+            x.apply_op2(b, activation::BiasRelu)
+        } else {
+            native::bias_relu(x, b)
+        }
     }
-}
 
-/// Chooses the arithmetic of the convolution GEMMs for the whole process (see [`Precision`]). `Bf16` needs
-/// [`bf16_supported`]; asking for it elsewhere is an error and leaves the setting as it was. The sparse
-/// backward of the fused conv → pool ops, BatchNorm, GELU, pooling and linear layers are f32 either way, and
-/// tensors on other devices keep candle's kernels.
-pub fn set_conv_precision(p: Precision) -> std::result::Result<(), Error> {
-    if p == Precision::Bf16 && !bf16_supported() {
-        return Err(Error::Unsupported {
-            what: "bf16 convolutions".into(),
-            why: "they need AVX-512F, AVX-512BW and AVX512-BF16".into(),
-        });
+    /// `max_pool2x2(relu(conv3x3(x, w) + b))`, fused into one op on the CPU f32 path.
+    ///
+    /// `x [N, Ci, H, W]`, `w [Co, Ci, 3, 3]`, `b [Co]` -> `[N, Co, ⌊H/2⌋, ⌊W/2⌋]` (an odd last row/column of
+    /// the conv output is dropped by the pool, as in [`max_pool2x2`]).
+    ///
+    /// ```
+    /// # use candle_core::{DType, Device, Tensor};
+    /// let x = Tensor::ones((2, 3, 4, 4), DType::F32, &Device::Cpu)?;
+    /// let w = Tensor::ones((5, 3, 3, 3), DType::F32, &Device::Cpu)?;
+    /// let b = Tensor::zeros(5, DType::F32, &Device::Cpu)?;
+    /// let y = cpu_ops::conv3x3_relu_pool(&x, &w, &b)?;
+    /// assert_eq!(y.dims(), &[2, 5, 2, 2]);
+    /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 27.0); // an interior pixel sees 3*9 ones
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn conv3x3_relu_pool(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        conv::conv_dims(x.shape(), w.shape(), Some(b.shape()), "conv3x3_relu_pool")?;
+        pool::pool_dims(x.shape(), "conv3x3_relu_pool")?;
+        if self.fast_path(&[x, w, b]) {
+            x.apply_op3(w, b, fused::ConvReluPool::new(*self))
+        } else {
+            native::conv3x3_relu_pool(x, w, b)
+        }
     }
-    bf16_gemm::set_bf16(p == Precision::Bf16);
-    Ok(())
-}
 
-/// The arithmetic of the convolution GEMMs in use (see [`set_conv_precision`]).
-pub fn conv_precision() -> Precision {
-    if bf16_gemm::bf16_on() {
-        Precision::Bf16
-    } else {
-        Precision::F32
+    /// 3x3 convolution, stride 1, padding 1, without bias: `x [N, Ci, H, W]` (any `H, W`), `w [Co, Ci, 3, 3]` ->
+    /// `[N, Co, H, W]`. Gradients for `x` (skipped when `x` is not tracked by autograd) and `w`.
+    ///
+    /// ```
+    /// # use candle_core::{DType, Device, Tensor};
+    /// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
+    /// let w = Tensor::ones((2, 1, 3, 3), DType::F32, &Device::Cpu)?;
+    /// let y = cpu_ops::conv3x3_nobias(&x, &w)?;
+    /// assert_eq!(y.dims(), &[1, 2, 3, 3]);
+    /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[..2], [4.0, 6.0]); // a corner sees 4 inputs, an edge 6
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn conv3x3_nobias(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        conv::conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias")?;
+        if self.fast_path(&[x, w]) {
+            x.apply_op2(w, conv::Conv3x3NoBias { cfg: *self })
+        } else {
+            native::conv3x3_nobias(x, w)
+        }
     }
-}
 
-/// Turns the Winograd F(2x2, 3x3) path of the 3x3 convolutions' forward (and input-gradient) GEMMs on (the
-/// default) or off for the whole process: 2.25x fewer multiply-adds where it applies (CPUs with AVX-512F, 32 or
-/// more input channels, sides from 5 up to a width of 15), results equal to the direct convolution's up to
-/// rounding. Off, or elsewhere, every convolution runs as im2col + one GEMM.
-pub fn set_winograd(on: bool) {
-    winograd::set_enabled(on);
-}
-
-/// Whether the Winograd path is switched on (see [`set_winograd`]).
-pub fn winograd_enabled() -> bool {
-    winograd::enabled()
-}
-
-/// Sets how many columns (images × H·W) the 3x3 conv kernels put in one GEMM: `fwd` for the forward and the
-/// input gradient on the im2col path (default 256; the Winograd path groups a fixed 64 tiles), `dw` for the depth
-/// of the weight-gradient GEMMs (default 128); `1` gives one GEMM per image. Process-wide; results agree up to
-/// float rounding for any value. For benchmarks.
-#[doc(hidden)]
-pub fn set_conv_group_cols(fwd: usize, dw: usize) {
-    conv::set_group_cols(fwd, dw);
-}
-
-/// True when the kernels are enabled and every tensor is on the CPU with dtype f32 (the custom-op path).
-fn fast_path(ts: &[&Tensor]) -> bool {
-    enabled()
-        && ts
-            .iter()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
-}
-
-/// 3x3 convolution, stride 1, padding 1, plus a per-channel bias.
-///
-/// `x [N, Ci, H, W]`, `w [Co, Ci, 3, 3]`, `b [Co]` -> `[N, Co, H, W]`.
-///
-/// ```
-/// # use candle_core::{DType, Device, Tensor};
-/// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
-/// let w = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
-/// let b = Tensor::new(&[0.5f32], &Device::Cpu)?;
-/// let y = cpu_ops::conv3x3(&x, &w, &b)?;
-/// // The centre sees all 9 inputs, a corner 4.
-/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[4], 9.5);
-/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 4.5);
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn conv3x3(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    conv::conv_dims(x.shape(), w.shape(), Some(b.shape()), "conv3x3")?;
-    if fast_path(&[x, w, b]) {
-        x.apply_op3(w, b, conv::Conv3x3)
-    } else {
-        native::conv3x3(x, w, b)
+    /// `max_pool2x2(conv3x3_nobias(x, w))` fused into one op on the CPU f32 path: `x [N, Ci, H, W]` (any `H, W`;
+    /// an odd last row/column of the conv output is dropped by the pool), `w [Co, Ci, 3, 3]` ->
+    /// `[N, Co, ⌊H/2⌋, ⌊W/2⌋]`. The conv output is never stored at full resolution, and the backward visits only
+    /// the conv outputs that are a window's (first) maximum; for 3, 16, 24, 32, 64, 128 and 256 input channels with
+    /// a sparse kernel (see [`KernelConfig::with_sparse_backward`]), otherwise with the dense per-image pass.
+    ///
+    /// ```
+    /// # use candle_core::{DType, Device, Tensor};
+    /// let x = Tensor::ones((2, 3, 5, 5), DType::F32, &Device::Cpu)?;
+    /// let w = Tensor::ones((4, 3, 3, 3), DType::F32, &Device::Cpu)?;
+    /// let y = cpu_ops::conv3x3_nobias_pool(&x, &w)?;
+    /// assert_eq!(y.dims(), &[2, 4, 2, 2]);
+    /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 27.0); // the window's interior pixel sees 3*9 ones
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn conv3x3_nobias_pool(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        conv::conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias_pool")?;
+        if self.fast_path(&[x, w]) {
+            x.apply_op2(w, fused::ConvPoolNoBias::new(*self))
+        } else {
+            native::conv3x3_nobias_pool(x, w)
+        }
     }
-}
 
-/// 2x2 max-pool with stride 2: `[N, C, H, W]` -> `[N, C, ⌊H/2⌋, ⌊W/2⌋]`. Odd sizes are allowed: the last
-/// row/column is dropped, as by PyTorch's `MaxPool2d(2)` (e.g. 31 -> 15, 7 -> 3).
-///
-/// ```
-/// # use candle_core::{Device, Tensor};
-/// let x = Tensor::new(&[[[[1f32, 2.], [4., 3.]]]], &Device::Cpu)?;
-/// let y = cpu_ops::max_pool2x2(&x)?;
-/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![4.]);
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
-    pool::pool_dims(x.shape(), "max_pool2x2")?;
-    if fast_path(&[x]) {
-        x.apply_op1(pool::MaxPool2x2::default())
-    } else {
-        native::max_pool2x2(x)
+    /// A frozen 2x2 convolution (stride 1, no padding) + per-channel bias + exact GELU, fused:
+    /// `gelu(conv2d(x, w) + b)`, `x [N, Ci, H, W]` (`H, W ≥ 2`), `w [Co, Ci, 2, 2]`, `b [Co]` -> `[N, Co, H-1, W-1]`.
+    /// airbench94's whitening layer: its filters come from the data and are never trained, so on the CPU f32 path
+    /// the gradient flows to `b` alone (recomputing the pre-activation; nothing but the output is stored). When `x`
+    /// or `w` is tracked by autograd, this computes with candle's ops instead, so their gradients still exist.
+    ///
+    /// ```
+    /// # use candle_core::{DType, Device, Tensor};
+    /// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
+    /// let w = Tensor::new(&[[[[0.25f32, 0.25], [0.25, 0.25]]]], &Device::Cpu)?; // [1, 1, 2, 2]: the mean
+    /// let b = Tensor::new(&[0f32], &Device::Cpu)?;
+    /// let y = cpu_ops::patch_conv_gelu(&x, &w.detach(), &b)?;
+    /// assert_eq!(y.dims(), &[1, 1, 2, 2]);
+    /// assert!((y.flatten_all()?.to_vec1::<f32>()?[0] - 0.841_344_7).abs() < 1e-6); // gelu(1)
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn patch_conv_gelu(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let (_, co) = patch::patch_dims(x.shape(), w.shape(), b.shape(), "patch_conv_gelu")?;
+        if self.fast_path(&[x, w, b]) && !x.track_op() && !w.track_op() {
+            let w = w.flatten_all()?.to_vec1::<f32>()?;
+            x.apply_op2(b, patch::PatchConvGelu { w, co })
+        } else {
+            native::patch_conv_gelu(x, w, b)
+        }
     }
-}
 
-/// `relu(x + b)` with `x [N, F]` (or any `[.., F]`) and `b [F]`.
-///
-/// ```
-/// # use candle_core::{Device, Tensor};
-/// let x = Tensor::new(&[[1f32, -2.], [3., 0.5]], &Device::Cpu)?;
-/// let b = Tensor::new(&[0f32, 1.], &Device::Cpu)?;
-/// let y = cpu_ops::bias_relu(&x, &b)?;
-/// assert_eq!(y.to_vec2::<f32>()?, vec![vec![1., 0.], vec![3., 1.5]]);
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn bias_relu(x: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if fast_path(&[x, b]) {
-        x.apply_op2(b, activation::BiasRelu)
-    } else {
-        native::bias_relu(x, b)
+    /// Global max-pool + linear layer without bias, scaled: `y[n, k] = scale · Σ_c w[k, c] · max_hw x[n, c]`,
+    /// `x [N, C, H, W]`, `w [K, C]` -> `[N, K]` (airbench94's head: `MaxPool2d(3)` over a 3x3 map, `Linear`, `× 1/9`).
+    /// Gradients for `x` (to each plane's first maximum, as PyTorch's max-pool) and `w`, each when tracked.
+    ///
+    /// ```
+    /// # use candle_core::{Device, Tensor};
+    /// let x = Tensor::new(&[[[[1f32, 5.], [2., 3.]], [[-1., -2.], [-3., -4.]]]], &Device::Cpu)?; // [1, 2, 2, 2]
+    /// let w = Tensor::new(&[[1f32, 1.], [2., 0.]], &Device::Cpu)?; // [2, 2]
+    /// let y = cpu_ops::global_max_linear(&x, &w, 0.5)?;
+    /// assert_eq!(y.to_vec2::<f32>()?, [[2.0, 5.0]]); // maxima (5, -1)
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn global_max_linear(&self, x: &Tensor, w: &Tensor, scale: f64) -> Result<Tensor> {
+        head::head_dims(x.shape(), w.shape(), "global_max_linear")?;
+        if self.fast_path(&[x, w]) {
+            x.apply_op2(
+                w,
+                head::MaxLinear {
+                    scale: scale as f32,
+                },
+            )
+        } else {
+            native::global_max_linear(x, w, scale)
+        }
     }
-}
 
-/// `max_pool2x2(relu(conv3x3(x, w) + b))`, fused into one op on the CPU f32 path.
-///
-/// `x [N, Ci, H, W]`, `w [Co, Ci, 3, 3]`, `b [Co]` -> `[N, Co, ⌊H/2⌋, ⌊W/2⌋]` (an odd last row/column of
-/// the conv output is dropped by the pool, as in [`max_pool2x2`]).
-///
-/// ```
-/// # use candle_core::{DType, Device, Tensor};
-/// let x = Tensor::ones((2, 3, 4, 4), DType::F32, &Device::Cpu)?;
-/// let w = Tensor::ones((5, 3, 3, 3), DType::F32, &Device::Cpu)?;
-/// let b = Tensor::zeros(5, DType::F32, &Device::Cpu)?;
-/// let y = cpu_ops::conv3x3_relu_pool(&x, &w, &b)?;
-/// assert_eq!(y.dims(), &[2, 5, 2, 2]);
-/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 27.0); // an interior pixel sees 3*9 ones
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn conv3x3_relu_pool(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    conv::conv_dims(x.shape(), w.shape(), Some(b.shape()), "conv3x3_relu_pool")?;
-    pool::pool_dims(x.shape(), "conv3x3_relu_pool")?;
-    if fast_path(&[x, w, b]) {
-        x.apply_op3(w, b, fused::ConvReluPool::default())
-    } else {
-        native::conv3x3_relu_pool(x, w, b)
+    /// Exact GELU, `x·Φ(x) = ½·x·(1 + erf(x/√2))` (PyTorch's `nn.GELU()` default), any shape, with backward.
+    ///
+    /// The CPU kernel's erf is within 5e-7 (absolute) of the exact one.
+    ///
+    /// ```
+    /// # use candle_core::{Device, Tensor};
+    /// let x = Tensor::new(&[-1f32, 0., 1.], &Device::Cpu)?;
+    /// let y = cpu_ops::gelu(&x)?.to_vec1::<f32>()?;
+    /// assert!((y[0] + 0.158_655_25).abs() < 1e-6 && y[1] == 0.0 && (y[2] - 0.841_344_7).abs() < 1e-6);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn gelu(&self, x: &Tensor) -> Result<Tensor> {
+        if self.fast_path(&[x]) {
+            x.apply_op1(gelu::Gelu)
+        } else {
+            native::gelu(x)
+        }
     }
-}
 
-/// 3x3 convolution, stride 1, padding 1, without bias: `x [N, Ci, H, W]` (any `H, W`), `w [Co, Ci, 3, 3]` ->
-/// `[N, Co, H, W]`. Gradients for `x` (skipped when `x` is not tracked by autograd) and `w`.
-///
-/// ```
-/// # use candle_core::{DType, Device, Tensor};
-/// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
-/// let w = Tensor::ones((2, 1, 3, 3), DType::F32, &Device::Cpu)?;
-/// let y = cpu_ops::conv3x3_nobias(&x, &w)?;
-/// assert_eq!(y.dims(), &[1, 2, 3, 3]);
-/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[..2], [4.0, 6.0]); // a corner sees 4 inputs, an edge 6
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn conv3x3_nobias(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    conv::conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias")?;
-    if fast_path(&[x, w]) {
-        x.apply_op2(w, conv::Conv3x3NoBias)
-    } else {
-        native::conv3x3_nobias(x, w)
-    }
-}
-
-/// `max_pool2x2(conv3x3_nobias(x, w))` fused into one op on the CPU f32 path: `x [N, Ci, H, W]` (any `H, W`;
-/// an odd last row/column of the conv output is dropped by the pool), `w [Co, Ci, 3, 3]` ->
-/// `[N, Co, ⌊H/2⌋, ⌊W/2⌋]`. The conv output is never stored at full resolution, and the backward visits only
-/// the conv outputs that are a window's (first) maximum; for 3, 16, 24, 32, 64, 128 and 256 input channels with
-/// a sparse kernel (see [`set_sparse_backward`]), otherwise with the dense per-image pass.
-///
-/// ```
-/// # use candle_core::{DType, Device, Tensor};
-/// let x = Tensor::ones((2, 3, 5, 5), DType::F32, &Device::Cpu)?;
-/// let w = Tensor::ones((4, 3, 3, 3), DType::F32, &Device::Cpu)?;
-/// let y = cpu_ops::conv3x3_nobias_pool(&x, &w)?;
-/// assert_eq!(y.dims(), &[2, 4, 2, 2]);
-/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 27.0); // the window's interior pixel sees 3*9 ones
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn conv3x3_nobias_pool(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    conv::conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias_pool")?;
-    if fast_path(&[x, w]) {
-        x.apply_op2(w, fused::ConvPoolNoBias::default())
-    } else {
-        native::conv3x3_nobias_pool(x, w)
-    }
-}
-
-/// A frozen 2x2 convolution (stride 1, no padding) + per-channel bias + exact GELU, fused:
-/// `gelu(conv2d(x, w) + b)`, `x [N, Ci, H, W]` (`H, W ≥ 2`), `w [Co, Ci, 2, 2]`, `b [Co]` -> `[N, Co, H-1, W-1]`.
-/// airbench94's whitening layer: its filters come from the data and are never trained, so on the CPU f32 path
-/// the gradient flows to `b` alone (recomputing the pre-activation; nothing but the output is stored). When `x`
-/// or `w` is tracked by autograd, this computes with candle's ops instead, so their gradients still exist.
-///
-/// ```
-/// # use candle_core::{DType, Device, Tensor};
-/// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
-/// let w = Tensor::new(&[[[[0.25f32, 0.25], [0.25, 0.25]]]], &Device::Cpu)?; // [1, 1, 2, 2]: the mean
-/// let b = Tensor::new(&[0f32], &Device::Cpu)?;
-/// let y = cpu_ops::patch_conv_gelu(&x, &w.detach(), &b)?;
-/// assert_eq!(y.dims(), &[1, 1, 2, 2]);
-/// assert!((y.flatten_all()?.to_vec1::<f32>()?[0] - 0.841_344_7).abs() < 1e-6); // gelu(1)
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn patch_conv_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let (_, co) = patch::patch_dims(x.shape(), w.shape(), b.shape(), "patch_conv_gelu")?;
-    if fast_path(&[x, w, b]) && !x.track_op() && !w.track_op() {
-        let w = w.flatten_all()?.to_vec1::<f32>()?;
-        x.apply_op2(b, patch::PatchConvGelu { w, co })
-    } else {
-        native::patch_conv_gelu(x, w, b)
-    }
-}
-
-/// Global max-pool + linear layer without bias, scaled: `y[n, k] = scale · Σ_c w[k, c] · max_hw x[n, c]`,
-/// `x [N, C, H, W]`, `w [K, C]` -> `[N, K]` (airbench94's head: `MaxPool2d(3)` over a 3x3 map, `Linear`, `× 1/9`).
-/// Gradients for `x` (to each plane's first maximum, as PyTorch's max-pool) and `w`, each when tracked.
-///
-/// ```
-/// # use candle_core::{Device, Tensor};
-/// let x = Tensor::new(&[[[[1f32, 5.], [2., 3.]], [[-1., -2.], [-3., -4.]]]], &Device::Cpu)?; // [1, 2, 2, 2]
-/// let w = Tensor::new(&[[1f32, 1.], [2., 0.]], &Device::Cpu)?; // [2, 2]
-/// let y = cpu_ops::global_max_linear(&x, &w, 0.5)?;
-/// assert_eq!(y.to_vec2::<f32>()?, [[2.0, 5.0]]); // maxima (5, -1)
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn global_max_linear(x: &Tensor, w: &Tensor, scale: f64) -> Result<Tensor> {
-    head::head_dims(x.shape(), w.shape(), "global_max_linear")?;
-    if fast_path(&[x, w]) {
-        x.apply_op2(
-            w,
-            head::MaxLinear {
-                scale: scale as f32,
+    /// Training-mode BatchNorm without weight (weight frozen at 1) + per-channel bias + exact GELU, fused.
+    ///
+    /// `x [N, C, H, W]`, `bias [C]` -> `(y [N, C, H, W], batch_mean [C], batch_var_unbiased [C])` with
+    /// `y = gelu((x - mean_c)/√(var_c + eps) + bias_c)`, where `mean_c` and the *biased* `var_c` are the statistics of
+    /// channel `c` over `N, H, W`. The returned statistics are detached (no gradient), for the caller's running-stat
+    /// update; the variance returned is the *unbiased* one (`Σ(x - mean)²/(N·H·W - 1)`), as PyTorch uses for
+    /// `running_var`. Gradients flow to `x` (through the batch statistics) and to `bias`.
+    ///
+    /// On the CPU the statistics are accumulated in f64 (two passes), so a tiny `eps` such as 1e-12 is safe.
+    /// Errors when a channel has fewer than 2 values (as PyTorch in training mode).
+    ///
+    /// ```
+    /// # use candle_core::{Device, Tensor};
+    /// let x = Tensor::new(&[[[[1f32, 3.]]], [[[5., 7.]]]], &Device::Cpu)?; // [2, 1, 1, 2]
+    /// let b = Tensor::new(&[0f32], &Device::Cpu)?;
+    /// let (y, mean, var) = cpu_ops::batch_norm_gelu_train(&x, &b, 1e-12)?;
+    /// assert_eq!(mean.to_vec1::<f32>()?, [4.0]);
+    /// assert!((var.to_vec1::<f32>()?[0] - 20.0 / 3.0).abs() < 1e-5); // unbiased
+    /// assert_eq!(y.dims(), &[2, 1, 1, 2]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn batch_norm_gelu_train(
+        &self,
+        x: &Tensor,
+        bias: &Tensor,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = "batch_norm_gelu_train";
+        let (n, _, hw) = batch_norm::bn_dims(x.shape(), bias.shape(), "bias", op)?;
+        batch_norm::values_per_channel(n, hw, op, x.shape())?;
+        if !self.fast_path(&[x, bias]) {
+            return native::batch_norm_gelu_train(x, bias, eps);
+        }
+        let stats = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let y = x.apply_op2(
+            bias,
+            batch_norm::BnGeluTrain {
+                eps,
+                stats: stats.clone(),
             },
-        )
-    } else {
-        native::global_max_linear(x, w, scale)
+        )?;
+        let guard = stats
+            .lock()
+            .map_err(|_| candle_core::Error::Msg(format!("{op}: poisoned lock")))?;
+        let Some(st) = guard.as_ref() else {
+            candle_core::bail!("{op}: the forward left no statistics");
+        };
+        let to_t = |v: &[f64]| {
+            let v: Vec<f32> = v.iter().map(|&s| s as f32).collect();
+            Tensor::from_vec(v, bias.shape(), x.device())
+        };
+        Ok((y, to_t(&st.mean)?, to_t(&st.var_unbiased)?))
+    }
+
+    /// Evaluation-mode BatchNorm without weight + per-channel bias + exact GELU from given statistics:
+    /// `y = gelu((x - mean_c)/√(var_c + eps) + bias_c)`, `x [N, C, H, W]`, `mean`, `var`, `bias` `[C]`.
+    ///
+    /// The CPU kernel is forward-only: when any input is tracked by autograd this computes with candle's ops
+    /// instead (so gradients still work, e.g. for a frozen-statistics fine-tune).
+    ///
+    /// ```
+    /// # use candle_core::{Device, Tensor};
+    /// let x = Tensor::new(&[[[[2f32]], [[0.]]]], &Device::Cpu)?; // [1, 2, 1, 1]
+    /// let mean = Tensor::new(&[1f32, 0.], &Device::Cpu)?;
+    /// let var = Tensor::new(&[4f32, 1.], &Device::Cpu)?;
+    /// let bias = Tensor::new(&[0.5f32, 0.], &Device::Cpu)?;
+    /// let y = cpu_ops::batch_norm_gelu_eval(&x, &mean, &var, &bias, 0.0)?.flatten_all()?.to_vec1::<f32>()?;
+    /// assert!((y[0] - 0.841_344_7).abs() < 1e-6 && y[1] == 0.0); // gelu((2-1)/2 + 0.5) = gelu(1)
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn batch_norm_gelu_eval(
+        &self,
+        x: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        bias: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let op = "batch_norm_gelu_eval";
+        batch_norm::bn_dims(x.shape(), mean.shape(), "mean", op)?;
+        batch_norm::bn_dims(x.shape(), var.shape(), "var", op)?;
+        batch_norm::bn_dims(x.shape(), bias.shape(), "bias", op)?;
+        let ts = [x, mean, var, bias];
+        if !self.fast_path(&ts) || ts.iter().any(|t| t.track_op()) {
+            return native::batch_norm_gelu_eval(x, mean, var, bias, eps);
+        }
+        let (mean, var, bias) = (
+            mean.to_vec1::<f32>()?,
+            var.to_vec1::<f32>()?,
+            bias.to_vec1::<f32>()?,
+        );
+        let invstd = var
+            .iter()
+            .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+            .collect();
+        x.apply_op1(batch_norm::BnGeluEval { mean, invstd, bias })
+    }
+
+    /// `x [N, In] · wᵀ (+ b) (then ReLU)` with `w [Out, In]` (`candle_nn::Linear`'s weight layout).
+    ///
+    /// On a CPU f32 tensor this is one fused op with its own backward (gemm-backed); elsewhere it is candle's
+    /// `matmul` + `broadcast_add` + `relu`.
+    ///
+    /// ```
+    /// # use candle_core::{Device, Tensor};
+    /// let x = Tensor::ones((2, 3), candle_core::DType::F32, &Device::Cpu)?;
+    /// let w = Tensor::ones((4, 3), candle_core::DType::F32, &Device::Cpu)?;
+    /// let b = Tensor::new(&[1f32, -10., 0., 2.], &Device::Cpu)?;
+    /// let y = cpu_ops::linear(&x, &w, Some(&b), true)?;
+    /// assert_eq!(y.to_vec2::<f32>()?, vec![vec![4., 0., 3., 5.]; 2]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+        linear::linear(self, x, w, b, relu)
     }
 }
 
-/// Exact GELU, `x·Φ(x) = ½·x·(1 + erf(x/√2))` (PyTorch's `nn.GELU()` default), any shape, with backward.
-///
-/// The CPU kernel's erf is within 5e-7 (absolute) of the exact one.
-///
-/// ```
-/// # use candle_core::{Device, Tensor};
-/// let x = Tensor::new(&[-1f32, 0., 1.], &Device::Cpu)?;
-/// let y = cpu_ops::gelu(&x)?.to_vec1::<f32>()?;
-/// assert!((y[0] + 0.158_655_25).abs() < 1e-6 && y[1] == 0.0 && (y[2] - 0.841_344_7).abs() < 1e-6);
-/// # Ok::<(), candle_core::Error>(())
-/// ```
+/// [`KernelConfig::conv3x3`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
+pub fn conv3x3(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    KernelConfig::default().conv3x3(x, w, b)
+}
+
+/// [`KernelConfig::max_pool2x2`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
+pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
+    KernelConfig::default().max_pool2x2(x)
+}
+
+/// [`KernelConfig::bias_relu`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
+pub fn bias_relu(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    KernelConfig::default().bias_relu(x, b)
+}
+
+/// [`KernelConfig::conv3x3_relu_pool`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
+pub fn conv3x3_relu_pool(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    KernelConfig::default().conv3x3_relu_pool(x, w, b)
+}
+
+/// [`KernelConfig::conv3x3_nobias`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
+pub fn conv3x3_nobias(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    KernelConfig::default().conv3x3_nobias(x, w)
+}
+
+/// [`KernelConfig::conv3x3_nobias_pool`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
+pub fn conv3x3_nobias_pool(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    KernelConfig::default().conv3x3_nobias_pool(x, w)
+}
+
+/// [`KernelConfig::patch_conv_gelu`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
+pub fn patch_conv_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    KernelConfig::default().patch_conv_gelu(x, w, b)
+}
+
+/// [`KernelConfig::global_max_linear`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
+pub fn global_max_linear(x: &Tensor, w: &Tensor, scale: f64) -> Result<Tensor> {
+    KernelConfig::default().global_max_linear(x, w, scale)
+}
+
+/// [`KernelConfig::gelu`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if fast_path(&[x]) {
-        x.apply_op1(gelu::Gelu)
-    } else {
-        native::gelu(x)
-    }
+    KernelConfig::default().gelu(x)
 }
 
-/// Training-mode BatchNorm without weight (weight frozen at 1) + per-channel bias + exact GELU, fused.
-///
-/// `x [N, C, H, W]`, `bias [C]` -> `(y [N, C, H, W], batch_mean [C], batch_var_unbiased [C])` with
-/// `y = gelu((x - mean_c)/√(var_c + eps) + bias_c)`, where `mean_c` and the *biased* `var_c` are the statistics of
-/// channel `c` over `N, H, W`. The returned statistics are detached (no gradient), for the caller's running-stat
-/// update; the variance returned is the *unbiased* one (`Σ(x - mean)²/(N·H·W - 1)`), as PyTorch uses for
-/// `running_var`. Gradients flow to `x` (through the batch statistics) and to `bias`.
-///
-/// On the CPU the statistics are accumulated in f64 (two passes), so a tiny `eps` such as 1e-12 is safe.
-/// Errors when a channel has fewer than 2 values (as PyTorch in training mode).
-///
-/// ```
-/// # use candle_core::{Device, Tensor};
-/// let x = Tensor::new(&[[[[1f32, 3.]]], [[[5., 7.]]]], &Device::Cpu)?; // [2, 1, 1, 2]
-/// let b = Tensor::new(&[0f32], &Device::Cpu)?;
-/// let (y, mean, var) = cpu_ops::batch_norm_gelu_train(&x, &b, 1e-12)?;
-/// assert_eq!(mean.to_vec1::<f32>()?, [4.0]);
-/// assert!((var.to_vec1::<f32>()?[0] - 20.0 / 3.0).abs() < 1e-5); // unbiased
-/// assert_eq!(y.dims(), &[2, 1, 1, 2]);
-/// # Ok::<(), candle_core::Error>(())
-/// ```
+/// [`KernelConfig::batch_norm_gelu_train`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
 pub fn batch_norm_gelu_train(
     x: &Tensor,
     bias: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let op = "batch_norm_gelu_train";
-    let (n, _, hw) = batch_norm::bn_dims(x.shape(), bias.shape(), "bias", op)?;
-    batch_norm::values_per_channel(n, hw, op, x.shape())?;
-    if !fast_path(&[x, bias]) {
-        return native::batch_norm_gelu_train(x, bias, eps);
-    }
-    let stats = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let y = x.apply_op2(
-        bias,
-        batch_norm::BnGeluTrain {
-            eps,
-            stats: stats.clone(),
-        },
-    )?;
-    let guard = stats
-        .lock()
-        .map_err(|_| candle_core::Error::Msg(format!("{op}: poisoned lock")))?;
-    let Some(st) = guard.as_ref() else {
-        candle_core::bail!("{op}: the forward left no statistics");
-    };
-    let to_t = |v: &[f64]| {
-        let v: Vec<f32> = v.iter().map(|&s| s as f32).collect();
-        Tensor::from_vec(v, bias.shape(), x.device())
-    };
-    Ok((y, to_t(&st.mean)?, to_t(&st.var_unbiased)?))
+    KernelConfig::default().batch_norm_gelu_train(x, bias, eps)
 }
 
-/// Evaluation-mode BatchNorm without weight + per-channel bias + exact GELU from given statistics:
-/// `y = gelu((x - mean_c)/√(var_c + eps) + bias_c)`, `x [N, C, H, W]`, `mean`, `var`, `bias` `[C]`.
-///
-/// The CPU kernel is forward-only: when any input is tracked by autograd this computes with candle's ops
-/// instead (so gradients still work, e.g. for a frozen-statistics fine-tune).
-///
-/// ```
-/// # use candle_core::{Device, Tensor};
-/// let x = Tensor::new(&[[[[2f32]], [[0.]]]], &Device::Cpu)?; // [1, 2, 1, 1]
-/// let mean = Tensor::new(&[1f32, 0.], &Device::Cpu)?;
-/// let var = Tensor::new(&[4f32, 1.], &Device::Cpu)?;
-/// let bias = Tensor::new(&[0.5f32, 0.], &Device::Cpu)?;
-/// let y = cpu_ops::batch_norm_gelu_eval(&x, &mean, &var, &bias, 0.0)?.flatten_all()?.to_vec1::<f32>()?;
-/// assert!((y[0] - 0.841_344_7).abs() < 1e-6 && y[1] == 0.0); // gelu((2-1)/2 + 0.5) = gelu(1)
-/// # Ok::<(), candle_core::Error>(())
-/// ```
+/// [`KernelConfig::batch_norm_gelu_eval`] with the default settings (this crate's kernels, f32, Winograd and the sparse
+/// backward where they apply).
 pub fn batch_norm_gelu_eval(
     x: &Tensor,
     mean: &Tensor,
@@ -515,22 +510,10 @@ pub fn batch_norm_gelu_eval(
     bias: &Tensor,
     eps: f64,
 ) -> Result<Tensor> {
-    let op = "batch_norm_gelu_eval";
-    batch_norm::bn_dims(x.shape(), mean.shape(), "mean", op)?;
-    batch_norm::bn_dims(x.shape(), var.shape(), "var", op)?;
-    batch_norm::bn_dims(x.shape(), bias.shape(), "bias", op)?;
-    let ts = [x, mean, var, bias];
-    if !fast_path(&ts) || ts.iter().any(|t| t.track_op()) {
-        return native::batch_norm_gelu_eval(x, mean, var, bias, eps);
-    }
-    let (mean, var, bias) = (
-        mean.to_vec1::<f32>()?,
-        var.to_vec1::<f32>()?,
-        bias.to_vec1::<f32>()?,
-    );
-    let invstd = var
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-        .collect();
-    x.apply_op1(batch_norm::BnGeluEval { mean, invstd, bias })
+    KernelConfig::default().batch_norm_gelu_eval(x, mean, var, bias, eps)
+}
+
+/// [`KernelConfig::linear`] with the default settings.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    KernelConfig::default().linear(x, w, b, relu)
 }

@@ -11,24 +11,16 @@ use crate::conv::sum_partials;
 use crate::util::{Mat, sgemm_par_cols, sgemm_par_rows, slice_f32, split_ranges, with_tensor_f32};
 use rayon::prelude::*;
 
-/// `x [N, In] · wᵀ (+ b) (then ReLU)` with `w [Out, In]`.
-///
-/// On a CPU f32 tensor this is one fused op with its own backward (gemm-backed); elsewhere it
-/// is candle's `matmul` + `broadcast_add` + `relu`.
-///
-/// ```
-/// # use candle_core::{Device, Tensor};
-/// let x = Tensor::ones((2, 3), candle_core::DType::F32, &Device::Cpu)?;
-/// let w = Tensor::ones((4, 3), candle_core::DType::F32, &Device::Cpu)?;
-/// let b = Tensor::new(&[1f32, -10., 0., 2.], &Device::Cpu)?;
-/// let y = cpu_ops::linear(&x, &w, Some(&b), true)?;
-/// assert_eq!(y.to_vec2::<f32>()?, vec![vec![4., 0., 3., 5.]; 2]);
-/// # Ok::<(), candle_core::Error>(())
-/// ```
-pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+/// [`crate::KernelConfig::linear`].
+pub(crate) fn linear(
+    cfg: &crate::KernelConfig,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
     let (_, out) = linear_dims(x.shape(), w.shape(), b.map(|b| b.shape()))?;
-    let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
-    if crate::enabled() && cpu_f32(x) && cpu_f32(w) && b.is_none_or(cpu_f32) {
+    if cfg.fast_path(&[x, w]) && b.is_none_or(|b| cfg.fast_path(&[b])) {
         // Without a bias, an untracked zero bias (its gradient is never computed).
         let zeros;
         let b = match b {
@@ -42,7 +34,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<
     }
     let y = x.matmul(&w.t()?)?;
     match (b, relu) {
-        (Some(b), true) => crate::bias_relu(&y, b),
+        (Some(b), true) => cfg.bias_relu(&y, b),
         (Some(b), false) => y.broadcast_add(b),
         (None, true) => y.relu(),
         (None, false) => Ok(y),

@@ -174,19 +174,14 @@ fn builds() -> Vec<(FwdFn, BwdFn)> {
     let mut out: Vec<(FwdFn, BwdFn)> = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-        {
+        if crate::Isa::detect() >= crate::Isa::Avx512 {
             out.push((
                 // SAFETY: the CPU has the features the `v4` functions are compiled for (checked above).
                 |x, w, b, d, z, y| unsafe { v4::fwd_image(x, w, b, d, z, y) },
                 |x, w, b, d, dy, z, db| unsafe { v4::bias_grad_image(x, w, b, d, dy, z, db) },
             ));
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if crate::Isa::detect() >= crate::Isa::Avx2 {
             out.push((
                 // SAFETY: the CPU has the features the `v3` functions are compiled for (checked above).
                 |x, w, b, d, z, y| unsafe { v3::fwd_image(x, w, b, d, z, y) },

@@ -21,15 +21,11 @@ pub(crate) type PoolPlaneFn = fn(&[f32], usize, usize, bool, &mut [f32], &mut [u
 pub(crate) fn pool_plane_kernel() -> PoolPlaneFn {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx2")
-        {
-            // SAFETY: the CPU has the features `pool_plane_v4` is compiled for (checked just above).
+        if crate::Isa::detect() >= crate::Isa::Avx512 {
+            // SAFETY: the CPU has the features `pool_plane_v4` is compiled for (`Isa::Avx512` includes them).
             return |x, h, w, relu, out, idx| unsafe { pool_plane_v4(x, h, w, relu, out, idx) };
         }
-        if is_x86_feature_detected!("avx2") {
+        if crate::Isa::detect() >= crate::Isa::Avx2 {
             // SAFETY: as above, for `pool_plane_v3`.
             return |x, h, w, relu, out, idx| unsafe { pool_plane_v3(x, h, w, relu, out, idx) };
         }
@@ -243,17 +239,13 @@ mod tests {
                 ];
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if is_x86_feature_detected!("avx512f")
-                        && is_x86_feature_detected!("avx512bw")
-                        && is_x86_feature_detected!("avx512vl")
-                        && is_x86_feature_detected!("avx2")
-                    {
+                    if crate::Isa::detect() >= crate::Isa::Avx512 {
                         // SAFETY: the CPU has the features `pool_plane_v4` is compiled for (checked just above).
                         builds.push(("avx512", |x, h, w, r, o, i| unsafe {
                             pool_plane_v4(x, h, w, r, o, i)
                         }));
                     }
-                    if is_x86_feature_detected!("avx2") {
+                    if crate::Isa::detect() >= crate::Isa::Avx2 {
                         // SAFETY: the CPU has AVX2 (checked just above).
                         builds.push(("avx2", |x, h, w, r, o, i| unsafe {
                             pool_plane_v3(x, h, w, r, o, i)

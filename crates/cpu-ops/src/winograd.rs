@@ -14,25 +14,11 @@
 //! rounding alone; in bf16 the transformed inputs are rounded (sums of up to four inputs), which measured within
 //! the same 1% tolerance as the direct bf16 path (tests/bf16.rs).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use rayon::prelude::*;
 
 use crate::bf16_gemm::ConvLhs;
 use crate::conv::{ConvDims, Images};
 use crate::util::{Mat, with_scratch_a, with_scratch_c};
-
-static ON: AtomicBool = AtomicBool::new(true);
-
-/// Turns the Winograd forward on (the default) or off for the whole process (for comparisons).
-pub(crate) fn set_enabled(on: bool) {
-    ON.store(on, Ordering::Relaxed);
-}
-
-/// Whether the Winograd forward is switched on.
-pub(crate) fn enabled() -> bool {
-    ON.load(Ordering::Relaxed)
-}
 
 /// Fewest input channels for Winograd: below it the GEMMs' depth (`ci`) is too shallow to pay for the transforms.
 const MIN_CI: usize = 32;
@@ -41,9 +27,9 @@ const MIN_SIDE: usize = 5;
 /// Most GEMM columns (tiles of all the images of a group).
 pub(crate) const COLS: usize = 64;
 
-/// Whether a convolution of these sizes runs as Winograd.
+/// Whether a convolution of these sizes runs as Winograd (when the settings allow it).
 pub(crate) fn applies(d: &ConvDims) -> bool {
-    enabled() && d.ci >= MIN_CI && d.h.min(d.w) >= MIN_SIDE && simd_fits(d.w)
+    d.ci >= MIN_CI && d.h.min(d.w) >= MIN_SIDE && simd_fits(d.w)
 }
 
 /// Tile rows and columns (2x2 outputs each).
@@ -76,7 +62,7 @@ pub(crate) struct Weights {
 
 impl Weights {
     /// From `w [co, ci, 3, 3]`.
-    pub(crate) fn new(w: &[f32], co: usize, ci: usize) -> Self {
+    pub(crate) fn new(w: &[f32], co: usize, ci: usize, p: crate::Precision) -> Self {
         let mut u = vec![vec![0f32; co * ci]; 16];
         for (oi, g) in w.chunks_exact(9).take(co * ci).enumerate() {
             // G g: 4 rows of 3.
@@ -103,7 +89,7 @@ impl Weights {
         // Packing 16 matrices for the bf16 kernel is most of this constructor's time: one per rayon task.
         let lhs = u
             .into_par_iter()
-            .map(|m| ConvLhs::owned(m, co, ci))
+            .map(|m| ConvLhs::owned(m, co, ci, p))
             .collect();
         Self { lhs, co, ci }
     }
@@ -182,7 +168,7 @@ fn conv_group_with(
 fn simd_fits(w: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        w <= 15 && std::is_x86_feature_detected!("avx512f")
+        w <= 15 && crate::Isa::detect() >= crate::Isa::Avx512
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -323,6 +309,10 @@ mod x86 {
     /// Lane indices and zero mask of a permute that gathers padded columns `first + 2·tx` of two tile rows:
     /// tile row A (`tx < tw`, lanes `0..tw`) from the first source and tile row B (lanes `tw..2·tw`) from the
     /// second; columns past the vector (`q >= 16`, the padding right of a 15-wide row) come out zero.
+    ///
+    /// # Safety
+    ///
+    /// Uses AVX-512F intrinsics: call it only on a CPU with AVX-512F (from the transforms, which run only there).
     #[inline(always)]
     unsafe fn picks(first: usize, tw: usize) -> (__m512i, __mmask16) {
         let mut idx = [0i32; 16];
@@ -541,9 +531,16 @@ mod tests {
             ] {
                 let xs = Images::nchw(&x, ci, h * w);
                 let mut want = vec![0f32; co * g * h * w];
-                direct_group(&d, xs, g, &ConvLhs::new(&wt, co, ci * 9), bias, &mut want);
+                direct_group(
+                    &d,
+                    xs,
+                    g,
+                    &ConvLhs::new(&wt, co, ci * 9, crate::Precision::F32),
+                    bias,
+                    &mut want,
+                );
                 let mut got = vec![f32::NAN; co * g * h * w];
-                let wts = Weights::new(&wt, co, ci);
+                let wts = Weights::new(&wt, co, ci, crate::Precision::F32);
                 conv_group_with(&d, xs, g, &wts, bias, &mut got, simd_fits(w) && !scalar);
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                     assert!(

@@ -1,5 +1,4 @@
-//! The bf16 convolutions (`set_conv_precision(Precision::Bf16)`). Its own test binary: the precision is a
-//! process-wide switch, so one test flips it and checks everything in turn.
+//! The bf16 convolutions (`KernelConfig::with_precision(Precision::Bf16)`).
 //!
 //! Stated tolerances: the bf16 GEMMs compute the f32 result of *bf16-rounded* inputs, up to the order of the f32
 //! sums, so (1) a conv with bf16 arithmetic equals the f32 conv of rounded inputs to 1e-5 (relative, whole
@@ -13,9 +12,9 @@ mod common;
 
 use candle_core::{DType, Tensor};
 use common::*;
-use cpu_ops::Precision;
+use cpu_ops::{KernelConfig, Precision};
 
-type Op = fn(&Tensor, &Tensor) -> cpu_ops::Result<Tensor>;
+type Op = fn(&KernelConfig, &Tensor, &Tensor) -> cpu_ops::Result<Tensor>;
 
 /// `t` rounded to bf16 (nearest even) and back to f32.
 fn round(t: &Tensor) -> Tensor {
@@ -32,66 +31,80 @@ fn l2_rel(a: &[f32], b: &[f32]) -> f64 {
     (d / n.max(f64::MIN_POSITIVE)).sqrt()
 }
 
-fn set(p: Precision) {
-    cpu_ops::set_conv_precision(p).unwrap();
-    assert_eq!(cpu_ops::conv_precision(), p);
-}
-
-/// Output and gradients of `op(x, w)` under `loss = Σ op(x, w) · r`, with the given precision.
-fn run(p: Precision, x: &Tensor, w: &Tensor, r: &Tensor, op: Op) -> [Vec<f32>; 3] {
-    set(p);
+/// Output and gradients of `op(x, w)` under `loss = Σ op(x, w) · r`, with the given settings.
+fn run_with(k: KernelConfig, x: &Tensor, w: &Tensor, r: &Tensor, op: Op) -> [Vec<f32>; 3] {
     let (xv, wv) = (var(x), var(w));
-    let y = op(xv.as_tensor(), wv.as_tensor()).unwrap();
+    let y = op(&k, xv.as_tensor(), wv.as_tensor()).unwrap();
     let gs = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
-    let out = [
+    [
         flat(&y),
         flat(gs.get(xv.as_tensor()).unwrap()),
         flat(gs.get(wv.as_tensor()).unwrap()),
-    ];
-    set(Precision::F32);
-    out
+    ]
 }
 
-fn nobias(x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
-    cpu_ops::conv3x3_nobias(x, w)
+/// [`run_with`] the default settings in precision `p`.
+fn run(p: Precision, x: &Tensor, w: &Tensor, r: &Tensor, op: Op) -> [Vec<f32>; 3] {
+    run_with(
+        KernelConfig::default().with_precision(p).unwrap(),
+        x,
+        w,
+        r,
+        op,
+    )
 }
 
-fn nobias_pool(x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
-    cpu_ops::conv3x3_nobias_pool(x, w)
+fn nobias(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+    k.conv3x3_nobias(x, w)
 }
 
-fn relu_pool(x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn nobias_pool(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+    k.conv3x3_nobias_pool(x, w)
+}
+
+fn relu_pool(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
     let b = Tensor::full(0.05f32, w.dim(0)?, w.device())?;
-    cpu_ops::conv3x3_relu_pool(x, w, &b)
+    k.conv3x3_relu_pool(x, w, &b)
 }
 
-fn nobias_pool_composed(x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
-    cpu_ops::max_pool2x2(&cpu_ops::conv3x3_nobias(x, w)?)
+fn nobias_pool_composed(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+    k.max_pool2x2(&k.conv3x3_nobias(x, w)?)
 }
 
-fn relu_pool_composed(x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn relu_pool_composed(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
     let b = Tensor::full(0.05f32, w.dim(0)?, w.device())?;
-    let y = cpu_ops::conv3x3_nobias(x, w)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
-    cpu_ops::max_pool2x2(&y.relu()?)
+    let y = k
+        .conv3x3_nobias(x, w)?
+        .broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+    k.max_pool2x2(&y.relu()?)
 }
 
-fn biased(x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn biased(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
     let b = Tensor::full(-0.1f32, w.dim(0)?, w.device())?;
-    cpu_ops::conv3x3(x, w, &b)
+    k.conv3x3(x, w, &b)
 }
 
 #[test]
 fn bf16_convolutions() {
     if !cpu_ops::bf16_supported() {
         eprintln!("skipping the bf16 kernels: this CPU lacks AVX512-BF16");
-        assert!(cpu_ops::set_conv_precision(Precision::Bf16).is_err());
-        assert_eq!(cpu_ops::conv_precision(), Precision::F32);
+        assert!(
+            KernelConfig::default()
+                .with_precision(Precision::Bf16)
+                .is_err()
+        );
         return;
     }
     assert_eq!(
-        cpu_ops::conv_precision(),
+        KernelConfig::default().precision(),
         Precision::F32,
         "f32 is the default"
+    );
+    assert!(
+        KernelConfig::stock()
+            .with_precision(Precision::Bf16)
+            .is_err(),
+        "bf16 needs this crate's kernels"
     );
     // airbench94's layer shapes (31x31 after the whitening conv, then 15, 7, 3) and odd channel counts.
     let shapes = [
@@ -161,10 +174,10 @@ fn bf16_convolutions() {
                 // (1): with the direct (im2col) GEMMs, the same as f32 arithmetic on rounded inputs (every GEMM of
                 // the plain conv is bf16). The Winograd path rounds its transformed inputs instead, so it is held
                 // to the 1% above (and tests/winograd.rs holds its f32 result to the direct one).
-                cpu_ops::set_winograd(false);
-                let direct = run(Precision::Bf16, &x, &w, &r, op);
-                let rounded = run(Precision::F32, &round(&x), &round(&w), &r, op);
-                cpu_ops::set_winograd(true);
+                let no_wino = KernelConfig::default().with_winograd(false);
+                let bf16 = no_wino.with_precision(Precision::Bf16).unwrap();
+                let direct = run_with(bf16, &x, &w, &r, op);
+                let rounded = run_with(no_wino, &round(&x), &round(&w), &r, op);
                 for (what, (b, f)) in ["y", "dx", "dw"].iter().zip(direct.iter().zip(&rounded)) {
                     assert_close(
                         &format!("{label} {what} vs f32 of rounded inputs"),
@@ -176,7 +189,6 @@ fn bf16_convolutions() {
             }
         }
     }
-    assert_eq!(cpu_ops::conv_precision(), Precision::F32);
     assert_eq!("bf16".parse::<Precision>(), Ok(Precision::Bf16));
     assert!("fp16".parse::<Precision>().is_err());
 }

@@ -1,46 +1,46 @@
-//! The Winograd F(2x2, 3x3) path of the 3x3 convolutions (`set_winograd`) against the direct im2col path, f32,
-//! forward and backward, through every public conv op, at the shapes that take it (airbench94's 15x15 and 7x7
-//! layers, the reference network's 64→128 at 8x8) and at odd and rectangular ones. Its own test binary: the
-//! switch is process-wide. On a CPU without AVX-512F both runs take the direct path (and agree trivially).
+//! The Winograd F(2x2, 3x3) path of the 3x3 convolutions (`KernelConfig::with_winograd`) against the direct
+//! im2col path, f32, forward and backward, through every public conv op, at the shapes that take it (airbench94's
+//! 15x15 and 7x7 layers, the reference network's 64→128 at 8x8) and at odd and rectangular ones. On a CPU without
+//! AVX-512F both runs take the direct path (and agree trivially).
 
 mod common;
 
 use candle_core::Tensor;
 use common::*;
+use cpu_ops::KernelConfig;
 
-type Op = fn(&Tensor, &Tensor, &Tensor) -> cpu_ops::Result<Tensor>;
+type Op = fn(&KernelConfig, &Tensor, &Tensor, &Tensor) -> cpu_ops::Result<Tensor>;
 
-fn nobias(x: &Tensor, w: &Tensor, _: &Tensor) -> cpu_ops::Result<Tensor> {
-    cpu_ops::conv3x3_nobias(x, w)
+fn nobias(k: &KernelConfig, x: &Tensor, w: &Tensor, _: &Tensor) -> cpu_ops::Result<Tensor> {
+    k.conv3x3_nobias(x, w)
 }
-fn biased(x: &Tensor, w: &Tensor, b: &Tensor) -> cpu_ops::Result<Tensor> {
-    cpu_ops::conv3x3(x, w, b)
+fn biased(k: &KernelConfig, x: &Tensor, w: &Tensor, b: &Tensor) -> cpu_ops::Result<Tensor> {
+    k.conv3x3(x, w, b)
 }
-fn nobias_pool(x: &Tensor, w: &Tensor, _: &Tensor) -> cpu_ops::Result<Tensor> {
-    cpu_ops::conv3x3_nobias_pool(x, w)
+fn nobias_pool(k: &KernelConfig, x: &Tensor, w: &Tensor, _: &Tensor) -> cpu_ops::Result<Tensor> {
+    k.conv3x3_nobias_pool(x, w)
 }
-fn relu_pool(x: &Tensor, w: &Tensor, b: &Tensor) -> cpu_ops::Result<Tensor> {
-    cpu_ops::conv3x3_relu_pool(x, w, b)
+fn relu_pool(k: &KernelConfig, x: &Tensor, w: &Tensor, b: &Tensor) -> cpu_ops::Result<Tensor> {
+    k.conv3x3_relu_pool(x, w, b)
 }
 
 /// Output, and the gradients of `sum(y · r)` for x, w and b.
 fn run(on: bool, x: &Tensor, w: &Tensor, b: &Tensor, op: Op, seed: u64) -> Vec<Vec<f32>> {
-    cpu_ops::set_winograd(on);
+    let k = KernelConfig::default().with_winograd(on);
     let (xv, wv, bv) = (var(x), var(w), var(b));
-    let y = op(xv.as_tensor(), wv.as_tensor(), bv.as_tensor()).unwrap();
+    let y = op(&k, xv.as_tensor(), wv.as_tensor(), bv.as_tensor()).unwrap();
     let r = rand_t(&mut rng(seed), y.dims());
     let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let mut out = vec![flat(&y)];
     for v in [&xv, &wv, &bv] {
         out.push(g.get(v.as_tensor()).map(flat).unwrap_or_default());
     }
-    cpu_ops::set_winograd(true);
     out
 }
 
 #[test]
 fn winograd_matches_the_direct_convolution() {
-    assert!(cpu_ops::winograd_enabled(), "on by default");
+    assert!(KernelConfig::default().winograd(), "on by default");
     let ops: [(&str, Op); 4] = [
         ("conv3x3_nobias", nobias),
         ("conv3x3", biased),

@@ -21,7 +21,7 @@ pub const DEFAULT_RETRIES: u32 = 4;
 /// What [`fetch`] should do.
 #[derive(Debug, Clone, Default)]
 pub struct FetchOptions {
-    /// Download from this URL (`None`: env `CIFAR10_URL`, else [`OFFICIAL_URL`]).
+    /// Download from this URL (`None`: [`OFFICIAL_URL`]).
     pub url: Option<String>,
     /// Extract this local archive instead of downloading (exclusive with `url`).
     pub from: Option<PathBuf>,
@@ -71,8 +71,8 @@ impl Default for FetchConfig {
 /// Makes sure `<data_dir>/cifar-10-batches-bin` holds the CIFAR-10 binary version.
 ///
 /// Idempotent: when valid data is present and `!opts.force`, returns [`FetchOutcome::AlreadyPresent`] without
-/// touching anything. Otherwise extracts `opts.from`, or downloads from `opts.url` / env `CIFAR10_URL` /
-/// [`OFFICIAL_URL`] into `<data_dir>/cifar-10-binary.tar.gz` (kept, so that a later run without `--force` can
+/// touching anything. Otherwise extracts `opts.from`, or downloads from `opts.url` /
+/// [`OFFICIAL_URL`] into `<data_dir>/cifar-10-binary.tar.gz` (kept, so that a later run without `force` can
 /// re-extract it without downloading) and extracts it. The official URL's archive must match
 /// [`OFFICIAL_MD5`]; any source must match `opts.sha256` when given; every source is checked by structure
 /// during extraction. `progress(bytes_done, total)` follows the download.
@@ -168,7 +168,7 @@ fn fetch_inner(
         remove_quietly(&archive);
         remove_quietly(&part_path(&archive));
     } else if archive.is_file() {
-        tracing::info!(archive = %archive.display(), "re-extracting the kept archive (use --force to download again)");
+        tracing::info!(archive = %archive.display(), "re-extracting the kept archive (the `force` option downloads it again)");
         let reused = verify_all(&archive, &checks, &archive.display().to_string())
             .and_then(|()| extract_archive_with(&archive, data_dir, cfg.layout));
         match reused {
@@ -202,11 +202,17 @@ fn fetch_inner(
     Ok(FetchOutcome::Downloaded { url })
 }
 
-/// `url`, else a non-empty env `CIFAR10_URL`, else [`OFFICIAL_URL`].
+/// `url`, else [`OFFICIAL_URL`]. (Applications may read a mirror from the environment variable [`URL_ENV`];
+/// this library reads no environment.)
 pub fn resolve_url(url: Option<&str>) -> String {
     url.map(str::to_string)
-        .or_else(|| std::env::var(URL_ENV).ok().filter(|u| !u.trim().is_empty()))
         .unwrap_or_else(|| OFFICIAL_URL.to_string())
+}
+
+/// A non-empty value of the environment variable [`URL_ENV`], for applications that offer it as a default.
+/// (A function the application calls: the library itself never reads it.)
+pub fn url_from_env() -> Option<String> {
+    std::env::var(URL_ENV).ok().filter(|u| !u.trim().is_empty())
 }
 
 fn normalize_sha256(hex: &str) -> Result<String> {

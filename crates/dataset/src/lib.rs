@@ -41,7 +41,7 @@ pub use extract::{extract_archive, extract_archive_with};
 #[cfg(feature = "download")]
 pub use fetch::{
     ARCHIVE_NAME, DEFAULT_RETRIES, FetchConfig, FetchOptions, FetchOutcome, OFFICIAL_MD5,
-    OFFICIAL_URL, URL_ENV, fetch, fetch_with, resolve_url,
+    OFFICIAL_URL, URL_ENV, fetch, fetch_with, resolve_url, url_from_env,
 };
 pub use layout::{
     BATCH_DIR, Layout, MAX_META_BYTES, META_FILE, MemberSize, RECORD_BYTES, TEST_FILE, TRAIN_FILES,

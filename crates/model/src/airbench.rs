@@ -20,6 +20,7 @@
 use crate::init::{torch_bound, uniform};
 use crate::{Classifier, Error, Mode, Params, Result};
 use candle_core::{DType, Device, Tensor, Var};
+use cpu_ops::KernelConfig;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,9 +64,9 @@ impl Norm {
     }
 
     /// `gelu(batchnorm(x))`; in training with the batch statistics (and a running-statistics update).
-    fn forward_gelu(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward_gelu(&self, k: &KernelConfig, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
-            let (y, m, v) = cpu_ops::batch_norm_gelu_train(x, self.bias.as_tensor(), BN_EPS)?;
+            let (y, m, v) = k.batch_norm_gelu_train(x, self.bias.as_tensor(), BN_EPS)?;
             let keep = 1.0 - BN_MOMENTUM;
             self.mean
                 .set(&((self.mean.as_tensor() * keep)? + (m * BN_MOMENTUM)?)?)?;
@@ -74,7 +75,7 @@ impl Norm {
             Ok(y)
         } else {
             // The statistics and bias are variables; detached, the op takes its fused no-gradient kernel.
-            Ok(cpu_ops::batch_norm_gelu_eval(
+            Ok(k.batch_norm_gelu_eval(
                 x,
                 &self.mean.as_tensor().detach(),
                 &self.var.as_tensor().detach(),
@@ -114,6 +115,7 @@ pub struct AirBench94 {
     groups: Vec<Group>,
     head: Var,
     device: Device,
+    kernels: KernelConfig,
     /// The epoch in progress (1-based; 0 before training).
     epoch: AtomicUsize,
 }
@@ -183,6 +185,7 @@ impl AirBench94 {
             groups,
             head,
             device: device.clone(),
+            kernels: KernelConfig::default(),
             epoch: AtomicUsize::new(0),
         })
     }
@@ -215,16 +218,17 @@ impl Classifier for AirBench94 {
             self.whiten_b.as_tensor().detach()
         };
         // The frozen whitening conv + bias + GELU, fused (a gradient for the bias only).
-        let mut h = cpu_ops::patch_conv_gelu(&x, &self.whiten_w.as_tensor().detach(), &bias)?;
+        let k = &self.kernels;
+        let mut h = k.patch_conv_gelu(&x, &self.whiten_w.as_tensor().detach(), &bias)?;
         for g in &self.groups {
             // conv → 2x2 max-pool fused: only the pooled maxima receive a gradient (a sparse backward).
-            h = cpu_ops::conv3x3_nobias_pool(&h, &p(&g.conv1))?;
-            h = g.norm1.forward_gelu(&h, train)?;
-            h = cpu_ops::conv3x3_nobias(&h, &p(&g.conv2))?;
-            h = g.norm2.forward_gelu(&h, train)?;
+            h = k.conv3x3_nobias_pool(&h, &p(&g.conv1))?;
+            h = g.norm1.forward_gelu(k, &h, train)?;
+            h = k.conv3x3_nobias(&h, &p(&g.conv2))?;
+            h = g.norm2.forward_gelu(k, &h, train)?;
         }
         // MaxPool2d(3) over the final 3x3 map (the per-channel maximum), the linear head and its scale, fused.
-        Ok(cpu_ops::global_max_linear(&h, &p(&self.head), LOGIT_SCALE)?)
+        Ok(k.global_max_linear(&h, &p(&self.head), LOGIT_SCALE)?)
     }
 
     fn params(&self) -> &Params {
@@ -233,6 +237,15 @@ impl Classifier for AirBench94 {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn kernels(&self) -> KernelConfig {
+        self.kernels
+    }
+
+    fn set_kernels(&mut self, kernels: KernelConfig) -> Result<()> {
+        self.kernels = kernels;
+        Ok(())
     }
 
     fn buffers(&self) -> &Params {

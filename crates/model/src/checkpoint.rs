@@ -27,13 +27,13 @@
 //! let (b, meta) = checkpoint::load_model_with_meta(&path, &dev).unwrap();
 //! assert_eq!(b.name(), "cnn-dnn");
 //! assert_eq!(meta.class_names[3], "cat");
-//! assert_eq!(meta.normalize, checkpoint::Normalization::default()); // none given: mean/std 0.5
+//! assert_eq!(meta.normalize, checkpoint::Normalize::default()); // none given: mean/std 0.5
 //! assert!(meta.defaulted.is_empty());
 //! ```
 
 use crate::{Classifier, Error, Result, registry};
 use candle_core::{DType, Device, Tensor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
@@ -64,23 +64,8 @@ pub mod keys {
     ];
 }
 
-/// The input normalization a model expects: `(pixel / 255 - mean) / std` per channel (the JSON layout of
-/// `augment::Normalize`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Normalization {
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
-
-impl Default for Normalization {
-    /// The reference's mean 0.5 / std 0.5 (the default of files without `normalize`).
-    fn default() -> Self {
-        Self {
-            mean: [0.5; 3],
-            std: [0.5; 3],
-        }
-    }
-}
+/// The input normalization a model expects (`(pixel / 255 - mean) / std` per channel): the one shared type.
+pub use cifar_types::Normalize;
 
 /// What a checkpoint says about its model (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +74,7 @@ pub struct ModelMeta {
     pub model: String,
     /// Constructor arguments (a JSON object).
     pub model_args: serde_json::Value,
-    pub normalize: Normalization,
+    pub normalize: Normalize,
     pub class_names: Vec<String>,
     /// `[channels, height, width]`.
     pub input_size: [usize; 3],
@@ -101,7 +86,7 @@ impl ModelMeta {
     /// The metadata of `model` as trained with `normalize` on `class_names`.
     pub fn for_model(
         model: &dyn Classifier,
-        normalize: Normalization,
+        normalize: Normalize,
         class_names: Vec<String>,
     ) -> Self {
         Self {
@@ -154,10 +139,10 @@ impl ModelMeta {
             path,
             "a JSON object",
         )?;
-        let normalize: Normalization = parse(
+        let normalize: Normalize = parse(
             metadata,
             keys::NORMALIZE,
-            Normalization::default,
+            Normalize::default,
             &mut defaulted,
             path,
             r#"JSON {"mean":[r,g,b],"std":[r,g,b]}"#,
@@ -434,7 +419,7 @@ pub fn with_model_meta(
 ) -> HashMap<String, String> {
     let base = ModelMeta::for_model(
         model,
-        Normalization::default(),
+        Normalize::default(),
         cifar_types::CLASS_NAMES
             .iter()
             .map(|c| c.to_string())

@@ -2,6 +2,7 @@ use crate::init::{torch_bound, uniform};
 use crate::layers::{Dropout, conv_relu_pool, linear};
 use crate::{Classifier, Mode, Params, Result};
 use candle_core::{Device, Tensor, Var};
+use cpu_ops::KernelConfig;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,6 +26,7 @@ pub struct CnnDnn {
     fcs: Vec<(Var, Var)>,
     dropout: Dropout,
     device: Device,
+    kernels: KernelConfig,
 }
 
 /// (name, in, out) of the conv layers and the linear layers.
@@ -68,6 +70,7 @@ impl CnnDnn {
             fcs,
             dropout: Dropout { p: Self::DROPOUT },
             device: device.clone(),
+            kernels: KernelConfig::default(),
         })
     }
 
@@ -76,7 +79,7 @@ impl CnnDnn {
         let mut outs = Vec::with_capacity(self.convs.len());
         let mut h = x.clone();
         for (w, b) in &self.convs {
-            h = conv_relu_pool(&h, w.as_tensor(), b.as_tensor())?;
+            h = conv_relu_pool(&self.kernels, &h, w.as_tensor(), b.as_tensor())?;
             outs.push(h.clone());
         }
         Ok(outs)
@@ -95,12 +98,12 @@ impl Classifier for CnnDnn {
         };
         let mut h = x.clone();
         for (w, b) in &self.convs {
-            h = conv_relu_pool(&h, w.as_tensor(), b.as_tensor())?;
+            h = conv_relu_pool(&self.kernels, &h, w.as_tensor(), b.as_tensor())?;
         }
         h = h.flatten_from(1)?;
         let last = self.fcs.len() - 1;
         for (i, (w, b)) in self.fcs.iter().enumerate() {
-            h = linear(&h, w.as_tensor(), b.as_tensor(), i < last)?;
+            h = linear(&self.kernels, &h, w.as_tensor(), b.as_tensor(), i < last)?;
             if i < last {
                 h = self.dropout.forward(&h, rng.as_deref_mut())?;
             }
@@ -114,6 +117,15 @@ impl Classifier for CnnDnn {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn kernels(&self) -> KernelConfig {
+        self.kernels
+    }
+
+    fn set_kernels(&mut self, kernels: KernelConfig) -> Result<()> {
+        self.kernels = kernels;
+        Ok(())
     }
 }
 

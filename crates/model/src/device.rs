@@ -93,20 +93,28 @@ pub fn select(spec: &str) -> Result<(Device, String)> {
 
 /// Prepares the CPU threads for training: subnormal floats are flushed to zero on this thread and rayon's pool
 /// (see `cpu_ops::flush_denormals_everywhere`; without it Adam's decaying moments slow training by ~30% after a
-/// few epochs). Call once before CPU work; harmless for CUDA runs.
+/// few epochs). A process-wide setting: applications call it (through `train::tune_cpu_process`), libraries never
+/// do. Harmless for CUDA runs.
 pub fn prepare_cpu_threads() {
     cpu_ops::flush_denormals_everywhere();
 }
 
-/// Uses candle's stock CPU ops instead of the `cpu-ops` kernels (process-wide), for comparisons. Note that candle
-/// 0.11.1's stock max-pool backward scales a window's gradient by 1/4, so training differs, not only its speed.
-pub fn use_stock_cpu_ops(stock: bool) {
-    cpu_ops::set_enabled(!stock);
-}
-
-/// Sets the arithmetic of the convolutions (process-wide; see [`crate::Precision`]). bf16 runs on CPUs with
-/// AVX512-BF16 through the `cpu-ops` kernels; on other devices, or with the stock ops, only f32 is offered.
-pub fn set_precision(precision: crate::Precision, device: &Device) -> Result<()> {
+/// The kernel settings for a model on `device` in `precision`, on candle's stock CPU ops with `stock_ops` (for
+/// comparisons; candle 0.11.1's stock max-pool backward scales a window's gradient by 1/4, so training differs, not
+/// only its speed). bf16 runs on CPUs with AVX512-BF16 through the `cpu-ops` kernels; on other devices, or with the
+/// stock ops, only f32 is offered, and asking for bf16 there is an error naming the precision.
+///
+/// ```
+/// use model::{Precision, device::kernels};
+/// let k = kernels(&candle_core::Device::Cpu, Precision::F32, true).unwrap();
+/// assert!(k.stock_ops());
+/// assert!(kernels(&candle_core::Device::Cpu, Precision::Bf16, true).is_err());
+/// ```
+pub fn kernels(
+    device: &Device,
+    precision: crate::Precision,
+    stock_ops: bool,
+) -> Result<cpu_ops::KernelConfig> {
     let bad = |reason: String| Error::Precision {
         precision: precision.to_string(),
         reason,
@@ -117,16 +125,14 @@ pub fn set_precision(precision: crate::Precision, device: &Device) -> Result<()>
                 "bf16 is implemented for the CPU kernels only; use f32 on this device".into(),
             ));
         }
-        if !cpu_ops::enabled() {
+        if stock_ops {
             return Err(bad(
                 "bf16 needs the cpu-ops kernels (not the stock ops)".into()
             ));
         }
     }
-    cpu_ops::set_conv_precision(precision).map_err(|e| bad(e.to_string()))
-}
-
-/// The arithmetic of the convolutions in use (see [`set_precision`]).
-pub fn precision() -> crate::Precision {
-    cpu_ops::conv_precision()
+    cpu_ops::KernelConfig::default()
+        .with_stock_ops(stock_ops)
+        .with_precision(precision)
+        .map_err(|e| bad(e.to_string()))
 }

@@ -11,6 +11,8 @@ pub enum Error {
     Device { spec: String, reason: String },
     #[error("precision {precision}: {reason}")]
     Precision { precision: String, reason: String },
+    #[error("model {model}: {reason}")]
+    Kernels { model: String, reason: String },
     #[error("{path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
     #[error(

@@ -2,6 +2,7 @@
 
 use crate::Result;
 use candle_core::{DType, Tensor};
+use cpu_ops::KernelConfig;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -38,13 +39,24 @@ impl Dropout {
 
 /// Conv 3x3 (stride 1, pad 1) + bias -> ReLU -> 2x2 max-pool, NCHW. On the CPU this is one fused `cpu-ops`
 /// kernel with its own backward; elsewhere candle's native ops.
-pub fn conv_relu_pool(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    Ok(cpu_ops::conv3x3_relu_pool(x, w, b)?)
+pub(crate) fn conv_relu_pool(
+    k: &KernelConfig,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+) -> Result<Tensor> {
+    Ok(k.conv3x3_relu_pool(x, w, b)?)
 }
 
 /// `x · wᵀ + b`, optionally followed by ReLU; `w` is `[out, in]`.
-pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
-    Ok(cpu_ops::linear(x, w, Some(b), relu)?)
+pub(crate) fn linear(
+    k: &KernelConfig,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    relu: bool,
+) -> Result<Tensor> {
+    Ok(k.linear(x, w, Some(b), relu)?)
 }
 
 /// Softmax probabilities of logits `[B, C]`, as f32.
@@ -60,12 +72,19 @@ pub fn softmax(logits: &Tensor) -> Result<Tensor> {
 /// On the CPU (f32) the patches become the rows of a matrix (an im2col op with a col2im backward) and the
 /// convolution is one `cpu_ops::linear` GEMM; elsewhere the k² shifted views are stacked and multiplied with
 /// candle's stock ops.
-pub fn conv_valid(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    conv_valid_act(x, w, b, false)
+/// `k` picks the kernels (candle's stock ops with [`KernelConfig::stock`]).
+pub fn conv_valid(k: &KernelConfig, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    conv_valid_act(k, x, w, b, false)
 }
 
-/// [`conv_valid`], then ReLU when `relu` (fused into the GEMM on the CPU).
-pub(crate) fn conv_valid_act(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+/// [`conv_valid`] with the kernel settings `k`, then ReLU when `relu` (fused into the GEMM on the CPU).
+pub(crate) fn conv_valid_act(
+    k_cfg: &KernelConfig,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    relu: bool,
+) -> Result<Tensor> {
     let (n, cin, h, wd) = x.dims4()?;
     let (cout, wcin, k, k2) = w.dims4()?;
     if wcin != cin || k != k2 || k == 0 || k > h || k > wd || b.dims() != [cout] {
@@ -82,9 +101,9 @@ pub(crate) fn conv_valid_act(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> 
     let cpu = [x, w, b]
         .iter()
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
-    if cpu && cpu_ops::enabled() {
+    if cpu && !k_cfg.stock_ops() {
         let cols = x.contiguous()?.apply_op1(crate::im2col::Im2col { k })?;
-        let y = cpu_ops::linear(&cols, &w2, Some(b), relu)?; // [N·Ho·Wo, Co]
+        let y = k_cfg.linear(&cols, &w2, Some(b), relu)?; // [N·Ho·Wo, Co]
         return Ok(y
             .reshape((n, ho, wo, cout))?
             .permute((0, 3, 1, 2))?

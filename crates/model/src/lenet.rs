@@ -3,6 +3,7 @@ use crate::init::{torch_bound, uniform};
 use crate::layers::{conv_valid_act, linear};
 use crate::{Classifier, Mode, Params, Result};
 use candle_core::{Device, Tensor, Var};
+use cpu_ops::KernelConfig;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -25,6 +26,7 @@ pub struct LeNet5 {
     convs: Vec<(Var, Var)>,
     fcs: Vec<(Var, Var)>,
     device: Device,
+    kernels: KernelConfig,
 }
 
 /// (name, in, out) of the 5x5 conv layers, and their output sides before pooling.
@@ -67,6 +69,7 @@ impl LeNet5 {
             convs,
             fcs,
             device: device.clone(),
+            kernels: KernelConfig::default(),
         })
     }
 
@@ -75,7 +78,7 @@ impl LeNet5 {
         let mut outs = Vec::with_capacity(self.convs.len());
         let mut h = x.clone();
         for (w, b) in &self.convs {
-            h = conv_block(&h, w.as_tensor(), b.as_tensor())?;
+            h = conv_block(&self.kernels, &h, w.as_tensor(), b.as_tensor())?;
             outs.push(h.clone());
         }
         Ok(outs)
@@ -100,9 +103,9 @@ impl LeNet5 {
 
 /// Conv 5x5 (valid) + bias -> ReLU (one im2col GEMM with fused bias and ReLU on the CPU) -> 2x2 max-pool
 /// (the `cpu-ops` kernel).
-fn conv_block(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let y = conv_valid_act(x, w, b, true)?;
-    Ok(cpu_ops::max_pool2x2(&y)?)
+fn conv_block(k: &KernelConfig, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let y = conv_valid_act(k, x, w, b, true)?;
+    Ok(k.max_pool2x2(&y)?)
 }
 
 impl Classifier for LeNet5 {
@@ -113,12 +116,12 @@ impl Classifier for LeNet5 {
     fn forward(&self, x: &Tensor, _mode: Mode<'_>) -> Result<Tensor> {
         let mut h = x.clone();
         for (w, b) in &self.convs {
-            h = conv_block(&h, w.as_tensor(), b.as_tensor())?;
+            h = conv_block(&self.kernels, &h, w.as_tensor(), b.as_tensor())?;
         }
         h = h.flatten_from(1)?;
         let last = self.fcs.len() - 1;
         for (i, (w, b)) in self.fcs.iter().enumerate() {
-            h = linear(&h, w.as_tensor(), b.as_tensor(), i < last)?;
+            h = linear(&self.kernels, &h, w.as_tensor(), b.as_tensor(), i < last)?;
         }
         Ok(h)
     }
@@ -129,5 +132,14 @@ impl Classifier for LeNet5 {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn kernels(&self) -> KernelConfig {
+        self.kernels
+    }
+
+    fn set_kernels(&mut self, kernels: KernelConfig) -> Result<()> {
+        self.kernels = kernels;
+        Ok(())
     }
 }

@@ -25,6 +25,7 @@ pub mod device;
 mod error;
 pub mod flops;
 mod im2col;
+pub mod infer;
 pub mod init;
 mod layers;
 mod lenet;
@@ -34,7 +35,7 @@ pub mod registry;
 
 pub use airbench::AirBench94;
 pub use cnn_dnn::CnnDnn;
-pub use cpu_ops::Precision;
+pub use cpu_ops::{KernelConfig, Precision};
 pub use error::{Error, Result};
 pub use layers::{Dropout, conv_valid, softmax};
 pub use lenet::LeNet5;
@@ -85,6 +86,25 @@ pub trait Classifier: Send {
     }
     /// Called by the trainer before each epoch (1-based), e.g. to freeze a layer after some epochs.
     fn start_epoch(&self, _epoch: usize) {}
+    /// The kernel settings (precision, stock ops, ...) of this model's forward and backward passes.
+    fn kernels(&self) -> KernelConfig {
+        KernelConfig::default()
+    }
+    /// Runs this model's passes with `kernels` from now on (set before training or inference). A model that does
+    /// not take kernel settings (the default implementation) accepts only the default and refuses others.
+    fn set_kernels(&mut self, kernels: KernelConfig) -> Result<()> {
+        if kernels == KernelConfig::default() {
+            Ok(())
+        } else {
+            Err(Error::Kernels {
+                model: self.name().to_string(),
+                reason: format!(
+                    "it runs with the default kernel settings only, not {kernels:?} (implement \
+                     `Classifier::set_kernels` to take others)"
+                ),
+            })
+        }
+    }
     /// Whether the parameter `name` is a normalisation layer's parameter (optimizers may give those their own
     /// learning rate and weight decay, as airbench does for BatchNorm biases).
     fn is_norm_param(&self, _name: &str) -> bool {

@@ -2,6 +2,7 @@ use crate::init::{torch_bound, uniform};
 use crate::layers::{Dropout, linear};
 use crate::{Classifier, Mode, Params, Result};
 use candle_core::{Device, Tensor, Var};
+use cpu_ops::KernelConfig;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -23,6 +24,7 @@ pub struct Mlp {
     fcs: Vec<(Var, Var)>,
     dropout: Dropout,
     device: Device,
+    kernels: KernelConfig,
 }
 
 /// (name, in, out) of the linear layers.
@@ -55,6 +57,7 @@ impl Mlp {
             fcs,
             dropout: Dropout { p: Self::DROPOUT },
             device: device.clone(),
+            kernels: KernelConfig::default(),
         })
     }
 
@@ -83,7 +86,7 @@ impl Classifier for Mlp {
         let mut h = x.flatten_from(1)?;
         let last = self.fcs.len() - 1;
         for (i, (w, b)) in self.fcs.iter().enumerate() {
-            h = linear(&h, w.as_tensor(), b.as_tensor(), i < last)?;
+            h = linear(&self.kernels, &h, w.as_tensor(), b.as_tensor(), i < last)?;
             if i < last {
                 h = self.dropout.forward(&h, rng.as_deref_mut())?;
             }
@@ -97,5 +100,14 @@ impl Classifier for Mlp {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn kernels(&self) -> KernelConfig {
+        self.kernels
+    }
+
+    fn set_kernels(&mut self, kernels: KernelConfig) -> Result<()> {
+        self.kernels = kernels;
+        Ok(())
     }
 }

@@ -109,7 +109,7 @@ fn metadata_round_trips_and_old_files_get_defaults() {
     let m = model::registry::build("airbench94", &Device::Cpu, 0).unwrap();
     let meta = checkpoint::ModelMeta::for_model(
         m.as_ref(),
-        checkpoint::Normalization {
+        checkpoint::Normalize {
             mean: [0.4914, 0.4822, 0.4465],
             std: [0.247, 0.2435, 0.2616],
         },
@@ -120,7 +120,7 @@ fn metadata_round_trips_and_old_files_get_defaults() {
     let old = HashMap::from([("format".to_string(), "cifar10-rs/1".to_string())]);
     let d = checkpoint::ModelMeta::from_metadata(&old, path).unwrap();
     assert_eq!((d.format_version, d.model.as_str()), (1, "cnn-dnn"));
-    assert_eq!(d.normalize, checkpoint::Normalization::default());
+    assert_eq!(d.normalize, checkpoint::Normalize::default());
     assert_eq!(
         d.defaulted,
         [

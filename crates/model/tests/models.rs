@@ -55,20 +55,18 @@ fn lenet5_shapes_and_parameter_count() {
 /// gradients.
 #[test]
 fn conv_valid_matches_candle_conv2d() {
-    for fast in [true, false] {
-        cpu_ops::set_enabled(fast);
-        conv_valid_case();
+    for k in [model::KernelConfig::default(), model::KernelConfig::stock()] {
+        conv_valid_case(&k);
     }
-    cpu_ops::set_enabled(true);
 }
 
-fn conv_valid_case() {
+fn conv_valid_case(k: &model::KernelConfig) {
     let dev = Device::Cpu;
     let x = candle_core::Var::from_tensor(&input(2)).unwrap();
     let m = LeNet5::new(&dev, 3).unwrap();
     let w = m.params().get("features.0.weight").unwrap();
     let b = m.params().get("features.0.bias").unwrap();
-    let ours = model::conv_valid(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+    let ours = model::conv_valid(k, x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
     let stock = x
         .as_tensor()
         .conv2d(w.as_tensor(), 0, 1, 1, 1)
@@ -130,6 +128,7 @@ fn conv_valid_case() {
     let big = Tensor::zeros((1, 3, 40, 40), DType::F32, &dev).unwrap();
     assert!(
         model::conv_valid(
+            &model::KernelConfig::default(),
             &input(1),
             &big.reshape((1, 3, 40, 40)).unwrap(),
             &Tensor::zeros(1, DType::F32, &dev).unwrap()

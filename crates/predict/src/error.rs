@@ -30,8 +30,6 @@ pub enum Error {
     #[error(transparent)]
     Model(Box<model::Error>),
     #[error(transparent)]
-    Train(#[from] train::Error),
-    #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 
@@ -60,7 +58,6 @@ impl Error {
             Error::InputSize { .. }
             | Error::ClassCount { .. }
             | Error::Model(_)
-            | Error::Train(_)
             | Error::Candle(_) => ErrorKind::Internal,
         }
     }

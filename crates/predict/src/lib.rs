@@ -18,7 +18,7 @@
 //! let net = model::registry::build("cnn-dnn", &dev, 1).unwrap();
 //! model::checkpoint::save_model(net.as_ref(), &ckpt, Default::default()).unwrap();
 //!
-//! let session = Session::load(&ckpt, &dev, train::Tta::None).unwrap();
+//! let session = Session::load(&ckpt, &dev, predict::Tta::None).unwrap();
 //! let mut png = Vec::new();
 //! image::DynamicImage::new_rgb8(48, 40)
 //!     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
@@ -39,5 +39,6 @@ pub use decode::{
     load_path, to_input,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use model::KernelConfig;
+pub use model::infer::Tta;
 pub use session::{Ranked, Session, note_defaults, top_k};
-pub use train::Tta;

@@ -1,21 +1,23 @@
 //! A loaded model ready to classify decoded images: checkpoint, metadata, normalization and TTA together.
 
+use crate::Tta;
 use crate::decode::{INPUT_BYTES, SIDE};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
+use model::KernelConfig;
 use model::checkpoint::ModelMeta;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use train::Tta;
 
 /// A classifier session: a checkpoint's model with its [`ModelMeta`] (class names, normalization), on a device,
 /// with a test-time augmentation. [`Session::probabilities`] takes the 32x32 inputs of
 /// [`load_path`](crate::load_path) / [`load_bytes`](crate::load_bytes) and returns one probability row per image,
-/// exactly what `train::evaluate` computes for the same pixels.
+/// exactly what `train::evaluate` computes for the same pixels (the same `model::infer` code). The model runs
+/// with its own kernel settings ([`Session::with_kernels`]).
 pub struct Session {
     net: Box<dyn model::Classifier>,
     meta: ModelMeta,
-    normalize: augment::Normalize,
+    normalize: model::checkpoint::Normalize,
     tta: Tta,
     checkpoint: PathBuf,
 }
@@ -33,10 +35,7 @@ impl Session {
 
     /// A session over a model already in memory, described by `meta`.
     pub fn new(net: Box<dyn model::Classifier>, meta: ModelMeta, tta: Tta) -> Self {
-        let normalize = augment::Normalize {
-            mean: meta.normalize.mean,
-            std: meta.normalize.std,
-        };
+        let normalize = meta.normalize;
         Self {
             net,
             meta,
@@ -44,6 +43,17 @@ impl Session {
             tta,
             checkpoint: PathBuf::new(),
         }
+    }
+
+    /// The session with the model's passes on `kernels` (e.g. bf16 convolutions: `model::device::kernels`).
+    pub fn with_kernels(mut self, kernels: KernelConfig) -> Result<Self> {
+        self.net.set_kernels(kernels)?;
+        Ok(self)
+    }
+
+    /// The kernel settings the model runs with.
+    pub fn kernels(&self) -> KernelConfig {
+        self.net.kernels()
     }
 
     pub fn meta(&self) -> &ModelMeta {
@@ -100,7 +110,7 @@ impl Session {
         }
         let side = SIDE as usize;
         let x = Tensor::from_vec(x, (images.len(), 3, side, side), self.net.device())?;
-        let p = train::evaluate::probabilities(self.net.as_ref(), &x, self.tta)?;
+        let p = model::infer::probabilities(self.net.as_ref(), &x, self.tta)?;
         let p = p.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
         if let Some(row) = p.first()
             && row.len() != self.meta.class_names.len()
@@ -171,7 +181,7 @@ mod tests {
         let net = model::registry::build("cnn-dnn", &dev, 3).unwrap();
         let meta = ModelMeta::for_model(
             net.as_ref(),
-            model::checkpoint::Normalization::default(),
+            model::checkpoint::Normalize::default(),
             (0..10).map(|i| format!("c{i}")).collect(),
         );
         let s = Session::new(net, meta, Tta::None);

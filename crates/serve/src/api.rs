@@ -366,7 +366,7 @@ async fn predict(State(s): State<Arc<AppState>>, req: Request) -> Result<Respons
                 ..ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
-                        "not classified within {timeout_s}s (--timeout): the server is overloaded"
+                        "not classified within {timeout_s}s (the server's timeout setting): the server is overloaded"
                     ),
                 )
             });
@@ -395,7 +395,7 @@ fn too_large(max_body: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
-            "the body is larger than the limit of {} (--max-body)",
+            "the body is larger than the limit of {} (the server's max_body setting)",
             bytes_text(max_body)
         ),
     )
@@ -439,7 +439,7 @@ fn precheck(
             ..ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "busy: {} requests are in flight (--max-concurrent); try again",
+                    "busy: {} requests are in flight (the server's max_concurrent setting); try again",
                     s.config.max_concurrent
                 ),
             )

@@ -1,17 +1,22 @@
 //! Train your own model with this crate, without touching the registry: implement `model::Classifier` (four
-//! methods; buffers, data-dependent init and per-epoch hooks are optional) and call `train::run_model`.
+//! methods; buffers, data-dependent init and per-epoch hooks are optional), bring your own optimizer (a
+//! `train::optim::Optimizer`) and a callback (a `train::Callback`), and hand them to `train::TrainerBuilder`.
 //!
 //! ```sh
 //! cargo run --release -p train --example custom_model              # synthetic data, a few seconds
 //! cargo run --release -p train --example custom_model -- data      # CIFAR-10 from a data directory
 //! ```
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
 use model::{Classifier, Mode, Params};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use train::{Data, StopFlag, TrainConfig, run_model};
+use std::collections::HashMap;
+use std::path::Path;
+use train::optim::Optimizer;
+use train::{Callback, Control, Data, EpochEnd, TrainConfig, TrainerBuilder};
 
 /// A tiny classifier: 4x4 average pooling, then one linear layer (3·8·8 → 10).
 struct PooledLinear {
@@ -55,6 +60,77 @@ impl Classifier for PooledLinear {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+}
+
+/// Plain SGD, `θ ← θ − lr·g`, written here: any `Optimizer` trains.
+struct PlainSgd {
+    params: Vec<Var>,
+    lr: f64,
+    steps: u64,
+}
+
+impl Optimizer for PlainSgd {
+    fn name(&self) -> &'static str {
+        "plain-sgd"
+    }
+
+    fn step(&mut self, grads: &GradStore) -> train::Result<()> {
+        for p in &self.params {
+            if let Some(g) = grads.get(p.as_tensor()) {
+                p.set(&(p.as_tensor() - (g * self.lr)?)?)?;
+            }
+        }
+        self.steps += 1;
+        Ok(())
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    // No state beyond the step count, so nothing to save for a resume.
+    fn state(&self) -> train::Result<(Vec<(String, Tensor)>, u64)> {
+        Ok((Vec::new(), self.steps))
+    }
+
+    fn load_state(
+        &mut self,
+        _: &HashMap<String, Tensor>,
+        steps: u64,
+        _: &Path,
+    ) -> train::Result<()> {
+        self.steps = steps;
+        Ok(())
+    }
+}
+
+/// Prints one line per epoch and stops once the validation accuracy reaches 99%.
+struct Report;
+
+impl Callback for Report {
+    fn on_epoch_end(&mut self, e: &EpochEnd<'_>) -> Control {
+        let m = e.metrics;
+        println!(
+            "epoch {}/{}: train loss {:.3}, val acc {:.1}%",
+            m.epoch,
+            e.epochs,
+            m.train_loss,
+            100.0 * m.val_acc
+        );
+        if m.val_acc >= 0.99 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
     }
 }
 
@@ -106,25 +182,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             test: synthetic(500, 3),
         },
     };
+    // The device is named once: the model lives there, and the trainer takes it from the model.
     let net = PooledLinear::new(&Device::Cpu)?;
     let cfg = TrainConfig {
         model: net.name().into(),
-        epochs: 3,
+        epochs: 5,
         batch_size: 128,
-        lr: 5e-3,
-        device: "cpu".into(),
         ..TrainConfig::default()
     };
+    let sgd = PlainSgd {
+        params: net.params().iter().map(|(_, v)| v.clone()).collect(),
+        lr: 0.0,
+        steps: 0,
+    };
     let out = tempfile::tempdir()?;
-    let outcome = run_model(
-        &net,
-        "cpu",
-        &cfg,
-        &data,
-        out.path(),
-        &StopFlag::default(),
-        false,
-    )?;
+    let outcome = TrainerBuilder::new(&net, cfg)
+        .run_dir(out.path())
+        .optimizer(Box::new(sgd))
+        // Any `Fn(step, total_steps) -> f64` is a schedule: here a linear decay from 0.05.
+        .schedule(|step: usize, total: usize| 0.05 * (1.0 - step as f64 / total as f64))
+        .callback(Report)
+        .build()?
+        .fit(&data)?;
     if let Some(r) = outcome.test_report {
         println!(
             "test accuracy {:.2}% after {} epochs",

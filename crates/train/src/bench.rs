@@ -1,19 +1,19 @@
-//! Throughput measurements of a model on random data: training steps (forward, backward, Adam) and inference,
-//! reported as medians over repeated runs, plus the data pipeline. Used by `cifar bench` and `cargo xtask bench`.
+//! Throughput measurements of a model on random data: training steps ([`crate::Trainer::step`] itself: forward,
+//! loss, backward, the optimizer and the weight average of the model's recipe) and inference, reported as medians
+//! over repeated runs, plus the data pipeline. Used by `cifar bench` and `cargo xtask bench`.
 //!
 //! ```no_run
 //! let dev = candle_core::Device::Cpu;
-//! let r = train::bench::train_step("cnn-dnn", &dev, 64, 5, 20, 3).unwrap();
+//! let m = train::bench::Subject { model: "cnn-dnn", device: &dev, kernels: model::KernelConfig::default() };
+//! let r = train::bench::train_step(&m, 64, 5, 20, 3).unwrap();
 //! println!("{}", r.json());
 //! ```
 
-use crate::Result;
-use crate::TrainConfig;
-use crate::loss::cross_entropy;
+use crate::{Result, TrainConfig, TrainerBuilder};
 use augment::{Augment, batch_to_tensor};
 use candle_core::{Device, Tensor};
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
-use model::{Mode, registry};
+use model::{Classifier, KernelConfig, Mode, registry};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
@@ -63,10 +63,10 @@ impl BenchResult {
         )
     }
 
-    /// Names the model measured, and the convolution precision in use (a model's benches run with it).
-    fn for_model(mut self, model: &str) -> Self {
+    /// Names the model measured, and the convolution precision it ran with.
+    fn for_model(mut self, model: &str, kernels: KernelConfig) -> Self {
         self.model = Some(model.to_string());
-        self.precision = Some(model::device::precision());
+        self.precision = Some(kernels.precision());
         self
     }
 }
@@ -82,31 +82,58 @@ fn random_input(batch: usize, device: &Device, rng: &mut ChaCha8Rng) -> Result<(
     ))
 }
 
-/// Training steps per second × batch: `warmup` steps, then `repeats` timings of `steps` steps each.
+/// What a bench measures: a registered model on a device with kernel settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The registered model's name.
+    pub model: &'a str,
+    /// Where it runs.
+    pub device: &'a Device,
+    /// Its kernel settings.
+    pub kernels: KernelConfig,
+}
+
+impl Subject<'_> {
+    /// A fresh model (seed 0) with the kernel settings.
+    fn build(&self) -> Result<Box<dyn Classifier>> {
+        let mut net = registry::build(self.model, self.device, 0)?;
+        net.set_kernels(self.kernels)?;
+        Ok(net)
+    }
+}
+
+/// Training steps per second × batch: `warmup` steps, then `repeats` timings of `steps` steps each, of the
+/// trainer's own step ([`crate::Trainer::step`]) with the model's recipe (`TrainConfig::for_model`: its optimizer,
+/// loss reduction, label smoothing and weight averaging) at batch size `batch`.
 pub fn train_step(
-    model_name: &str,
-    device: &Device,
+    subject: &Subject<'_>,
     batch: usize,
     warmup: usize,
     steps: usize,
     repeats: usize,
 ) -> Result<BenchResult> {
-    model::device::prepare_cpu_threads();
+    let (model_name, device, kernels) = (subject.model, subject.device, subject.kernels);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let net = registry::build(model_name, device, 0)?;
-    let cfg = TrainConfig::for_model(model_name);
-    let mut opt = crate::trainer::build_optimizer(&cfg, net.as_ref())?;
-    let (x, y) = random_input(batch, device, &mut rng)?;
-    let mut step = |rng: &mut ChaCha8Rng| -> Result<()> {
-        let logits = net.forward(&x, Mode::Train(rng))?;
-        let loss = cross_entropy(&logits, &y, cfg.label_smoothing)?;
-        // Reading the loss synchronises the device, as the training loop does.
-        loss.to_scalar::<f32>()?;
-        opt.step(&loss.backward()?)?;
-        Ok(())
+    let net = subject.build()?;
+    let cfg = TrainConfig {
+        batch_size: batch,
+        precision: kernels.precision(),
+        stock_ops: kernels.stock_ops(),
+        ..TrainConfig::for_model(model_name)
     };
-    let rates = timed(batch, warmup, steps, repeats, || step(&mut rng), device)?;
-    Ok(BenchResult::new("train", batch, rates).for_model(model_name))
+    let mut trainer = TrainerBuilder::new(net.as_ref(), cfg).build()?;
+    // A plan as long as a CIFAR-10 run, so the schedule and the averaging behave as in training.
+    trainer.plan(50_000)?;
+    let (x, y) = random_input(batch, device, &mut rng)?;
+    let rates = timed(
+        batch,
+        warmup,
+        steps,
+        repeats,
+        || trainer.step(&x, &y).map(|_| ()),
+        device,
+    )?;
+    Ok(BenchResult::new("train", batch, rates).for_model(model_name, kernels))
 }
 
 /// Images per second of `step` (one batch each): `warmup` untimed calls, then `repeats` timings of `steps` calls.
@@ -136,8 +163,7 @@ fn timed(
 
 /// Inference with test-time augmentation `tta` (e.g. airbench's 6 views) images per second.
 pub fn inference_tta(
-    model_name: &str,
-    device: &Device,
+    subject: &Subject<'_>,
     tta: crate::Tta,
     batch: usize,
     warmup: usize,
@@ -145,39 +171,35 @@ pub fn inference_tta(
     repeats: usize,
 ) -> Result<BenchResult> {
     let timing = (batch, warmup, steps, repeats);
-    let rates = timed_inference(model_name, device, timing, |net, x| {
-        crate::evaluate::probabilities(net, x, tta)
+    let rates = timed_inference(subject, timing, |net, x| {
+        Ok(model::infer::probabilities(net, x, tta)?)
     })?;
-    Ok(BenchResult::new("infer_tta", batch, rates).for_model(model_name))
+    Ok(BenchResult::new("infer_tta", batch, rates).for_model(subject.model, subject.kernels))
 }
 
 /// Inference (eval-mode forward) images per second.
 pub fn inference(
-    model_name: &str,
-    device: &Device,
+    subject: &Subject<'_>,
     batch: usize,
     warmup: usize,
     steps: usize,
     repeats: usize,
 ) -> Result<BenchResult> {
     let timing = (batch, warmup, steps, repeats);
-    let rates = timed_inference(model_name, device, timing, |net, x| {
-        Ok(net.forward(x, Mode::Eval)?)
-    })?;
-    Ok(BenchResult::new("infer", batch, rates).for_model(model_name))
+    let rates = timed_inference(subject, timing, |net, x| Ok(net.forward(x, Mode::Eval)?))?;
+    Ok(BenchResult::new("infer", batch, rates).for_model(subject.model, subject.kernels))
 }
 
 /// Rates of `infer` on one random batch of a fresh `model_name`, the result copied to the host as a caller would;
 /// `timing` is (batch, warmup, steps, repeats) as for [`timed`].
 fn timed_inference(
-    model_name: &str,
-    device: &Device,
+    subject: &Subject<'_>,
     (batch, warmup, steps, repeats): (usize, usize, usize, usize),
     infer: impl Fn(&dyn model::Classifier, &Tensor) -> Result<Tensor>,
 ) -> Result<Vec<f64>> {
-    model::device::prepare_cpu_threads();
+    let device = subject.device;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let net = registry::build(model_name, device, 0)?;
+    let net = subject.build()?;
     let (x, _) = random_input(batch, device, &mut rng)?;
     let forward = || -> Result<()> {
         infer(net.as_ref(), &x)?.to_device(&Device::Cpu)?;
@@ -236,9 +258,14 @@ mod tests {
 
     #[test]
     fn runs_on_cpu() {
-        let r = train_step("cnn-dnn", &Device::Cpu, 4, 1, 2, 1).unwrap();
+        let s = Subject {
+            model: "cnn-dnn",
+            device: &Device::Cpu,
+            kernels: KernelConfig::default(),
+        };
+        let r = train_step(&s, 4, 1, 2, 1).unwrap();
         assert!(r.img_per_s > 0.0);
-        let r = inference("cnn-dnn", &Device::Cpu, 4, 1, 1, 1).unwrap();
+        let r = inference(&s, 4, 1, 1, 1).unwrap();
         assert!(r.img_per_s > 0.0);
         assert!(data_pipeline(8, 16, 1).unwrap().img_per_s > 0.0);
     }

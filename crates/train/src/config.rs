@@ -1,5 +1,5 @@
 use crate::averaging::Averaging;
-use crate::{Error, Result, Schedule};
+use crate::{Error, Result, Schedule, Tta};
 use augment::Augment;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -77,10 +77,11 @@ pub struct TrainConfig {
     pub limit_train: Option<usize>,
     /// Training augmentation.
     pub augment: Augment,
-    /// Average the predictions of each image and its mirror image at evaluation (validation and test).
-    pub tta: bool,
-    /// With `tta`: also the 1-pixel reflect-shifted views (airbench's TTA level 2: 6 views, logits averaged).
-    pub tta_shift: bool,
+    /// Test-time augmentation at evaluation (validation and test): `none`, `mirror` (the image and its mirror
+    /// image, probabilities averaged) or `mirror+shift` (airbench's level 2: also the 1-pixel reflect-shifted
+    /// views, 6 in all, logits averaged). Files written before it was one setting (`"tta": true`,
+    /// `"tta_shift": true`) are read by [`TrainConfig::from_json`].
+    pub tta: Tta,
     pub eval_batch_size: usize,
     pub data_dir: PathBuf,
     /// Candle's stock CPU ops instead of the cpu-ops kernels (for comparisons; slow).
@@ -116,8 +117,7 @@ impl Default for TrainConfig {
             device: "auto".into(),
             limit_train: None,
             augment: Augment::default(),
-            tta: false,
-            tta_shift: false,
+            tta: Tta::None,
             eval_batch_size: 512,
             data_dir: PathBuf::from("data"),
             stock_ops: false,
@@ -127,6 +127,24 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Reads a config written by any version of this crate (`config.json`): the TTA of files written before it
+    /// was one setting (`"tta": true|false` and `"tta_shift": true|false`) becomes the one value.
+    pub fn from_json(json: &str) -> std::result::Result<Self, serde_json::Error> {
+        let mut v: serde_json::Value = serde_json::from_str(json)?;
+        if let Some(obj) = v.as_object_mut() {
+            let shift = obj.remove("tta_shift").and_then(|s| s.as_bool());
+            if let Some(on) = obj.get("tta").and_then(|t| t.as_bool()) {
+                let tta = match (on, shift.unwrap_or(false)) {
+                    (false, _) => Tta::None,
+                    (true, false) => Tta::Mirror,
+                    (true, true) => Tta::MirrorShift,
+                };
+                obj.insert("tta".into(), serde_json::Value::String(tta.name().into()));
+            }
+        }
+        serde_json::from_value(v)
+    }
+
     /// Checks every value; the first bad one is an [`Error::Setting`] naming its field (`lr`, `batch_size`,
     /// `augment.flip_prob`, ...: a front end maps the name to its own flag). The model must be a registered one,
     /// and a CUDA device needs a build with the `cuda` feature, so a bad device is refused before any work.
@@ -305,7 +323,7 @@ fn fast_recipe(c: &mut TrainConfig) {
     c.warmup_epochs = 1.5;
     c.weight_decay = 0.05;
     c.label_smoothing = 0.1;
-    c.tta = true;
+    c.tta = Tta::Mirror;
 }
 
 /// The presets. `reference` is the user's recipe; `fast` reaches the reference's accuracy in a fraction of its time
@@ -382,8 +400,7 @@ fn airbench94_recipe(c: &mut TrainConfig) {
     c.loss_reduction = LossReduction::Sum;
     c.averaging = Averaging::airbench();
     c.augment = Augment::airbench();
-    c.tta = true;
-    c.tta_shift = true;
+    c.tta = Tta::MirrorShift;
     c.val_fraction = 0.0;
     c.eval_batch_size = 1000;
 }
@@ -418,7 +435,7 @@ mod tests {
         );
         assert_eq!(
             (f.schedule, f.warmup_epochs, f.label_smoothing, f.tta),
-            (Schedule::OneCycle, 1.5, 0.1, true)
+            (Schedule::OneCycle, 1.5, 0.1, Tta::Mirror)
         );
         let l = TrainConfig::preset("fast-long").unwrap();
         assert_eq!(
@@ -507,7 +524,7 @@ mod tests {
             assert_eq!(c.model, name);
             assert_eq!(
                 (c.epochs, c.batch_size, c.lr, c.warmup_epochs, c.tta),
-                (30, 128, 4e-3, 3.0, true)
+                (30, 128, 4e-3, 3.0, Tta::Mirror)
             );
             assert_eq!(TrainConfig::for_model(name), c);
         }
@@ -517,15 +534,22 @@ mod tests {
     fn config_json_round_trip_and_partial_files() {
         let c = TrainConfig::preset("fast").unwrap();
         let s = serde_json::to_string(&c).unwrap();
-        assert_eq!(serde_json::from_str::<TrainConfig>(&s).unwrap(), c);
+        assert!(s.contains(r#""tta":"mirror""#), "{s}");
+        assert_eq!(TrainConfig::from_json(&s).unwrap(), c);
         // config.json as the previous version wrote it (no optimizer, averaging, TTA-shift... fields).
         let old = r#"{"preset":"fast","model":"cnn-dnn","epochs":18,"batch_size":128,"lr":0.004,"weight_decay":0.05,
             "schedule":"onecycle","warmup_epochs":1.5,"label_smoothing":0.1,"patience":null,"val_fraction":0.1,
             "stratified":false,"seed":42,"device":"auto","limit_train":null,"augment":{"flip_prob":0.5,"crop_pad":4,
             "normalize":{"mean":[0.5,0.5,0.5],"std":[0.5,0.5,0.5]}},"tta":true,"eval_batch_size":512,
             "data_dir":"data","stock_ops":false}"#;
-        assert_eq!(serde_json::from_str::<TrainConfig>(old).unwrap(), c);
-        let partial: TrainConfig = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
+        assert_eq!(TrainConfig::from_json(old).unwrap(), c);
+        // airbench94's config.json as the previous version wrote it (two booleans).
+        let mut ab = serde_json::to_value(TrainConfig::preset("airbench94").unwrap()).unwrap();
+        ab["tta"] = serde_json::Value::Bool(true);
+        ab["tta_shift"] = serde_json::Value::Bool(true);
+        let ab = TrainConfig::from_json(&ab.to_string()).unwrap();
+        assert_eq!(ab.tta, Tta::MirrorShift);
+        let partial = TrainConfig::from_json(r#"{"epochs": 3}"#).unwrap();
         assert_eq!(partial.epochs, 3);
         assert_eq!(partial.batch_size, 64);
     }

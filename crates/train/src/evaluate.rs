@@ -2,9 +2,10 @@
 
 use crate::Result;
 use augment::{Augment, EpochPlan, Loader, Normalize};
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, DType, Device};
 use cifar_types::{ImageSet, Predictions};
-use model::{Classifier, Mode};
+use model::Classifier;
+pub use model::infer::Tta;
 use std::sync::Arc;
 
 /// What [`evaluate`] measures.
@@ -14,37 +15,6 @@ pub struct Evaluation {
     pub loss: f64,
     pub accuracy: f64,
     pub predictions: Predictions,
-}
-
-/// Test-time augmentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tta {
-    /// The image alone.
-    None,
-    /// The mean of the probabilities of the image and its mirror image.
-    Mirror,
-    /// airbench's level 2: 6 views, logits averaged with weights 1/4 for the image and its mirror image and 1/8
-    /// for each of the mirrored pair of each 1-pixel reflect-shifted view (up-left and down-right).
-    MirrorShift,
-}
-
-impl Tta {
-    /// From the config's `tta` and `tta_shift`.
-    pub fn from_flags(tta: bool, shift: bool) -> Self {
-        match (tta, shift) {
-            (false, _) => Tta::None,
-            (true, false) => Tta::Mirror,
-            (true, true) => Tta::MirrorShift,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Tta::None => "none",
-            Tta::Mirror => "mirror",
-            Tta::MirrorShift => "mirror+shift",
-        }
-    }
 }
 
 /// Evaluates `model` on every image of `set` in eval mode (no dropout, BatchNorm on running statistics), with
@@ -76,7 +46,7 @@ pub fn evaluate(
         let b = batch?;
         let x = b.images.to_device(&device)?;
         let labels = b.labels.to_device(&device)?;
-        let (p, logp) = probs_and_log_probs(model, &x, tta)?;
+        let (p, logp) = model::infer::probabilities_and_log(model, &x, tta)?;
         let nll = logp.gather(&labels.unsqueeze(1)?, 1)?.neg()?.sum_all()?;
         loss_sum += f64::from(nll.to_scalar::<f32>()?);
         correct += u64::from(
@@ -94,60 +64,5 @@ pub fn evaluate(
         loss: loss_sum / n,
         accuracy: correct as f64 / n,
         predictions,
-    })
-}
-
-/// Class probabilities `[B, classes]` of a batch of normalized images `[B, 3, 32, 32]` (on the model's device) in
-/// eval mode, with the views and averaging of `tta` — exactly what [`evaluate`] computes per batch.
-pub fn probabilities(model: &dyn Classifier, x: &Tensor, tta: Tta) -> Result<Tensor> {
-    Ok(probs_and_log_probs(model, x, tta)?.0)
-}
-
-/// The probabilities and log-probabilities of [`probabilities`].
-fn probs_and_log_probs(model: &dyn Classifier, x: &Tensor, tta: Tta) -> Result<(Tensor, Tensor)> {
-    let device = x.device();
-    let flip_idx = Tensor::from_vec((0..32u32).rev().collect::<Vec<_>>(), 32, device)?;
-    // Detached at once, so each forward's intermediate tensors are freed before the next view runs.
-    let logits_of = |x: &Tensor| -> Result<Tensor> {
-        Ok(model
-            .forward(x, Mode::Eval)?
-            .detach()
-            .to_dtype(DType::F32)?)
-    };
-    let mirror = |x: &Tensor| -> Result<Tensor> {
-        Ok(((logits_of(x)? + logits_of(&x.index_select(&flip_idx, 3)?)?)? * 0.5)?)
-    };
-    Ok(match tta {
-        Tta::MirrorShift => {
-            // Reflect padding by 1 then a 32-wide window at offset 0 (up/left) or 2 (down/right).
-            let up: Vec<u32> = std::iter::once(1).chain(0..31).collect();
-            let down: Vec<u32> = (1..32).chain(std::iter::once(30)).collect();
-            let up = Tensor::from_vec(up, 32, device)?;
-            let down = Tensor::from_vec(down, 32, device)?;
-            let a = x.index_select(&up, 2)?.index_select(&up, 3)?;
-            let b = x.index_select(&down, 2)?.index_select(&down, 3)?;
-            let shifted = ((mirror(&a)? + mirror(&b)?)? * 0.5)?;
-            let logits = ((mirror(x)? + shifted)? * 0.5)?;
-            (
-                candle_nn::ops::softmax_last_dim(&logits)?,
-                candle_nn::ops::log_softmax(&logits, D::Minus1)?,
-            )
-        }
-        Tta::Mirror => {
-            let logits = logits_of(x)?;
-            let flipped = logits_of(&x.index_select(&flip_idx, 3)?)?;
-            let p = ((candle_nn::ops::softmax_last_dim(&logits)?
-                + candle_nn::ops::softmax_last_dim(&flipped)?)?
-                * 0.5)?;
-            let logp = p.clamp(1e-30f32, 1f32)?.log()?;
-            (p, logp)
-        }
-        Tta::None => {
-            let logits = logits_of(x)?;
-            (
-                candle_nn::ops::softmax_last_dim(&logits)?,
-                candle_nn::ops::log_softmax(&logits, D::Minus1)?,
-            )
-        }
     })
 }

@@ -23,6 +23,7 @@
 
 pub mod averaging;
 pub mod bench;
+mod callback;
 mod config;
 mod error;
 pub mod evaluate;
@@ -36,13 +37,21 @@ mod state;
 mod trainer;
 
 pub use averaging::Averaging;
+pub use callback::{Callback, Control, EpochEnd, RunStart, StepEnd};
 pub use config::{LossReduction, OptimizerKind, PRESETS, Preset, TrainConfig};
 pub use error::{Error, Result};
 pub use evaluate::{Evaluation, Tta, evaluate};
+pub use policies::{
+    BestValidationAccuracy, CheckpointPolicy, EarlyStoppingPolicy, LatestWeights, Record,
+    ValLossPatience,
+};
 pub use process::tune_cpu_process;
 pub use run_dir::RunDir;
-pub use schedule::Schedule;
-pub use trainer::{Data, Outcome, StopFlag, run, run_model};
+pub use schedule::{ConfigSchedule, LrSchedule, Schedule};
+pub use trainer::{
+    Data, EpochEndKind, Outcome, Plan, StepOutput, StopFlag, Trainer, TrainerBuilder, build_model,
+    build_optimizer, run, run_model,
+};
 
 /// The metadata key of `best.safetensors` and `last.safetensors` holding the input normalization (JSON
 /// `{"mean": [..], "std": [..]}`); checkpoints without it use mean 0.5 / std 0.5 (the reference's). Defined with

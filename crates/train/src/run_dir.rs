@@ -55,8 +55,13 @@ impl RunDir {
         Ok(())
     }
 
+    /// Reads `config.json` (of any version: see [`TrainConfig::from_json`]).
     pub fn read_config(&self) -> Result<TrainConfig> {
-        Ok(atomic::read_json(&self.file(Self::CONFIG))?)
+        let path = self.file(Self::CONFIG);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| cifar_types::Error::io(path.clone(), e))?;
+        Ok(TrainConfig::from_json(&text)
+            .map_err(|source| cifar_types::Error::Json { path, source })?)
     }
 
     /// Writes `history.json` and `metrics.csv` (one row per epoch).

@@ -37,6 +37,43 @@ pub const LINEAR_START: f64 = 0.2;
 /// The final factor of [`Schedule::Linear`].
 pub const LINEAR_END: f64 = 0.07;
 
+/// A learning rate for every optimizer step: the trainer asks before each step. Any
+/// `Fn(step, total_steps) -> f64` is one; [`ConfigSchedule`] is what a [`crate::TrainConfig`] describes.
+///
+/// ```
+/// use train::LrSchedule;
+/// let halving = |step: usize, _total: usize| 0.1 * 0.5f64.powi((step / 100) as i32);
+/// assert_eq!(halving.lr(250, 1000), 0.025);
+/// ```
+pub trait LrSchedule: Send {
+    /// The learning rate of `step` (0-based) of `total_steps`.
+    fn lr(&self, step: usize, total_steps: usize) -> f64;
+}
+
+impl<F: Fn(usize, usize) -> f64 + Send> LrSchedule for F {
+    fn lr(&self, step: usize, total_steps: usize) -> f64 {
+        self(step, total_steps)
+    }
+}
+
+/// A [`Schedule`] with its base (peak) rate and warm-up length in steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConfigSchedule {
+    /// The shape.
+    pub kind: Schedule,
+    /// The base (peak) learning rate.
+    pub base: f64,
+    /// Warm-up steps.
+    pub warmup_steps: usize,
+}
+
+impl LrSchedule for ConfigSchedule {
+    fn lr(&self, step: usize, total_steps: usize) -> f64 {
+        self.kind
+            .lr(self.base, step, total_steps, self.warmup_steps)
+    }
+}
+
 impl Schedule {
     /// The learning rate at `step` (0-based) of `total` steps, with `warmup` warm-up steps.
     pub fn lr(self, base: f64, step: usize, total: usize, warmup: usize) -> f64 {

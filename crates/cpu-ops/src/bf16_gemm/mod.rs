@@ -18,25 +18,17 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::Precision;
 use crate::util::{Mat, gemm_trivial, max_index, sgemm};
 
-/// Whether the convolution GEMMs run in bf16 (see [`crate::set_conv_precision`]).
-static BF16: AtomicBool = AtomicBool::new(false);
-
-/// Switches the convolution GEMMs to bf16 (`true`) or f32; the caller checked [`bf16_supported`].
-pub(crate) fn set_bf16(on: bool) {
-    BF16.store(on, Ordering::Relaxed);
-}
-
-/// Whether the convolution GEMMs run in bf16.
-pub(crate) fn bf16_on() -> bool {
-    BF16.load(Ordering::Relaxed)
+/// Whether GEMMs of precision `p` run on the bf16 kernel (bf16 asked for, and this CPU has it).
+fn use_bf16(p: Precision) -> bool {
+    p == Precision::Bf16 && bf16_supported()
 }
 
 /// The weights of a convolution as the left operand of its GEMMs (`[m × k]`, row-major): packed for the bf16
-/// kernel once per op call when bf16 is on (every image group then reuses the packing), plain f32 otherwise.
+/// kernel once per op call for [`Precision::Bf16`] (every image group then reuses the packing), plain f32 otherwise.
 pub(crate) struct ConvLhs<'a> {
     data: Cow<'a, [f32]>,
     m: usize,
@@ -45,17 +37,17 @@ pub(crate) struct ConvLhs<'a> {
 }
 
 impl<'a> ConvLhs<'a> {
-    pub(crate) fn new(data: &'a [f32], m: usize, k: usize) -> Self {
-        Self::from_cow(Cow::Borrowed(data), m, k)
+    pub(crate) fn new(data: &'a [f32], m: usize, k: usize, p: Precision) -> Self {
+        Self::from_cow(Cow::Borrowed(data), m, k, p)
     }
 
     /// The same over weights of its own (e.g. transformed ones).
-    pub(crate) fn owned(data: Vec<f32>, m: usize, k: usize) -> ConvLhs<'static> {
-        ConvLhs::from_cow(Cow::Owned(data), m, k)
+    pub(crate) fn owned(data: Vec<f32>, m: usize, k: usize, p: Precision) -> ConvLhs<'static> {
+        ConvLhs::from_cow(Cow::Owned(data), m, k, p)
     }
 
-    fn from_cow(data: Cow<'a, [f32]>, m: usize, k: usize) -> Self {
-        let packed = (bf16_on() && bf16_supported() && m > 0 && k > 0).then(|| {
+    fn from_cow(data: Cow<'a, [f32]>, m: usize, k: usize, p: Precision) -> Self {
+        let packed = (use_bf16(p) && m > 0 && k > 0).then(|| {
             let a = Mat {
                 data: &data,
                 rs: k,
@@ -98,7 +90,7 @@ impl<'a> ConvLhs<'a> {
                     )
                 }
             }
-            _ => conv_gemm(self.m, n, self.k, dst, dst_rs, accumulate, a, b),
+            _ => sgemm(self.m, n, self.k, dst, dst_rs, accumulate, a, b),
         }
     }
 }
@@ -135,9 +127,11 @@ enum ASrc<'a> {
     Packed(&'a PackedA),
 }
 
-/// The convolutions' GEMM: [`bgemm`] when bf16 is switched on, else [`sgemm`] (same contract).
+/// The convolutions' GEMM: [`bgemm`] for [`Precision::Bf16`] (on a CPU that has it), else [`sgemm`] (same
+/// contract).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_gemm(
+    p: Precision,
     m: usize,
     n: usize,
     k: usize,
@@ -147,7 +141,7 @@ pub(crate) fn conv_gemm(
     a: Mat<'_>,
     b: Mat<'_>,
 ) {
-    if bf16_on() {
+    if use_bf16(p) {
         bgemm(m, n, k, dst, dst_rs, accumulate, a, b)
     } else {
         sgemm(m, n, k, dst, dst_rs, accumulate, a, b)

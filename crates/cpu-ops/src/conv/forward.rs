@@ -41,18 +41,18 @@ pub(crate) enum FwdWeights<'a> {
 }
 
 impl<'a> FwdWeights<'a> {
-    /// `wmat [co, ci, 3, 3]` for a convolution of sizes `d`.
-    pub(crate) fn new(d: &ConvDims, wmat: &'a [f32]) -> Self {
-        if winograd::applies(d) {
-            FwdWeights::Winograd(winograd::Weights::new(wmat, d.co, d.ci))
+    /// `wmat [co, ci, 3, 3]` for a convolution of sizes `d` with the settings `cfg`.
+    pub(crate) fn new(cfg: &KernelConfig, d: &ConvDims, wmat: &'a [f32]) -> Self {
+        if cfg.winograd() && winograd::applies(d) {
+            FwdWeights::Winograd(winograd::Weights::new(wmat, d.co, d.ci, cfg.precision()))
         } else {
-            Self::direct(d, wmat)
+            Self::direct(d, wmat, cfg.precision())
         }
     }
 
     /// The direct (im2col) path whatever the shape.
-    pub(crate) fn direct(d: &ConvDims, wmat: &'a [f32]) -> Self {
-        FwdWeights::Direct(ConvLhs::new(wmat, d.co, d.k()))
+    pub(crate) fn direct(d: &ConvDims, wmat: &'a [f32], p: crate::Precision) -> Self {
+        FwdWeights::Direct(ConvLhs::new(wmat, d.co, d.k(), p))
     }
 
     /// The image groups (consecutive images) of a batch of `d.n`: at most `cols` GEMM columns each for the direct
@@ -110,28 +110,25 @@ pub(crate) fn split_by_images<'a>(
 
 /// Batched forward: `[n, ci, h, w]` -> `[n, co, h, w]`.
 pub(crate) fn conv_forward(
+    cfg: &KernelConfig,
     d: &ConvDims,
     x: &[f32],
     wmat: &[f32],
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    conv_forward_grouped(d, x, wmat, bias, FWD_COLS_NOW.load(Ordering::Relaxed))
-}
-
-/// The forward GEMM width in use (see [`set_group_cols`]).
-pub(crate) fn fwd_cols() -> usize {
-    FWD_COLS_NOW.load(Ordering::Relaxed)
+    conv_forward_grouped(cfg, d, x, wmat, bias, cfg.group_cols().fwd)
 }
 
 /// [`conv_forward`] with GEMMs of at most `cols` columns (whole images, at least one; `cols = 1`: one GEMM per image).
 pub(crate) fn conv_forward_grouped(
+    cfg: &KernelConfig,
     d: &ConvDims,
     x: &[f32],
     wmat: &[f32],
     bias: Option<&[f32]>,
     cols: usize,
 ) -> Vec<f32> {
-    conv_forward_with(d, x, &FwdWeights::new(d, wmat), bias, cols)
+    conv_forward_with(d, x, &FwdWeights::new(cfg, d, wmat), bias, cols)
 }
 
 /// [`conv_forward_grouped`] with weights prepared by the caller (e.g. forced onto the direct path).

@@ -19,9 +19,14 @@ pub(crate) fn flip_weights(wmat: &[f32], co: usize, ci: usize) -> Vec<f32> {
 }
 
 /// Gradient of the input: a 3x3 convolution of `gy` with the flipped weights.
-pub(crate) fn conv_input_grad(d: &ConvDims, gy: &[f32], wmat: &[f32]) -> Vec<f32> {
+pub(crate) fn conv_input_grad(
+    cfg: &KernelConfig,
+    d: &ConvDims,
+    gy: &[f32],
+    wmat: &[f32],
+) -> Vec<f32> {
     let wf = flip_weights(wmat, d.co, d.ci);
-    conv_forward(&d.transposed(), gy, &wf, None)
+    conv_forward(cfg, &d.transposed(), gy, &wf, None)
 }
 
 /// Gradient of the weights `[co × 9ci]`.
@@ -30,12 +35,18 @@ pub(crate) fn conv_input_grad(d: &ConvDims, gy: &[f32], wmat: &[f32]) -> Vec<f32
 /// images (`G` = images × H·W ≈ [`DW_COLS`], the images' im2col blocks side by side and their output gradients
 /// gathered into one `[co × G]` matrix): with that destination layout gemm packs the (small) `gy` block rather
 /// than transposing the (4.5x larger) im2col matrix. The partial sums are transposed once at the end.
-pub(crate) fn conv_weight_grad(d: &ConvDims, x: &[f32], gy: &[f32]) -> Vec<f32> {
-    conv_weight_grad_grouped(d, x, gy, DW_COLS_NOW.load(Ordering::Relaxed))
+pub(crate) fn conv_weight_grad(
+    cfg: &KernelConfig,
+    d: &ConvDims,
+    x: &[f32],
+    gy: &[f32],
+) -> Vec<f32> {
+    conv_weight_grad_grouped(cfg.precision(), d, x, gy, cfg.group_cols().dw)
 }
 
 /// [`conv_weight_grad`] with GEMMs of depth at most `cols` (whole images, at least one; `cols = 1`: one GEMM per image).
 pub(crate) fn conv_weight_grad_grouped(
+    p: crate::Precision,
     d: &ConvDims,
     x: &[f32],
     gy: &[f32],
@@ -83,7 +94,7 @@ pub(crate) fn conv_weight_grad_grouped(
                             rs: 1,
                             cs: cn,
                         };
-                        conv_gemm(k, d.co, cn, &mut acc, d.co, pos > 0, a, gt);
+                        conv_gemm(p, k, d.co, cn, &mut acc, d.co, pos > 0, a, gt);
                     }
                 })
             });

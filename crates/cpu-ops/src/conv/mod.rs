@@ -27,11 +27,10 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bf16_gemm::{ConvLhs, conv_gemm};
 use crate::util::{Mat, slice_f32, split_ranges, with_scratch_a, with_scratch_b, with_tensor_f32};
-use crate::winograd;
+use crate::{KernelConfig, winograd};
 
 /// Static sizes of one 3x3 convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,16 +74,6 @@ pub(crate) const FWD_COLS: usize = 256;
 /// 3x3, 15x15 one. Measured at batch 256, 256 channels (CPU time, 2 threads, noisy): 7x7 ~165 -> ~200 GFLOP/s,
 /// 3x3 ~115 -> ~135; depth 512 (10 images at 7x7) measured slower than one image.
 pub(crate) const DW_COLS: usize = 128;
-
-static FWD_COLS_NOW: AtomicUsize = AtomicUsize::new(FWD_COLS);
-static DW_COLS_NOW: AtomicUsize = AtomicUsize::new(DW_COLS);
-
-/// Sets the batched GEMM widths ([`FWD_COLS`], [`DW_COLS`]; `1` = one GEMM per image) for the whole process:
-/// for A/B timings on a noisy machine. Results agree up to float rounding for any width.
-pub(crate) fn set_group_cols(fwd: usize, dw: usize) {
-    FWD_COLS_NOW.store(fwd.max(1), Ordering::Relaxed);
-    DW_COLS_NOW.store(dw.max(1), Ordering::Relaxed);
-}
 
 /// How many images of `hw` positions fit in `cols` GEMM columns (at least 1: images larger than `cols` get one
 /// GEMM each, as do images more than half its size).
@@ -144,13 +133,14 @@ pub(crate) fn conv_dims(x: &Shape, w: &Shape, b: Option<&Shape>, op: &str) -> Re
 
 /// Runs the three requested gradients of a conv given its (pre-activation) output gradient.
 pub(crate) fn conv_backward(
+    cfg: &KernelConfig,
     d: &ConvDims,
     x: &Tensor,
     w: &Tensor,
     b: &Tensor,
     gy: &[f32],
 ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-    let (dx, dw) = conv_backward_xw(d, x, w, gy)?;
+    let (dx, dw) = conv_backward_xw(cfg, d, x, w, gy)?;
     let db = if b.track_op() {
         Some(Tensor::from_vec(
             bias_grad(gy, d.n, d.co, d.hw()),
@@ -165,6 +155,7 @@ pub(crate) fn conv_backward(
 
 /// The input and weight gradients of a conv (each only when its tensor is tracked by autograd).
 pub(crate) fn conv_backward_xw(
+    cfg: &KernelConfig,
     d: &ConvDims,
     x: &Tensor,
     w: &Tensor,
@@ -172,13 +163,13 @@ pub(crate) fn conv_backward_xw(
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let dev = x.device();
     let dx = if x.track_op() {
-        let v = with_tensor_f32(w, |wm| Ok(conv_input_grad(d, gy, wm)))?;
+        let v = with_tensor_f32(w, |wm| Ok(conv_input_grad(cfg, d, gy, wm)))?;
         Some(Tensor::from_vec(v, x.shape(), dev)?)
     } else {
         None
     };
     let dw = if w.track_op() {
-        let v = with_tensor_f32(x, |xs| Ok(conv_weight_grad(d, xs, gy)))?;
+        let v = with_tensor_f32(x, |xs| Ok(conv_weight_grad(cfg, d, xs, gy)))?;
         Some(Tensor::from_vec(v, w.shape(), dev)?)
     } else {
         None
@@ -187,7 +178,9 @@ pub(crate) fn conv_backward_xw(
 }
 
 /// `conv3x3(x, w) + b` as a candle op with backward (input gradient skipped for untracked inputs).
-pub(crate) struct Conv3x3;
+pub(crate) struct Conv3x3 {
+    pub(crate) cfg: KernelConfig,
+}
 
 impl CustomOp3 for Conv3x3 {
     fn name(&self) -> &'static str {
@@ -205,7 +198,7 @@ impl CustomOp3 for Conv3x3 {
     ) -> Result<(CpuStorage, Shape)> {
         let d = conv_dims(lx.shape(), lw.shape(), Some(lb.shape()), "conv3x3")?;
         let (x, w, b) = (slice_f32(sx, lx)?, slice_f32(sw, lw)?, slice_f32(sb, lb)?);
-        let out = conv_forward(&d, &x, &w, Some(&b));
+        let out = conv_forward(&self.cfg, &d, &x, &w, Some(&b));
         Ok((CpuStorage::F32(out), Shape::from((d.n, d.co, d.h, d.w))))
     }
 
@@ -218,12 +211,14 @@ impl CustomOp3 for Conv3x3 {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = conv_dims(x.shape(), w.shape(), Some(b.shape()), "conv3x3 backward")?;
-        with_tensor_f32(grad, |gy| conv_backward(&d, x, w, b, gy))
+        with_tensor_f32(grad, |gy| conv_backward(&self.cfg, &d, x, w, b, gy))
     }
 }
 
 /// `conv3x3(x, w)` without a bias, as a candle op with backward (input gradient skipped for untracked inputs).
-pub(crate) struct Conv3x3NoBias;
+pub(crate) struct Conv3x3NoBias {
+    pub(crate) cfg: KernelConfig,
+}
 
 impl CustomOp2 for Conv3x3NoBias {
     fn name(&self) -> &'static str {
@@ -239,7 +234,7 @@ impl CustomOp2 for Conv3x3NoBias {
     ) -> Result<(CpuStorage, Shape)> {
         let d = conv_dims(lx.shape(), lw.shape(), None, "conv3x3_nobias")?;
         let (x, w) = (slice_f32(sx, lx)?, slice_f32(sw, lw)?);
-        let out = conv_forward(&d, &x, &w, None);
+        let out = conv_forward(&self.cfg, &d, &x, &w, None);
         Ok((CpuStorage::F32(out), Shape::from((d.n, d.co, d.h, d.w))))
     }
 
@@ -251,7 +246,7 @@ impl CustomOp2 for Conv3x3NoBias {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let d = conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias backward")?;
-        with_tensor_f32(grad, |gy| conv_backward_xw(&d, x, w, gy))
+        with_tensor_f32(grad, |gy| conv_backward_xw(&self.cfg, &d, x, w, gy))
     }
 }
 
@@ -282,6 +277,7 @@ mod tests {
     /// the weight gradient, at the airbench shapes with small (and odd) batches.
     #[test]
     fn grouped_conv_matches_per_image() {
+        let cfg = KernelConfig::default();
         let mut s = 0x9e37_79b9_7f4a_7c15u64;
         for (n, ci, co, h) in [
             (4, 256, 256, 7),
@@ -299,26 +295,28 @@ mod tests {
             let hw = d.hw();
             // The references: the direct path, one GEMM per image (the Winograd path, which the larger shapes
             // take, is checked against them too).
-            let direct = FwdWeights::direct(&d, &w);
+            let f32 = crate::Precision::F32;
+            let direct = FwdWeights::direct(&d, &w, f32);
             let per_image = conv_forward_with(&d, &x, &direct, Some(&b), 1);
             let wf = flip_weights(&w, co, ci);
             let dx_ref = conv_forward_with(
                 &d.transposed(),
                 &gy,
-                &FwdWeights::direct(&d.transposed(), &wf),
+                &FwdWeights::direct(&d.transposed(), &wf, f32),
                 None,
                 1,
             );
-            let dw_ref = conv_weight_grad_grouped(&d, &x, &gy, 1);
+            let dw_ref = conv_weight_grad_grouped(f32, &d, &x, &gy, 1);
             // Default widths, 2 images per GEMM (tail groups of 1 for odd shares), everything in one GEMM.
             for cols in [FWD_COLS, 2 * hw, usize::MAX / 2] {
                 let what = format!("n={n} {ci}->{co} @{h} cols={cols}");
-                let y = conv_forward_grouped(&d, &x, &w, Some(&b), cols);
+                let y = conv_forward_grouped(&cfg, &d, &x, &w, Some(&b), cols);
                 assert_close(&y, &per_image, &format!("forward {what}"));
-                let y = conv_forward_grouped(&d, &x, &w, None, cols);
+                let y = conv_forward_grouped(&cfg, &d, &x, &w, None, cols);
                 let nb = conv_forward_with(&d, &x, &direct, None, 1);
                 assert_close(&y, &nb, &format!("forward no bias {what}"));
                 let dx = conv_forward_grouped(
+                    &cfg,
                     &d.transposed(),
                     &gy,
                     &flip_weights(&w, co, ci),
@@ -329,17 +327,25 @@ mod tests {
             }
             for cols in [DW_COLS, 2 * hw, 3 * hw, usize::MAX / 2] {
                 let what = format!("n={n} {ci}->{co} @{h} cols={cols}");
-                let dw = conv_weight_grad_grouped(&d, &x, &gy, cols);
+                let dw = conv_weight_grad_grouped(f32, &d, &x, &gy, cols);
                 assert_close(&dw, &dw_ref, &format!("weight grad {what}"));
             }
             // The public entry points use the batched paths.
             assert_close(
-                &conv_forward(&d, &x, &w, Some(&b)),
+                &conv_forward(&cfg, &d, &x, &w, Some(&b)),
                 &per_image,
                 "conv_forward",
             );
-            assert_close(&conv_input_grad(&d, &gy, &w), &dx_ref, "conv_input_grad");
-            assert_close(&conv_weight_grad(&d, &x, &gy), &dw_ref, "conv_weight_grad");
+            assert_close(
+                &conv_input_grad(&cfg, &d, &gy, &w),
+                &dx_ref,
+                "conv_input_grad",
+            );
+            assert_close(
+                &conv_weight_grad(&cfg, &d, &x, &gy),
+                &dw_ref,
+                "conv_weight_grad",
+            );
         }
     }
 
@@ -357,7 +363,7 @@ mod tests {
         };
         let x = randv(&mut s, d.n * d.ci * d.hw());
         let w = randv(&mut s, d.co * d.k());
-        let y = conv_forward_grouped(&d, &x, &w, None, usize::MAX / 2);
+        let y = conv_forward_grouped(&KernelConfig::default(), &d, &x, &w, None, usize::MAX / 2);
         for n in 0..d.n {
             for o in 0..d.co {
                 for i in 0..d.h {

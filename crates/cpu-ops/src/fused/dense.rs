@@ -9,12 +9,13 @@ use crate::pool::unpool_plane;
 use crate::util::{Mat, split_ranges, with_scratch_a, with_scratch_b};
 
 /// The dense backward (for channel counts the sparse kernel has no variant for, e.g. 5, and
-/// with `set_sparse_backward(false)`): one pass over the images, per thread: scatter the pooled
+/// with `KernelConfig::with_sparse_backward(false)`): one pass over the images, per thread: scatter the pooled
 /// gradient of an image into a scratch plane set (the ReLU mask, if any, read off the pooled output), then
 /// its bias-gradient sums,
 /// its weight-gradient GEMM (accumulating `dWᵀ[9ci × co]`) and its input-gradient convolution,
 /// while the plane is still in cache. Returns `(dx, dWᵀ, db)`.
 pub(super) fn dense_backward(
+    p: crate::Precision,
     d: &ConvDims,
     io: &BwdIo<'_>,
     want_dx: bool,
@@ -28,7 +29,7 @@ pub(super) fn dense_backward(
     let wlen = if want_dw { k * d.co } else { 0 };
     let td = d.transposed();
     // The flipped weights `[ci × 9co]` of the input gradient, packed once for all images.
-    let wl = ConvLhs::new(io.w, td.co, td.k());
+    let wl = ConvLhs::new(io.w, td.co, td.k(), p);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = ranges
         .into_par_iter()
         .zip(parts)
@@ -59,7 +60,7 @@ pub(super) fn dense_backward(
                                 rs: 1,
                                 cs: hw,
                             };
-                            conv_gemm(k, d.co, hw, &mut acc_w, d.co, true, a, gt);
+                            conv_gemm(p, k, d.co, hw, &mut acc_w, d.co, true, a, gt);
                         });
                     }
                     if want_dx {

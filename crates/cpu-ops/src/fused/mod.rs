@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::KernelConfig;
 use crate::conv::{ConvDims, FwdWeights, Images, conv_dims, flip_weights, split_by_images};
 use crate::pool::pool_plane_kernel;
 use crate::util::{slice_f32, with_scratch_b, with_tensor_f32};
@@ -22,9 +23,18 @@ use dense::dense_backward;
 use sparse::{simd, sparse_backward};
 
 /// Fused conv3x3 + bias + ReLU + 2x2 max-pool op.
-#[derive(Default)]
 pub(crate) struct ConvReluPool {
     argmax: Mutex<Vec<u8>>,
+    cfg: KernelConfig,
+}
+
+impl ConvReluPool {
+    pub(crate) fn new(cfg: KernelConfig) -> Self {
+        Self {
+            argmax: Mutex::default(),
+            cfg,
+        }
+    }
 }
 
 fn lock_err() -> candle_core::Error {
@@ -40,17 +50,19 @@ fn fused_dims(x: &Shape, w: &Shape, b: &Shape, op: &str) -> Result<crate::conv::
 /// a scratch group matrix, then the pool of each plane (of its ReLU with `relu`). Returns the pooled output and
 /// the argmax.
 fn fused_forward(
+    cfg: &KernelConfig,
     d: &ConvDims,
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
     relu: bool,
 ) -> (Vec<f32>, Vec<u8>) {
-    fused_forward_grouped(d, x, w, b, relu, crate::conv::fwd_cols())
+    fused_forward_grouped(cfg, d, x, w, b, relu, cfg.group_cols().fwd)
 }
 
 /// [`fused_forward`] with conv GEMMs of at most `cols` columns (whole images, at least one).
 fn fused_forward_grouped(
+    cfg: &KernelConfig,
     d: &ConvDims,
     x: &[f32],
     w: &[f32],
@@ -64,7 +76,7 @@ fn fused_forward_grouped(
     let mut idx = vec![0u8; d.n * p_img];
     let pool_plane = pool_plane_kernel();
     if phw > 0 {
-        let wl = FwdWeights::new(d, w);
+        let wl = FwdWeights::new(cfg, d, w);
         let groups = wl.groups(d, cols);
         let out_parts = split_by_images(&mut out, &groups, p_img);
         let mut idx_parts = Vec::with_capacity(groups.len());
@@ -109,6 +121,7 @@ type FusedGrads = (Option<Vec<f32>>, Vec<f32>, Vec<f32>);
 /// The fused backward (sparse kernel when there is one for `ci`, else the dense one) on CPU tensors.
 #[allow(clippy::too_many_arguments)]
 fn fused_backward(
+    cfg: &KernelConfig,
     d: &ConvDims,
     x: &Tensor,
     w: &Tensor,
@@ -123,7 +136,7 @@ fn fused_backward(
         with_tensor_f32(w, |ws| {
             with_tensor_f32(res, |pooled| {
                 with_tensor_f32(grad, |gp| {
-                    if let Some(kernel) = simd::pick(d.ci) {
+                    if let Some(kernel) = simd::pick(d.ci, cfg.sparse_backward()) {
                         let io = BwdIo {
                             xs,
                             w: ws,
@@ -147,7 +160,7 @@ fn fused_backward(
                         gp,
                         idx,
                     };
-                    let (dx, dwt, db) = dense_backward(d, &io, want_dx, want_dw);
+                    let (dx, dwt, db) = dense_backward(cfg.precision(), d, &io, want_dx, want_dw);
                     let dw = if want_dw {
                         crate::conv::untranspose_weight_grad(&dwt, d.co, d.k())
                     } else {
@@ -182,7 +195,7 @@ impl CustomOp3 for ConvReluPool {
     ) -> Result<(CpuStorage, Shape)> {
         let d = fused_dims(lx.shape(), lw.shape(), lb.shape(), "conv3x3_relu_pool")?;
         let (x, w, b) = (slice_f32(sx, lx)?, slice_f32(sw, lw)?, slice_f32(sb, lb)?);
-        let (out, idx) = fused_forward(&d, &x, &w, Some(&b), true);
+        let (out, idx) = fused_forward(&self.cfg, &d, &x, &w, Some(&b), true);
         *self.argmax.lock().map_err(|_| lock_err())? = idx;
         Ok((
             CpuStorage::F32(out),
@@ -209,7 +222,7 @@ impl CustomOp3 for ConvReluPool {
             candle_core::bail!("conv3x3_relu_pool backward: the forward argmax is missing");
         }
         let want_dw = w.track_op();
-        let (dx, dw, db) = fused_backward(&d, x, w, res, grad, &idx, true, want_dw)?;
+        let (dx, dw, db) = fused_backward(&self.cfg, &d, x, w, res, grad, &idx, true, want_dw)?;
         Ok((
             grad_tensor(dx, x)?,
             grad_tensor(want_dw.then_some(dw), w)?,
@@ -219,9 +232,18 @@ impl CustomOp3 for ConvReluPool {
 }
 
 /// Fused conv3x3 (no bias) + 2x2 max-pool op (no ReLU): `max_pool2x2(conv3x3_nobias(x, w))`.
-#[derive(Default)]
 pub(crate) struct ConvPoolNoBias {
     argmax: Mutex<Vec<u8>>,
+    cfg: KernelConfig,
+}
+
+impl ConvPoolNoBias {
+    pub(crate) fn new(cfg: KernelConfig) -> Self {
+        Self {
+            argmax: Mutex::default(),
+            cfg,
+        }
+    }
 }
 
 impl CustomOp2 for ConvPoolNoBias {
@@ -238,7 +260,7 @@ impl CustomOp2 for ConvPoolNoBias {
     ) -> Result<(CpuStorage, Shape)> {
         let d = conv_dims(lx.shape(), lw.shape(), None, "conv3x3_nobias_pool")?;
         let (x, w) = (slice_f32(sx, lx)?, slice_f32(sw, lw)?);
-        let (out, idx) = fused_forward(&d, &x, &w, None, false);
+        let (out, idx) = fused_forward(&self.cfg, &d, &x, &w, None, false);
         *self.argmax.lock().map_err(|_| lock_err())? = idx;
         Ok((
             CpuStorage::F32(out),
@@ -259,7 +281,7 @@ impl CustomOp2 for ConvPoolNoBias {
             candle_core::bail!("conv3x3_nobias_pool backward: the forward argmax is missing");
         }
         let want_dw = w.track_op();
-        let (dx, dw, _) = fused_backward(&d, x, w, res, grad, &idx, false, want_dw)?;
+        let (dx, dw, _) = fused_backward(&self.cfg, &d, x, w, res, grad, &idx, false, want_dw)?;
         Ok((grad_tensor(dx, x)?, grad_tensor(want_dw.then_some(dw), w)?))
     }
 }
@@ -304,6 +326,7 @@ mod tests {
     /// against one GEMM per image: same pooled values and argmax (up to float rounding in the values).
     #[test]
     fn grouped_fused_forward_matches_per_image() {
+        let cfg = KernelConfig::default();
         let mut s = 7u64;
         let mut randv = |len: usize| -> Vec<f32> {
             (0..len)
@@ -316,9 +339,9 @@ mod tests {
             let wt = randv(co * ci * 9);
             let b = randv(co);
             for (bias, relu) in [(None, false), (Some(b.as_slice()), true)] {
-                let (y1, i1) = fused_forward_grouped(&d, &x, &wt, bias, relu, 1);
+                let (y1, i1) = fused_forward_grouped(&cfg, &d, &x, &wt, bias, relu, 1);
                 for cols in [FWD_COLS, 2 * d.hw(), usize::MAX / 2] {
-                    let (y, i) = fused_forward_grouped(&d, &x, &wt, bias, relu, cols);
+                    let (y, i) = fused_forward_grouped(&cfg, &d, &x, &wt, bias, relu, cols);
                     let err = y
                         .iter()
                         .zip(&y1)

@@ -217,15 +217,11 @@ pub(in crate::fused) mod simd {
     fn for_row<const ROW: usize>() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512vl")
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-            {
+            if crate::Isa::detect() >= crate::Isa::Avx512 {
                 // SAFETY: the CPU has the features `v4` is compiled for (checked just above).
                 return |d, io, acc, dx, dw| unsafe { v4::<ROW>(d, io, acc, dx, dw) };
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if crate::Isa::detect() >= crate::Isa::Avx2 {
                 // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
                 return |d, io, acc, dx, dw| unsafe { v3::<ROW>(d, io, acc, dx, dw) };
             }
@@ -234,8 +230,8 @@ pub(in crate::fused) mod simd {
     }
 
     /// The sparse kernel for `ci` input channels, if there is one (else the dense backward runs).
-    pub(in crate::fused) fn pick(ci: usize) -> Option<Kernel> {
-        if !crate::sparse_backward_enabled() {
+    pub(in crate::fused) fn pick(ci: usize, sparse: bool) -> Option<Kernel> {
+        if !sparse {
             return None;
         }
         match ci {
@@ -311,7 +307,7 @@ pub(in crate::fused) mod simd {
                 let mut builds: Vec<(&str, Kernel)> = vec![("dispatched", for_row::<{ 3 * CI }>())];
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    if crate::Isa::detect() >= crate::Isa::Avx2 {
                         // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
                         builds.push(("avx2", |d, io, acc, dx, dw| unsafe {
                             v3::<{ 3 * CI }>(d, io, acc, dx, dw)

@@ -1,0 +1,222 @@
+//! The kernels' settings as one value: [`KernelConfig`], passed to every op (its methods) and carried by the op
+//! structs into their backward passes. Nothing in this crate reads or writes a process-wide switch, so two
+//! models with different settings can run in one process, even interleaved on threads.
+
+use candle_core::{DType, Tensor};
+
+use crate::Error;
+
+/// The arithmetic of the convolution GEMMs (forward, input gradient and weight gradient of
+/// [`KernelConfig::conv3x3`], [`KernelConfig::conv3x3_nobias`], the forward of the fused conv → pool ops and their
+/// dense backward).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 inputs and sums (the default).
+    #[default]
+    F32,
+    /// Inputs rounded to bfloat16 (8 significant bits), products summed in f32 (AVX512-BF16's `VDPBF16PS`,
+    /// twice the f32 rate). Weights, gradients, activations and every other op stay f32.
+    Bf16,
+}
+
+impl Precision {
+    /// Every precision, by name.
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::Bf16];
+
+    /// The name used in settings and files: `f32` or `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("expected f32 or bf16, found {s:?}"))
+    }
+}
+
+/// How many GEMM columns (images × H·W) the 3x3 conv kernels put in one GEMM: `fwd` for the forward and the
+/// input gradient on the im2col path (the Winograd path groups a fixed 64 tiles), `dw` for the depth of the
+/// weight-gradient GEMMs; `1` gives one GEMM per image. Results agree up to float rounding for any value; the
+/// defaults are the measured best (see the crate's `conv` module). For benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupCols {
+    /// Most columns of one forward / input-gradient GEMM (at least 1).
+    pub fwd: usize,
+    /// Most depth of one weight-gradient GEMM (at least 1).
+    pub dw: usize,
+}
+
+impl Default for GroupCols {
+    fn default() -> Self {
+        GroupCols {
+            fwd: crate::conv::FWD_COLS,
+            dw: crate::conv::DW_COLS,
+        }
+    }
+}
+
+/// Which kernels run and how: the settings of every op of this crate, as one `Copy` value.
+///
+/// The default runs this crate's kernels in f32 with Winograd and the sparse backward where they apply. Each op is
+/// a method (`cfg.conv3x3(&x, &w, &b)`); the free functions of the crate root use the default. An op's backward
+/// uses the settings its forward ran with, whatever other code does meanwhile.
+///
+/// ```
+/// use cpu_ops::{KernelConfig, Precision};
+/// # use candle_core::{DType, Device, Tensor};
+/// let x = Tensor::ones((1, 32, 8, 8), DType::F32, &Device::Cpu)?;
+/// let w = Tensor::ones((8, 32, 3, 3), DType::F32, &Device::Cpu)?;
+/// let direct = KernelConfig::default().with_winograd(false);
+/// let y = direct.conv3x3_nobias(&x, &w)?;
+/// assert_eq!(y.dims(), &[1, 8, 8, 8]);
+/// // bf16 needs AVX512-BF16: asking for it elsewhere is an error, not a silent f32.
+/// assert_eq!(KernelConfig::default().with_precision(Precision::Bf16).is_ok(), cpu_ops::bf16_supported());
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KernelConfig {
+    precision: Precision,
+    winograd: bool,
+    sparse_backward: bool,
+    stock_ops: bool,
+    group_cols: GroupCols,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            precision: Precision::F32,
+            winograd: true,
+            sparse_backward: true,
+            stock_ops: false,
+            group_cols: GroupCols::default(),
+        }
+    }
+}
+
+impl KernelConfig {
+    /// candle's stock ops for every function, on every device: for comparisons with stock candle (slow on the
+    /// CPU). Note that candle 0.11.1's stock max-pool backward scales a window's gradient by 1/4.
+    pub fn stock() -> Self {
+        KernelConfig::default().with_stock_ops(true)
+    }
+
+    /// With the convolution GEMMs in `precision`. [`Precision::Bf16`] needs [`crate::bf16_supported`] and this
+    /// crate's kernels (not [`KernelConfig::stock`]); asking for it otherwise is an error.
+    pub fn with_precision(self, precision: Precision) -> Result<Self, Error> {
+        if precision == Precision::Bf16 {
+            if !crate::bf16_supported() {
+                return Err(Error::Unsupported {
+                    what: "bf16 convolutions".into(),
+                    why: "they need AVX-512F, AVX-512BW and AVX512-BF16".into(),
+                });
+            }
+            if self.stock_ops {
+                return Err(Error::Unsupported {
+                    what: "bf16 convolutions".into(),
+                    why: "they need this crate's kernels, not candle's stock ops".into(),
+                });
+            }
+        }
+        Ok(KernelConfig { precision, ..self })
+    }
+
+    /// With the Winograd F(2x2, 3x3) path of the 3x3 convolutions' forward (and input-gradient) GEMMs on (the
+    /// default) or off: 2.25x fewer multiply-adds where it applies (CPUs with AVX-512F, 32 or more input channels,
+    /// sides from 5 up to a width of 15), results equal to the direct convolution's up to rounding. Off, or
+    /// elsewhere, every convolution runs as im2col + one GEMM.
+    pub fn with_winograd(self, on: bool) -> Self {
+        KernelConfig {
+            winograd: on,
+            ..self
+        }
+    }
+
+    /// With the sparse backward of [`KernelConfig::conv3x3_relu_pool`] and [`KernelConfig::conv3x3_nobias_pool`]
+    /// (for the channel counts that have a sparse kernel: 3, 16, 24, 32, 64, 128 and 256 input channels) on (the
+    /// default) or off (the dense GEMM backward that other channel counts use). Both compute the same gradients up
+    /// to float rounding; off exists to compare them.
+    pub fn with_sparse_backward(self, on: bool) -> Self {
+        KernelConfig {
+            sparse_backward: on,
+            ..self
+        }
+    }
+
+    /// With candle's stock ops (`true`, see [`KernelConfig::stock`]) or this crate's kernels (`false`, the
+    /// default). Stock ops compute in f32: the precision goes back to f32.
+    pub fn with_stock_ops(self, stock: bool) -> Self {
+        KernelConfig {
+            stock_ops: stock,
+            precision: if stock {
+                Precision::F32
+            } else {
+                self.precision
+            },
+            ..self
+        }
+    }
+
+    /// With other GEMM widths for the 3x3 convolutions (see [`GroupCols`]; values below 1 count as 1).
+    pub fn with_group_cols(self, cols: GroupCols) -> Self {
+        KernelConfig {
+            group_cols: GroupCols {
+                fwd: cols.fwd.max(1),
+                dw: cols.dw.max(1),
+            },
+            ..self
+        }
+    }
+
+    /// The arithmetic of the convolution GEMMs.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Whether the Winograd path may run.
+    pub fn winograd(&self) -> bool {
+        self.winograd
+    }
+
+    /// Whether the fused conv → pool ops use their sparse backward where one exists.
+    pub fn sparse_backward(&self) -> bool {
+        self.sparse_backward
+    }
+
+    /// Whether every op runs on candle's stock ops.
+    pub fn stock_ops(&self) -> bool {
+        self.stock_ops
+    }
+
+    /// The GEMM widths of the 3x3 convolutions.
+    pub fn group_cols(&self) -> GroupCols {
+        self.group_cols
+    }
+
+    /// True when this crate's kernels are in use and every tensor is on the CPU with dtype f32 (the custom-op
+    /// path).
+    pub(crate) fn fast_path(&self, ts: &[&Tensor]) -> bool {
+        !self.stock_ops
+            && ts
+                .iter()
+                .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    }
+}
