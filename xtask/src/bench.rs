@@ -19,6 +19,7 @@
 //! Paths default to the workspace root (found from this crate's manifest directory), so the command works
 //! from any directory; the Python interpreter is `--python`, or `$CIFAR_PYTHON`, or `python3`.
 
+use crate::build::workspace_root;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -83,12 +84,6 @@ const AIRBENCH94: &str = "airbench94";
 /// (model, bench, batch, implementation)
 type Key = (String, String, usize, String);
 
-/// The workspace root: the parent of this crate's manifest directory.
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
 /// One model's two sides: the `cifar bench` arguments and the PyTorch script with its arguments.
 struct Side {
     model: &'static str,
@@ -148,18 +143,7 @@ fn sides(a: &Args, root: &Path) -> Vec<Side> {
 
 pub fn run(a: Args) -> Result<()> {
     let root = workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "cli"])
-        .current_dir(&root)
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("cargo build --release -p cli failed");
-    }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"));
-    let cifar = target_dir.join("release/cifar");
+    let cifar = crate::build::release_cifar()?;
     let torch = !a.no_torch && torch_available(&a.python);
     if !torch {
         println!(
@@ -200,7 +184,7 @@ pub fn run(a: Args) -> Result<()> {
                         precision,
                     ])
                     .args(&s.rust_args)
-                    .arg("--quiet")
+                    .args(["--quiet", "--json"])
                     .env("RAYON_NUM_THREADS", a.threads.to_string())
                     .output()
                     .with_context(|| format!("cannot run {} bench", cifar.display()))?;

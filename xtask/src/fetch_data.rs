@@ -23,8 +23,8 @@ pub struct Args {
     /// Download/extract again even when valid data is present (a kept archive is downloaded again).
     #[arg(long)]
     pub force: bool,
-    /// Download retries on transient failures (0 = default).
-    #[arg(long, default_value_t = 0)]
+    /// Download retries on transient failures (each waits longer than the one before).
+    #[arg(long, default_value_t = dataset::DEFAULT_RETRIES, value_parser = clap::value_parser!(u32).range(1..))]
     pub retries: u32,
 }
 

@@ -4,10 +4,12 @@
 //! cargo xtask fetch-data [--data-dir data] [--url URL] [--from FILE] [--sha256 HEX] [--force]
 //! cargo xtask screenshot RUN_DIR|COMPARE_DIR|PAGE.html [--out PNG] [--width 1400] [--height 3000]
 //! cargo xtask screenshot-serve --checkpoint runs/NAME/best.safetensors [--out PNG] [--demo all|cat,ship]
+//! cargo xtask build-cifar      # the release `cifar` binary, built as bench and screenshot-serve build it
 //! cargo xtask bench [--rounds 3] [--repeats 3] [--model all|airbench94|cnn-dnn] [--python python3] [--no-torch] [--epoch]
 //! ```
 
 mod bench;
+mod build;
 mod fetch_data;
 mod screenshot;
 
@@ -32,9 +34,12 @@ enum Command {
     Screenshot(screenshot::Args),
     /// `cifar serve`'s page with the built-in samples classified, as headless Chromium renders it, saved as a PNG.
     ScreenshotServe(screenshot::ServeArgs),
+    /// Build the release `cifar` binary as `bench` and `screenshot-serve` do (no rebuild when switching with
+    /// `cargo run --release -p cli`) and print its path.
+    BuildCifar,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -43,10 +48,27 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::FetchData(args) => fetch_data::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Screenshot(args) => screenshot::run(args),
         Command::ScreenshotServe(args) => screenshot::serve(args),
+        Command::BuildCifar => build::release_cifar().map(|p| println!("{}", p.display())),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One paragraph; anyhow's backtrace (captured under RUST_BACKTRACE or RUST_LIB_BACKTRACE) only when
+            // RUST_LIB_BACKTRACE asks for it: RUST_BACKTRACE=1 is common on developers' machines and is meant for
+            // panics.
+            eprintln!(
+                "error: {}",
+                cifar_types::error_text::one_paragraph(e.chain().map(|c| c.to_string()))
+            );
+            if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!("{}", e.backtrace());
+            }
+            std::process::ExitCode::FAILURE
+        }
     }
 }

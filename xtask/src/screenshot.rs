@@ -167,7 +167,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         );
         return Ok(());
     };
-    let cifar = build_release_cifar()?;
+    let cifar = crate::build::release_cifar()?;
     let mut server = Command::new(&cifar)
         .args([
             "serve",
@@ -207,24 +207,4 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     result?;
     println!("{}", a.out.display());
     Ok(())
-}
-
-/// Builds the `cifar` binary in release (`cargo build --release -p cli`, as `cargo xtask bench` does); its path.
-fn build_release_cifar() -> Result<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .context("xtask has no parent folder")?;
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "cli"])
-        .current_dir(&root)
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("cargo build --release -p cli failed");
-    }
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target_dir.join("release/cifar"))
 }

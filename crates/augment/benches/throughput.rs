@@ -1,7 +1,7 @@
-//! Augmentation throughput (images/s) on synthetic images: `cargo bench -p augment`.
-use augment::{Augment, batch_to_tensor};
+//! Augmentation throughput (images/s) on synthetic images: `cargo bench -p cifar10-augment`.
 use candle_core::Device;
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar10_augment::{Augment, batch_to_tensor};
 use std::time::Instant;
 
 fn main() {

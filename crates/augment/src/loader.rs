@@ -12,8 +12,11 @@ use std::thread::JoinHandle;
 pub struct Batch {
     /// Position of the batch in its epoch (0-based).
     pub index: usize,
+    /// Augmented, normalized images `[B, 3, 32, 32]` f32 (on the CPU when the batch comes from a [`Loader`]).
     pub images: Tensor,
+    /// The labels `[B]` u32, on the same device as `images`.
     pub labels: Tensor,
+    /// The same labels as bytes, for host-side bookkeeping without reading the tensor back.
     pub label_bytes: Vec<u8>,
 }
 
@@ -92,10 +95,16 @@ pub struct Loader {
 /// What a [`Loader`] iterates over.
 #[derive(Debug, Clone)]
 pub struct EpochPlan {
+    /// Indices into the set, in the order the batches take them (e.g. a seeded shuffle).
     pub order: Vec<usize>,
+    /// Images per batch (0 is treated as 1); the last batch holds the rest.
     pub batch_size: usize,
+    /// The augmentation applied to every image.
     pub augment: Augment,
+    /// The run's seed, mixed with `epoch` and the batch index by [`batch_seed`].
     pub seed: u64,
+    /// The epoch (1-based in training; 0 outside it): part of each batch's seed and, with
+    /// [`Augment::alternating_flip`], what decides whether the epoch is mirrored.
     pub epoch: usize,
     /// First batch to produce (to resume mid-epoch).
     pub start_batch: usize,

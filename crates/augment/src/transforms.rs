@@ -9,7 +9,7 @@ const PLANE: usize = IMAGE_SIDE * IMAGE_SIDE;
 /// ```
 /// let mut img = vec![0u8; 3072];
 /// img[0] = 9; // row 0, column 0 of the red plane
-/// augment::hflip(&mut img);
+/// cifar10_augment::hflip(&mut img);
 /// assert_eq!(img[31], 9);
 /// ```
 pub fn hflip(image: &mut [u8]) {
@@ -55,7 +55,7 @@ pub fn pad_crop(src: &[u8], dst: &mut [u8], pad: usize, dy: usize, dx: usize) {
 /// ```
 /// let src: Vec<u8> = (0..3072).map(|i| (i % 32) as u8).collect(); // every row is 0..32
 /// let mut dst = vec![0u8; 3072];
-/// augment::reflect_crop(&src, &mut dst, 2, 2, 0); // shifted right by 2: columns -2, -1 reflect to 2, 1
+/// cifar10_augment::reflect_crop(&src, &mut dst, 2, 2, 0); // shifted right by 2: columns -2, -1 reflect to 2, 1
 /// assert_eq!(&dst[..4], &[2, 1, 0, 1]);
 /// ```
 pub fn reflect_crop(src: &[u8], dst: &mut [u8], pad: usize, dy: usize, dx: usize) {
@@ -113,6 +113,7 @@ pub struct Augment {
     /// airbench's random translate: a random shift of up to this many pixels on each axis of the image
     /// reflect-padded by as many (0: off). Used instead of `crop_pad` when both are set.
     pub translate: usize,
+    /// The normalization applied after the transforms (the reference: mean 0.5, std 0.5 per channel).
     pub normalize: Normalize,
 }
 

@@ -1,8 +1,8 @@
 //! Augmentation output statistics, determinism and the prefetching loader.
 
-use augment::{Augment, EpochPlan, Loader, batch_to_tensor};
 use candle_core::{DType, Device};
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar10_augment::{Augment, EpochPlan, Loader, batch_to_tensor};
 use std::sync::Arc;
 
 fn set(n: usize, value: u8) -> ImageSet {

@@ -4,7 +4,7 @@
 //! ```
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("hello.txt");
-//! cifar_types::atomic::write_bytes(&path, b"hi").unwrap();
+//! cifar10_types::atomic::write_bytes(&path, b"hi").unwrap();
 //! assert_eq!(std::fs::read(&path).unwrap(), b"hi");
 //! ```
 

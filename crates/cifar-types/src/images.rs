@@ -30,7 +30,7 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
 /// set (e.g. to hand it to a loader thread or wrap it in an `Arc`) does not copy its 150 MB of training images.
 ///
 /// ```
-/// use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+/// use cifar10_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
 /// let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
 /// let set = ImageSet::new(vec![0; 2 * IMAGE_BYTES], vec![1, 2], names).unwrap();
 /// let copy = set.clone();
@@ -80,10 +80,12 @@ impl ImageSet {
         }
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// True when the set has no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -93,14 +95,17 @@ impl ImageSet {
         &self.pixels
     }
 
+    /// One label per image, in image order; each is below [`num_classes`](Self::num_classes).
     pub fn labels(&self) -> &[u8] {
         &self.labels
     }
 
+    /// The class names, indexed by label.
     pub fn class_names(&self) -> &[String] {
         &self.class_names
     }
 
+    /// Number of classes (the length of [`class_names`](Self::class_names)).
     pub fn num_classes(&self) -> usize {
         self.class_names.len()
     }
@@ -110,6 +115,7 @@ impl ImageSet {
         &self.pixels[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]
     }
 
+    /// The label of image `i` (panics if `i >= len()`).
     pub fn label(&self, i: usize) -> u8 {
         self.labels[i]
     }

@@ -8,9 +8,10 @@
 //! - [`RunSummary`]: whole-run measurements (`run_summary.json`: wall time, peak memory, model size).
 //! - [`Normalize`]: a model's input normalization.
 //! - [`atomic`]: write a file under its final name only once it is complete.
+//! - [`error_text`]: an error and its causes as one `error: ...` paragraph.
 //!
 //! ```
-//! use cifar_types::{ConfusionMatrix, NUM_CLASSES};
+//! use cifar10_types::{ConfusionMatrix, NUM_CLASSES};
 //! let mut cm = ConfusionMatrix::new(NUM_CLASSES);
 //! cm.add(3, 3);
 //! cm.add(3, 5);
@@ -18,8 +19,11 @@
 //! assert_eq!(cm.accuracy(), 0.5);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod atomic;
 mod error;
+pub mod error_text;
 mod images;
 mod metrics;
 mod normalize;

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
+    /// Mean training loss per image over the epoch (the loss the optimizer minimised, label smoothing included,
+    /// on augmented images).
     pub train_loss: f64,
+    /// Fraction of the epoch's training images classified correctly during training, in [0, 1].
     pub train_acc: f64,
     /// Validation loss; NaN (`null` in JSON) for a run without a validation split.
     #[serde(with = "nan_as_null", default = "nan")]
@@ -47,6 +50,7 @@ mod nan_as_null {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct History {
+    /// One entry per completed epoch, oldest first.
     pub epochs: Vec<EpochMetrics>,
 }
 
@@ -63,6 +67,7 @@ impl History {
         )
     }
 
+    /// The most recent epoch, None when no epoch has completed.
     pub fn last(&self) -> Option<&EpochMetrics> {
         self.epochs.last()
     }
@@ -80,6 +85,7 @@ pub struct ConfusionMatrix {
 }
 
 impl ConfusionMatrix {
+    /// An all-zero `classes` x `classes` matrix.
     pub fn new(classes: usize) -> Self {
         Self {
             counts: vec![vec![0; classes]; classes],
@@ -97,6 +103,7 @@ impl ConfusionMatrix {
         Ok(Self { counts })
     }
 
+    /// Number of classes (rows, and columns).
     pub fn classes(&self) -> usize {
         self.counts.len()
     }
@@ -106,22 +113,27 @@ impl ConfusionMatrix {
         self.counts[truth][pred] += 1;
     }
 
+    /// The counts, one row per true class, one column per predicted class.
     pub fn rows(&self) -> &[Vec<u64>] {
         &self.counts
     }
 
+    /// How many images of class `truth` were predicted as `pred` (panics if a class is out of range).
     pub fn get(&self, truth: usize, pred: usize) -> u64 {
         self.counts[truth][pred]
     }
 
+    /// Number of predictions counted.
     pub fn total(&self) -> u64 {
         self.counts.iter().flatten().sum()
     }
 
+    /// Number of correct predictions (the diagonal).
     pub fn correct(&self) -> u64 {
         (0..self.classes()).map(|i| self.counts[i][i]).sum()
     }
 
+    /// `correct / total`, in [0, 1]; 0 for an empty matrix.
     pub fn accuracy(&self) -> f64 {
         ratio(self.correct(), self.total())
     }
@@ -174,17 +186,24 @@ fn ratio(a: u64, b: u64) -> f64 {
 /// Precision, recall, F1 and support of one class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassReport {
+    /// The class name (`class {c}` when no name was given for index `c`).
     pub class: String,
+    /// Correct predictions of the class over all predictions of it, in [0, 1]; 0 when it was never predicted.
     pub precision: f64,
+    /// Correct predictions of the class over its images, in [0, 1]; 0 when it has no images.
     pub recall: f64,
+    /// Harmonic mean of precision and recall; 0 when both are 0.
     pub f1: f64,
+    /// Number of images whose true class this is.
     pub support: u64,
 }
 
 /// The test-set evaluation written to `test_report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestReport {
+    /// Fraction of test images classified correctly, in [0, 1] (with the TTA named by `tta`).
     pub accuracy: f64,
+    /// Mean cross-entropy per test image (no label smoothing).
     pub loss: f64,
     /// The test-time augmentation these figures used (`none`, `mirror`, `mirror+shift`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,6 +211,7 @@ pub struct TestReport {
     /// Accuracy of the same model without test-time augmentation, when `tta` is not `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy_without_tta: Option<f64>,
+    /// One report per class, in label order.
     pub per_class: Vec<ClassReport>,
     /// Rows are the true class, columns the predicted one.
     pub confusion_matrix: Vec<Vec<u64>>,
@@ -215,12 +235,17 @@ impl TestReport {
 /// Class probabilities of every image of a set, with the true labels: `probs` is `[N, classes]` row-major.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Predictions {
+    /// Number of classes (the length of each row of `probs`).
     pub classes: usize,
+    /// The true label of each image.
     pub labels: Vec<u8>,
+    /// Probabilities, `labels.len() * classes` values, one row per image.
     pub probs: Vec<f32>,
 }
 
 impl Predictions {
+    /// Builds the predictions, checking that `classes > 0`, that `probs` holds one row per label and that every
+    /// label is below `classes` (else [`Error::Invalid`]).
     pub fn new(classes: usize, labels: Vec<u8>, probs: Vec<f32>) -> Result<Self> {
         if classes == 0 || probs.len() != labels.len() * classes {
             return Err(Error::Invalid(format!(
@@ -241,10 +266,12 @@ impl Predictions {
         })
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// True when there are no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -266,6 +293,7 @@ impl Predictions {
             )
     }
 
+    /// The confusion matrix of the true labels against the [`predicted`](Self::predicted) classes.
     pub fn confusion_matrix(&self) -> ConfusionMatrix {
         let mut cm = ConfusionMatrix::new(self.classes);
         for i in 0..self.len() {

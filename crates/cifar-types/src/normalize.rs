@@ -3,6 +3,7 @@
 /// Per-channel normalization `(x / 255 - mean) / std`: what the data pipeline applies, what a checkpoint
 /// records (metadata `normalize`, this JSON layout) and what inference applies again.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Normalize {
     /// Per-channel mean (of pixels scaled to [0, 1]).
     pub mean: [f32; 3],

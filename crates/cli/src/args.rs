@@ -57,8 +57,8 @@ pub enum Command {
 pub struct BenchArgs {
     #[command(flatten)]
     pub compute: crate::shared_args::ComputeArgs,
-    /// The registered model to measure (`cifar list`).
-    #[arg(long, default_value = "cnn-dnn")]
+    /// The registered model to measure.
+    #[arg(long, default_value = model::registry::DEFAULT_MODEL, value_parser = model_names())]
     pub model: String,
     /// Training batch sizes to measure [default: 64,128; airbench94: 1024,256].
     #[arg(long, value_delimiter = ',')]
@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// Use candle's stock CPU ops instead of the fast kernels.
     #[arg(long)]
     pub stock_ops: bool,
+    /// Print one JSON object per measurement on stdout instead of the table (for scripts; `cargo xtask bench`
+    /// reads them).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -83,12 +87,11 @@ pub struct TrainArgs {
     /// [default: data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Run directory [default: runs/<preset>-seed<seed>-<unix time>].
+    /// Run directory [default: runs/<preset>-seed<seed>-<UTC date-time>, e.g. runs/fast-seed42-20261204-171502].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Start from a named preset (reference, fast, fast-long, airbench94; `cifar list`); the other flags
-    /// override it.
-    #[arg(long, default_value = "reference")]
+    /// Start from a named preset; the other flags override it.
+    #[arg(long, default_value = "reference", help = preset_help(), value_parser = clap::builder::PossibleValuesParser::new(train::PRESETS.iter().map(|p| p.name)))]
     pub preset: String,
     /// Training length in epochs; a fraction (e.g. 9.9) stops partway through the last epoch [reference: 50;
     /// fast: 18; fast-long: 40; airbench94: 9.9].
@@ -124,8 +127,8 @@ pub struct TrainArgs {
     /// [default: auto].
     #[arg(long)]
     pub device: Option<String>,
-    /// The registered model to train (`cifar list`) [presets: cnn-dnn; airbench94: airbench94].
-    #[arg(long)]
+    /// The registered model to train [presets: cnn-dnn; mlp, lenet5, airbench94: theirs].
+    #[arg(long, value_parser = model_names())]
     pub model: Option<String>,
     /// Use only the first N training images (before the validation split) [default: all 50,000].
     #[arg(long)]
@@ -212,6 +215,20 @@ pub struct PlotArgs {
 pub enum ChartFormat {
     Png,
     Svg,
+}
+
+/// The `--preset` help: every preset with its description, from `train::PRESETS` (the one list).
+fn preset_help() -> String {
+    let mut h = String::from("Start from a named preset; the other flags override it:");
+    for p in train::PRESETS {
+        h.push_str(&format!("\n  {}: {}", p.name, p.description));
+    }
+    h
+}
+
+/// The registered model names, from `model::registry::MODELS` (the one list), as the accepted values.
+fn model_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(model::registry::MODELS.iter().map(|m| m.name))
 }
 
 #[cfg(test)]

@@ -202,18 +202,18 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     println!("run directory: {}", out.display());
     if h.best().is_none() && !h.epochs.is_empty() {
         println!(
-            "{} epochs in {:.1} min (no validation split: the final weights are the run's model)",
-            h.epochs.len(),
-            h.total_secs() / 60.0
+            "{} in {} (no validation split: the final weights are the run's model)",
+            crate::time::count(h.epochs.len(), "epoch"),
+            crate::time::duration(h.total_secs())
         );
     }
     if let Some(best) = h.best() {
         println!(
-            "best epoch {} (val acc {:.2}%), {} epochs in {:.1} min{}",
+            "best epoch {} (val acc {:.2}%), {} in {}{}",
             best.epoch,
             100.0 * best.val_acc,
-            h.epochs.len(),
-            h.total_secs() / 60.0,
+            crate::time::count(h.epochs.len(), "epoch"),
+            crate::time::duration(h.total_secs()),
             if outcome.stopped_early {
                 " (early stop)"
             } else {
@@ -262,12 +262,28 @@ impl Drop for RemoveIfEmpty {
     }
 }
 
+/// `runs/<preset>-seed<seed>-<UTC date-time>` (e.g. `runs/fast-seed42-20261204-171502`): readable, sortable,
+/// and unique per second (`-2`, `-3`, ... when a run of the same second exists).
 fn default_out(cfg: &TrainConfig) -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    PathBuf::from("runs").join(format!("{}-seed{}-{secs}", cfg.preset, cfg.seed))
+    let stem = format!(
+        "{}-seed{}-{}",
+        cfg.preset,
+        cfg.seed,
+        crate::time::utc_stamp(std::time::SystemTime::now())
+    );
+    unique_dir(Path::new("runs"), &stem)
+}
+
+/// `parent/stem`, or `parent/stem-2`, `-3`, ... : the first that does not exist.
+pub fn unique_dir(parent: &Path, stem: &str) -> PathBuf {
+    let first = parent.join(stem);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|k| parent.join(format!("{stem}-{k}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
 }
 
 /// Fetches the data set when the directory holds none (like torchvision's `download=True`).
@@ -288,15 +304,23 @@ fn ensure_data(data_dir: &Path, url: Option<&str>) -> Result<()> {
         );
     }
     let opts = dataset::FetchOptions {
-        url: Some(url),
+        url: Some(url.clone()),
         ..Default::default()
     };
     let mut bar = dataset::DownloadBar::new();
+    let official = url == dataset::OFFICIAL_URL;
     dataset::fetch(data_dir, &opts, &mut |done, total| bar.update(done, total)).with_context(|| {
-        format!(
-            "cannot fetch CIFAR-10 into {} (offline? use `cargo xtask fetch-data --from FILE` or CIFAR10_URL)",
-            data_dir.display()
-        )
+        if official {
+            format!(
+                "cannot fetch CIFAR-10 into {} (offline? use `cargo xtask fetch-data --from FILE`, or a mirror with --url or CIFAR10_URL)",
+                data_dir.display()
+            )
+        } else {
+            format!(
+                "cannot fetch CIFAR-10 from the mirror {url} into {} (check the URL, or use `cargo xtask fetch-data --from FILE`)",
+                data_dir.display()
+            )
+        }
     })?;
     bar.finish();
     Ok(())
@@ -368,8 +392,18 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
             c.class, c.precision, c.recall, c.f1, c.support
         );
     }
-    println!("confusion matrix (rows = true class):");
-    for (name, row) in test.class_names().iter().zip(&report.confusion_matrix) {
+    println!("confusion matrix (rows = true class, columns = predicted class):");
+    let header: Vec<String> = (0..test.class_names().len())
+        .map(|k| format!("{k:>5}"))
+        .collect();
+    println!("{:<12}{}", "", header.join(""));
+    for (k, (name, row)) in test
+        .class_names()
+        .iter()
+        .zip(&report.confusion_matrix)
+        .enumerate()
+    {
+        let name = format!("{k} {name}");
         let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
         println!("{name:<12}{}", cells.join(""));
     }
@@ -437,7 +471,12 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         device: &device,
         kernels,
     };
-    println!(
+    let table = |line: String| {
+        if !a.json {
+            println!("{line}");
+        }
+    };
+    table(format!(
         "# {}{} ({} convolutions) on {desc}, {} rayon threads, median of {} repeats x {} steps",
         a.model,
         if a.stock_ops {
@@ -449,11 +488,11 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         rayon_threads(),
         a.repeats,
         a.steps
-    );
+    ));
     let mut results = Vec::new();
     for &b in &train_batches {
         let r = bench::train_step(&subject, b, 3, a.steps, a.repeats)?;
-        println!("train  batch {b:>4}: {:>8.1} img/s", r.img_per_s);
+        table(format!("train  batch {b:>4}: {:>8.1} img/s", r.img_per_s));
         results.push(r);
     }
     let r = bench::inference(
@@ -463,10 +502,10 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         a.steps.div_ceil(4).max(2),
         a.repeats,
     )?;
-    println!(
+    table(format!(
         "infer  batch {:>4}: {:>8.1} img/s",
         a.infer_batch, r.img_per_s
-    );
+    ));
     results.push(r);
     if a.model == model::AirBench94::NAME {
         let r = bench::inference_tta(
@@ -477,23 +516,28 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
             a.steps.div_ceil(8).max(1),
             a.repeats,
         )?;
-        println!(
+        table(format!(
             "infer  batch {:>4}: {:>8.1} img/s with the 6-view TTA",
             a.infer_batch, r.img_per_s
-        );
+        ));
         results.push(r);
     }
     let r = bench::data_pipeline(64, 10_000, a.repeats)?;
-    println!(
+    table(format!(
         "data   batch   64: {:>8.1} img/s (augmentation, one thread)",
         r.img_per_s
-    );
+    ));
     results.push(r);
     if let Some(rss) = bench::peak_rss_bytes() {
-        println!("peak RSS: {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
+        table(format!(
+            "peak RSS: {:.0} MiB",
+            rss as f64 / (1024.0 * 1024.0)
+        ));
     }
-    for r in &results {
-        println!("{}", r.json());
+    if a.json {
+        for r in &results {
+            println!("{}", r.json());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,15 +17,25 @@ pub struct CompareArgs {
     /// The run directories, in the order of the table and the legends.
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
-    /// Where compare.html and the charts go (created if missing).
-    #[arg(long, default_value = "compare")]
-    pub out: PathBuf,
+    /// Where compare.html and the charts go (created if missing) [default: runs/compare-<UTC date-time>, under
+    /// the git-ignored runs/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Image format of the charts.
     #[arg(long, value_enum, default_value_t = ChartFormat::Png)]
     pub format: ChartFormat,
 }
 
 pub fn compare_cmd(a: CompareArgs) -> Result<ExitCode> {
+    let out = a.out.clone().unwrap_or_else(|| {
+        crate::commands::unique_dir(
+            std::path::Path::new("runs"),
+            &format!(
+                "compare-{}",
+                crate::time::utc_stamp(std::time::SystemTime::now())
+            ),
+        )
+    });
     let format = match a.format {
         ChartFormat::Png => viz::Format::Png,
         ChartFormat::Svg => viz::Format::Svg,
@@ -45,8 +55,8 @@ pub fn compare_cmd(a: CompareArgs) -> Result<ExitCode> {
         }
         runs.push(run);
     }
-    let written = viz::compare_runs(&a.out, &runs, format)
-        .with_context(|| format!("--out {}", a.out.display()))?;
+    let written = viz::compare_runs(&out, &runs, format)
+        .with_context(|| format!("--out {}", out.display()))?;
     for p in written {
         println!("{}", p.display());
     }

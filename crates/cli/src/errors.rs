@@ -20,30 +20,9 @@ pub fn train_flag_error(e: train::Error) -> anyhow::Error {
     }
 }
 
-/// `error: ...` text of an error and its causes, joined by `: ` as anyhow's `{:#}` does, but without repeating
-/// what a message already says: a cause whose text the message already holds (an OS error that a library
-/// error displays and also returns as its source) is left out, and a cause that starts with the path the
-/// context ends with (`--checkpoint X` then `X: not a valid ...`) drops that path.
+/// `error: ...` text of an error and its causes in one paragraph (see `cifar_types::error_text::one_paragraph`).
 pub fn message(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.is_empty() {
-            out = text;
-            continue;
-        }
-        if out.contains(&text) {
-            continue;
-        }
-        let last_word = out.rsplit(' ').next().unwrap_or_default();
-        let text = match text.strip_prefix(last_word) {
-            Some(rest) if !last_word.is_empty() && rest.starts_with(": ") => &rest[2..],
-            _ => &text,
-        };
-        out.push_str(": ");
-        out.push_str(text);
-    }
-    out
+    cifar_types::error_text::one_paragraph(e.chain().map(|c| c.to_string()))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod process;
 mod progress;
 mod serve;
 mod shared_args;
+mod time;
 
 use clap::Parser;
 use std::io::IsTerminal;

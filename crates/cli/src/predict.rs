@@ -90,13 +90,17 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
     if a.top_k == 0 {
         bail!("--top-k: expected at least 1, found 0");
     }
-    let tta = a.tta.apply(predict::Tta::None)?;
     let t0 = Instant::now();
     let (device, desc, kernels) = a.compute.open(false)?;
-    let session = Session::load(&a.checkpoint, &device, tta)
+    let session = Session::load(&a.checkpoint, &device, predict::Tta::None)
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?
         .with_kernels(kernels)
         .context("--precision")?;
+    // By default the checkpoint's own evaluation (the TTA its test accuracy was measured with).
+    let tta = a
+        .tta
+        .apply(session.meta().eval_tta.unwrap_or(predict::Tta::None))?;
+    let session = session.with_tta(tta);
     let meta = session.meta();
     let top_k = a.top_k.min(meta.class_names.len());
     let crop = predict::Crop::from(a.crop);

@@ -65,7 +65,6 @@ fn seconds(flag: &str, v: f64) -> Result<Duration> {
 }
 
 pub fn serve_cmd(a: ServeArgs) -> Result<ExitCode> {
-    let tta = a.tta.apply(predict::Tta::None)?;
     if !(a.max_body.is_finite() && a.max_body > 0.0 && a.max_body <= 4096.0) {
         bail!(
             "--max-body: expected a size in MiB in (0, 4096], found {}",
@@ -90,10 +89,15 @@ pub fn serve_cmd(a: ServeArgs) -> Result<ExitCode> {
         e => e.into(),
     })?;
     let (device, desc, kernels) = a.compute.open(false)?;
-    let session = predict::Session::load(&a.checkpoint, &device, tta)
+    let session = predict::Session::load(&a.checkpoint, &device, predict::Tta::None)
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?
         .with_kernels(kernels)
         .context("--precision")?;
+    // By default the checkpoint's own evaluation (the TTA its test accuracy was measured with).
+    let tta = a
+        .tta
+        .apply(session.meta().eval_tta.unwrap_or(predict::Tta::None))?;
+    let session = session.with_tta(tta);
     let model_name = session.model_name();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))

@@ -31,31 +31,52 @@ impl ComputeArgs {
     }
 }
 
-/// `--tta` and `--tta-shift` (train, evaluate, predict, serve).
+/// `--tta [MODE]` and `--tta-shift` (train, evaluate, predict, serve).
 #[derive(Args, Debug, Clone, Default)]
 pub struct TtaArgs {
-    /// Average the predictions of each image and its mirror image [train: the preset's (fast, fast-long,
-    /// airbench94: on); evaluate, predict, serve: off].
-    #[arg(long)]
-    pub tta: bool,
-    /// With --tta, also the 1-pixel reflect-shifted views (airbench's 6-view TTA) [train: the preset's
-    /// (airbench94: on); elsewhere: off].
+    /// Test-time augmentation, `--tta=none|mirror|mirror+shift` (the image and its mirror image; also 1-pixel
+    /// shifted views: airbench's 6 views); `--tta` alone turns the mirror on [default: train: the preset's
+    /// (fast, fast-long: mirror; airbench94: mirror+shift); evaluate: none; predict, serve: the checkpoint's own,
+    /// the one its test accuracy was measured with].
+    #[arg(long, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "on", value_parser = parse_tta)]
+    pub tta: Option<TtaFlag>,
+    /// The same as `--tta mirror+shift`.
     #[arg(long)]
     pub tta_shift: bool,
 }
 
+/// A `--tta` value: a TTA by name, or `on` (the flag alone: at least the mirror).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtaFlag {
+    /// `--tta` alone.
+    On,
+    /// `--tta MODE`.
+    Exactly(model::infer::Tta),
+}
+
+fn parse_tta(s: &str) -> Result<TtaFlag, String> {
+    if s == "on" {
+        return Ok(TtaFlag::On);
+    }
+    s.parse().map(TtaFlag::Exactly)
+}
+
 impl TtaArgs {
-    /// The TTA these flags ask for on top of `base` (a preset's; `Tta::None` where there is none): `--tta` turns
-    /// the mirror on, `--tta-shift` the shifted views, which need the mirror (from `--tta` or `base`).
+    /// The TTA these flags ask for on top of `base` (a preset's or a checkpoint's; `Tta::None` where there is
+    /// none): no flag keeps `base`; `--tta` alone gives the mirror (or keeps `base`'s shifts); `--tta MODE` gives
+    /// MODE; `--tta-shift` adds the shifted views, which need the mirror (from `--tta` or `base`).
     pub fn apply(&self, base: model::infer::Tta) -> Result<model::infer::Tta> {
         use model::infer::Tta;
-        let mirror = self.tta || base != Tta::None;
-        let shift = self.tta_shift || base == Tta::MirrorShift;
-        Ok(match (mirror, shift) {
-            (false, false) => Tta::None,
-            (false, true) => bail!("--tta-shift: needs --tta"),
-            (true, false) => Tta::Mirror,
-            (true, true) => Tta::MirrorShift,
+        let chosen = match self.tta {
+            None => base,
+            Some(TtaFlag::On) if base == Tta::MirrorShift => Tta::MirrorShift,
+            Some(TtaFlag::On) => Tta::Mirror,
+            Some(TtaFlag::Exactly(t)) => t,
+        };
+        Ok(match (chosen, self.tta_shift) {
+            (t, false) => t,
+            (Tta::None, true) => bail!("--tta-shift: needs --tta (the mirror)"),
+            (_, true) => Tta::MirrorShift,
         })
     }
 }
@@ -67,23 +88,38 @@ mod tests {
 
     #[test]
     fn tta_flags_on_top_of_a_base() {
+        let on = Some(TtaFlag::On);
         let f = |tta, tta_shift| TtaArgs { tta, tta_shift };
-        assert_eq!(f(false, false).apply(Tta::None).unwrap(), Tta::None);
-        assert_eq!(f(true, false).apply(Tta::None).unwrap(), Tta::Mirror);
-        assert_eq!(f(true, true).apply(Tta::None).unwrap(), Tta::MirrorShift);
+        assert_eq!(f(None, false).apply(Tta::None).unwrap(), Tta::None);
+        assert_eq!(f(on, false).apply(Tta::None).unwrap(), Tta::Mirror);
+        assert_eq!(f(on, true).apply(Tta::None).unwrap(), Tta::MirrorShift);
         assert!(
-            f(false, true)
+            f(None, true)
                 .apply(Tta::None)
                 .unwrap_err()
                 .to_string()
                 .contains("--tta-shift: needs --tta")
         );
-        // A preset's TTA stays on; --tta-shift on top of a mirror preset adds the shifts.
-        assert_eq!(f(false, false).apply(Tta::Mirror).unwrap(), Tta::Mirror);
-        assert_eq!(f(false, true).apply(Tta::Mirror).unwrap(), Tta::MirrorShift);
+        // A preset's (or checkpoint's) TTA stays; --tta-shift on top of a mirror adds the shifts.
+        assert_eq!(f(None, false).apply(Tta::Mirror).unwrap(), Tta::Mirror);
+        assert_eq!(f(None, true).apply(Tta::Mirror).unwrap(), Tta::MirrorShift);
         assert_eq!(
-            f(true, false).apply(Tta::MirrorShift).unwrap(),
+            f(on, false).apply(Tta::MirrorShift).unwrap(),
             Tta::MirrorShift
         );
+        // An explicit mode wins, `none` included (a checkpoint's TTA turned off).
+        let none = Some(TtaFlag::Exactly(Tta::None));
+        assert_eq!(f(none, false).apply(Tta::MirrorShift).unwrap(), Tta::None);
+        assert!(f(none, true).apply(Tta::Mirror).is_err());
+        let mirror = Some(TtaFlag::Exactly(Tta::Mirror));
+        assert_eq!(
+            f(mirror, false).apply(Tta::MirrorShift).unwrap(),
+            Tta::Mirror
+        );
+        assert_eq!(
+            parse_tta("mirror+shift"),
+            Ok(TtaFlag::Exactly(Tta::MirrorShift))
+        );
+        assert!(parse_tta("flip").is_err());
     }
 }

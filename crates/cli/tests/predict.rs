@@ -273,6 +273,41 @@ fn a_32x32_png_gives_exactly_the_models_own_probabilities() {
     }
 }
 
+/// A checkpoint that records its evaluation (metadata `tta`, as training writes it) is predicted with that TTA
+/// unless `--tta=...` says otherwise, and the log line says which.
+#[test]
+fn predict_follows_the_checkpoints_own_tta() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("best.safetensors");
+    let m = model::registry::build("cnn-dnn", &Device::Cpu, 9).unwrap();
+    let meta = HashMap::from([("tta".to_string(), "mirror".to_string())]);
+    checkpoint::save_model(m.as_ref(), &path, meta).unwrap();
+    let img = ImageBuffer::from_fn(32, 32, |x, y| Rgb([(x * 8) as u8, (y * 3) as u8, 40]));
+    let file = dir.path().join("x.png");
+    save(&DynamicImage::ImageRgb8(img), &file);
+    let (o, default) = predict_json(&path, &[&file], &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("TTA mirror"),
+        "{}",
+        text(&o.stderr)
+    );
+    let (_, mirror) = predict_json(&path, &[&file], &["--tta=mirror"]);
+    let (o, none) = predict_json(&path, &[&file], &["--tta=none"]);
+    assert!(text(&o.stderr).contains("TTA none"), "{}", text(&o.stderr));
+    let (default, mirror, none) = (
+        default["x.png"].as_ref().unwrap(),
+        mirror["x.png"].as_ref().unwrap(),
+        none["x.png"].as_ref().unwrap(),
+    );
+    assert_eq!(default, mirror);
+    assert!(max_diff(default, none) > 0.0, "mirror TTA changed nothing");
+    // A checkpoint without the key: no TTA unless asked for.
+    let plain = make_checkpoint(dir.path());
+    let (o, _) = predict_json(&plain, &[&file], &[]);
+    assert!(text(&o.stderr).contains("TTA none"), "{}", text(&o.stderr));
+}
+
 #[test]
 fn non_square_images_are_centre_cropped_or_squashed() {
     let dir = tempfile::tempdir().unwrap();

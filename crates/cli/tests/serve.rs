@@ -167,6 +167,10 @@ fn serve_answers_like_predict_and_stops_cleanly_on_ctrl_c() {
     }
     let (status, body) = http(&addr, "POST", "/predict", "text/plain", b"hello");
     assert_eq!(status, 415, "{body}");
+    // The icon browsers ask for is there (no 404 in the log).
+    let (status, body) = http(&addr, "GET", "/favicon.ico", "text/plain", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("<svg"), "{body}");
 
     // Ctrl-C.
     // SAFETY: kill(2) with the id of the child this test started and still owns.
@@ -196,6 +200,20 @@ fn serve_answers_like_predict_and_stops_cleanly_on_ctrl_c() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+    // The access log: a line per request with method, path, status, time and size; no image content.
+    for line in [
+        "GET /health 200 ",
+        "POST /predict 200 ",
+        "POST /predict 415 ",
+        "GET /favicon.ico 200 ",
+    ] {
+        assert!(err.contains(line), "no access-log line {line:?} in:\n{err}");
+    }
+    assert!(
+        err.lines()
+            .any(|l| l.contains("GET /health 200") && l.ends_with(" B")),
+        "{err}"
+    );
     assert!(TcpStream::connect(&addr).is_err(), "still listening");
 }
 

@@ -1,7 +1,7 @@
 //! Per-op and whole-model timings, candle's native CPU ops vs this crate (`cargo bench -p
 //! cpu-ops`). Prints medians of several runs: the machine is shared and noisy.
 //!
-//! `cargo bench -p cpu-ops -- airbench` runs only the airbench94 ops (odd-size conv without bias, fused
+//! `cargo bench -p candle-cpu-ops -- airbench` runs only the airbench94 ops (odd-size conv without bias, fused
 //! BatchNorm + GELU, GELU, odd-size pool).
 //!
 //! "bwd" is (forward + backward) minus forward, where the loss is `sum(y * r)` in both cases.
@@ -110,10 +110,16 @@ fn conv_benches() -> Result<()> {
         let flop = 2.0 * 64.0 * (co * ci * 9 * hw * hw) as f64;
         let bwd_flop = if track_x { 2.0 * flop } else { flop };
         let cases: [(&str, Op3); 4] = [
-            ("native conv", cpu_ops::native::conv3x3),
-            ("cpu-ops conv3x3", cpu_ops::conv3x3),
-            ("native conv+relu+pool", cpu_ops::native::conv3x3_relu_pool),
-            ("cpu-ops conv3x3_relu_pool", cpu_ops::conv3x3_relu_pool),
+            ("native conv", candle_cpu_ops::native::conv3x3),
+            ("cpu-ops conv3x3", candle_cpu_ops::conv3x3),
+            (
+                "native conv+relu+pool",
+                candle_cpu_ops::native::conv3x3_relu_pool,
+            ),
+            (
+                "cpu-ops conv3x3_relu_pool",
+                candle_cpu_ops::conv3x3_relu_pool,
+            ),
         ];
         for (name, op) in cases {
             let (f, bw) = time_op3(op, &x, &w, &b)?;
@@ -131,8 +137,8 @@ fn conv_benches() -> Result<()> {
 fn small_op_benches() -> Result<()> {
     let x = Var::from_tensor(&randn(&[64, 32, 32, 32])?)?;
     let pools: [(&str, Op1); 2] = [
-        ("native max_pool2d", cpu_ops::native::max_pool2x2),
-        ("cpu-ops max_pool2x2", cpu_ops::max_pool2x2),
+        ("native max_pool2d", candle_cpu_ops::native::max_pool2x2),
+        ("cpu-ops max_pool2x2", candle_cpu_ops::max_pool2x2),
     ];
     for (name, op) in pools {
         let r = randn(&[64, 32, 16, 16])?;
@@ -148,8 +154,8 @@ fn small_op_benches() -> Result<()> {
     let h = Var::from_tensor(&randn(&[64, 512])?)?;
     let b = Var::from_tensor(&randn(&[512])?)?;
     let ops: [(&str, Op2); 2] = [
-        ("native add+relu", cpu_ops::native::bias_relu),
-        ("cpu-ops bias_relu", cpu_ops::bias_relu),
+        ("native add+relu", candle_cpu_ops::native::bias_relu),
+        ("cpu-ops bias_relu", candle_cpu_ops::bias_relu),
     ];
     for (name, op) in ops {
         let r = randn(&[64, 512])?;
@@ -209,8 +215,8 @@ fn airbench_benches() -> Result<()> {
         let x = Var::from_tensor(&randn(&[64, ci, hw, hw])?)?;
         let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
         let cases: [(&str, Op2); 2] = [
-            ("native conv_nobias", cpu_ops::native::conv3x3_nobias),
-            ("cpu-ops conv3x3_nobias", cpu_ops::conv3x3_nobias),
+            ("native conv_nobias", candle_cpu_ops::native::conv3x3_nobias),
+            ("cpu-ops conv3x3_nobias", candle_cpu_ops::conv3x3_nobias),
         ];
         for (name, op) in cases {
             let t = time_fwd_bwd(|| op(x.as_tensor(), w.as_tensor()))?;
@@ -221,11 +227,14 @@ fn airbench_benches() -> Result<()> {
         let x = Var::from_tensor(&randn(&[64, ci, hw, hw])?)?;
         let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
         let t = time_fwd_bwd(|| {
-            cpu_ops::max_pool2x2(&cpu_ops::conv3x3_nobias(x.as_tensor(), w.as_tensor())?)
+            candle_cpu_ops::max_pool2x2(&candle_cpu_ops::conv3x3_nobias(
+                x.as_tensor(),
+                w.as_tensor(),
+            )?)
         })?;
         row(format!("cpu-ops conv_nobias+pool {ci}->{co} @{hw}"), t);
         for sparse in [false, true] {
-            let k = cpu_ops::KernelConfig::default().with_sparse_backward(sparse);
+            let k = candle_cpu_ops::KernelConfig::default().with_sparse_backward(sparse);
             let t = time_fwd_bwd(|| k.conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
             let kind = if sparse { "sparse" } else { "dense" };
             row(
@@ -238,11 +247,12 @@ fn airbench_benches() -> Result<()> {
         let x = Var::from_tensor(&randn(&[n, c, hw, hw])?)?;
         let b = Var::from_tensor(&randn(&[c])?)?;
         let t = time_fwd_bwd(|| {
-            cpu_ops::native::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), 1e-12).map(|r| r.0)
+            candle_cpu_ops::native::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), 1e-12)
+                .map(|r| r.0)
         })?;
         row(format!("native bn+gelu train {n}x{c}x{hw}x{hw}"), t);
         let t = time_fwd_bwd(|| {
-            cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), 1e-12).map(|r| r.0)
+            candle_cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), 1e-12).map(|r| r.0)
         })?;
         row(
             format!("cpu-ops batch_norm_gelu_train {n}x{c}x{hw}x{hw}"),
@@ -251,8 +261,8 @@ fn airbench_benches() -> Result<()> {
     }
     let x = Var::from_tensor(&randn(&[64, 24, 31, 31])?)?;
     let gelus: [(&str, Op1); 2] = [
-        ("native gelu_erf", cpu_ops::native::gelu),
-        ("cpu-ops gelu", cpu_ops::gelu),
+        ("native gelu_erf", candle_cpu_ops::native::gelu),
+        ("cpu-ops gelu", candle_cpu_ops::gelu),
     ];
     for (name, op) in gelus {
         row(
@@ -263,16 +273,16 @@ fn airbench_benches() -> Result<()> {
     let x = Var::from_tensor(&randn(&[64, 64, 31, 31])?)?;
     row(
         "cpu-ops max_pool2x2 64x31x31".to_string(),
-        time_fwd_bwd(|| cpu_ops::max_pool2x2(x.as_tensor()))?,
+        time_fwd_bwd(|| candle_cpu_ops::max_pool2x2(x.as_tensor()))?,
     );
     Ok(())
 }
 
 /// `conv3x3_nobias` (and the fused `conv3x3_nobias_pool`) at the small-spatial airbench shapes, batch 256
-/// (`cargo bench -p cpu-ops -- convb`): forward, backward with both gradients, backward with the weight gradient
+/// (`cargo bench -p candle-cpu-ops -- convb`): forward, backward with both gradients, backward with the weight gradient
 /// only (untracked input); backward times less the loss's own cost (see [`time_fwd_bwd`]).
 ///
-/// `CPU_OPS_COLS="1:1,256:128"` lists the GEMM widths `fwd:dw` to compare (see `cpu_ops::GroupCols`; `1:1` is
+/// `CPU_OPS_COLS="1:1,256:128"` lists the GEMM widths `fwd:dw` to compare (see `candle_cpu_ops::GroupCols`; `1:1` is
 /// one GEMM per image), interleaved per shape so that load changes on a shared machine hit every variant alike;
 /// `CPU_OPS_PRECISION="f32,bf16"` the convolution arithmetics (bf16 only where the CPU has AVX512-BF16),
 /// `CPU_OPS_WINOGRAD="on,off"` the Winograd forward (see `KernelConfig::with_winograd`; default on).
@@ -286,11 +296,11 @@ fn conv_batch_benches() -> Result<()> {
             Some((f.trim().parse().ok()?, d.trim().parse().ok()?))
         })
         .collect();
-    let precisions: Vec<cpu_ops::Precision> = std::env::var("CPU_OPS_PRECISION")
+    let precisions: Vec<candle_cpu_ops::Precision> = std::env::var("CPU_OPS_PRECISION")
         .unwrap_or_else(|_| "f32".into())
         .split(',')
         .filter_map(|p| p.trim().parse().ok())
-        .filter(|p| *p == cpu_ops::Precision::F32 || cpu_ops::bf16_supported())
+        .filter(|p| *p == candle_cpu_ops::Precision::F32 || candle_cpu_ops::bf16_supported())
         .collect();
     let winograd: Vec<bool> = std::env::var("CPU_OPS_WINOGRAD")
         .unwrap_or_else(|_| "on".into())
@@ -326,8 +336,8 @@ fn conv_batch_benches() -> Result<()> {
             .flat_map(|c| precisions.iter().map(move |p| (c, p)))
             .flat_map(|cp| winograd.iter().map(move |w| (cp, w)))
         {
-            let k = cpu_ops::KernelConfig::default()
-                .with_group_cols(cpu_ops::GroupCols { fwd: fc, dw: dc })
+            let k = candle_cpu_ops::KernelConfig::default()
+                .with_group_cols(candle_cpu_ops::GroupCols { fwd: fc, dw: dc })
                 .with_precision(prec)
                 .map_err(candle_core::Error::wrap)?
                 .with_winograd(wino);
@@ -392,16 +402,16 @@ impl Model {
         let mut h = x.clone();
         for (w, b) in &self.conv {
             h = if fast {
-                cpu_ops::conv3x3_relu_pool(&h, w.as_tensor(), b.as_tensor())?
+                candle_cpu_ops::conv3x3_relu_pool(&h, w.as_tensor(), b.as_tensor())?
             } else {
-                cpu_ops::native::conv3x3_relu_pool(&h, w.as_tensor(), b.as_tensor())?
+                candle_cpu_ops::native::conv3x3_relu_pool(&h, w.as_tensor(), b.as_tensor())?
             };
         }
         let mut h = h.flatten_from(1)?;
         let last = self.fc.len() - 1;
         for (i, (w, b)) in self.fc.iter().enumerate() {
             h = if fast {
-                cpu_ops::linear(&h, w.as_tensor(), Some(b.as_tensor()), i < last)?
+                candle_cpu_ops::linear(&h, w.as_tensor(), Some(b.as_tensor()), i < last)?
             } else {
                 let y = h
                     .matmul(&w.as_tensor().t()?)?

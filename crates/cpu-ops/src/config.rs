@@ -80,7 +80,7 @@ impl Default for GroupCols {
 /// uses the settings its forward ran with, whatever other code does meanwhile.
 ///
 /// ```
-/// use cpu_ops::{KernelConfig, Precision};
+/// use candle_cpu_ops::{KernelConfig, Precision};
 /// # use candle_core::{DType, Device, Tensor};
 /// let x = Tensor::ones((1, 32, 8, 8), DType::F32, &Device::Cpu)?;
 /// let w = Tensor::ones((8, 32, 3, 3), DType::F32, &Device::Cpu)?;
@@ -88,7 +88,7 @@ impl Default for GroupCols {
 /// let y = direct.conv3x3_nobias(&x, &w)?;
 /// assert_eq!(y.dims(), &[1, 8, 8, 8]);
 /// // bf16 needs AVX512-BF16: asking for it elsewhere is an error, not a silent f32.
-/// assert_eq!(KernelConfig::default().with_precision(Precision::Bf16).is_ok(), cpu_ops::bf16_supported());
+/// assert_eq!(KernelConfig::default().with_precision(Precision::Bf16).is_ok(), candle_cpu_ops::bf16_supported());
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

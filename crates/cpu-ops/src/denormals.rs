@@ -7,7 +7,7 @@
 //! results is below f32's normal precision (values under 1.2e-38).
 //!
 //! ```
-//! cpu_ops::flush_denormals_everywhere();
+//! candle_cpu_ops::flush_denormals_everywhere();
 //! let tiny = std::hint::black_box(1e-39f32);
 //! # #[cfg(target_arch = "x86_64")]
 //! assert_eq!(std::hint::black_box(tiny * 1.0), 0.0);

@@ -44,6 +44,8 @@
 //! Gradient conventions (as PyTorch): ReLU'(0) = 0; a max-pool window with tied maxima sends
 //! its gradient to the first maximum (row-major) only.
 
+#![warn(missing_docs)]
+
 mod activation;
 mod batch_norm;
 mod bf16_gemm;
@@ -127,7 +129,7 @@ impl KernelConfig {
     /// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
     /// let w = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
     /// let b = Tensor::new(&[0.5f32], &Device::Cpu)?;
-    /// let y = cpu_ops::conv3x3(&x, &w, &b)?;
+    /// let y = candle_cpu_ops::conv3x3(&x, &w, &b)?;
     /// // The centre sees all 9 inputs, a corner 4.
     /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[4], 9.5);
     /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 4.5);
@@ -148,7 +150,7 @@ impl KernelConfig {
     /// ```
     /// # use candle_core::{Device, Tensor};
     /// let x = Tensor::new(&[[[[1f32, 2.], [4., 3.]]]], &Device::Cpu)?;
-    /// let y = cpu_ops::max_pool2x2(&x)?;
+    /// let y = candle_cpu_ops::max_pool2x2(&x)?;
     /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![4.]);
     /// # Ok::<(), candle_core::Error>(())
     /// ```
@@ -167,7 +169,7 @@ impl KernelConfig {
     /// # use candle_core::{Device, Tensor};
     /// let x = Tensor::new(&[[1f32, -2.], [3., 0.5]], &Device::Cpu)?;
     /// let b = Tensor::new(&[0f32, 1.], &Device::Cpu)?;
-    /// let y = cpu_ops::bias_relu(&x, &b)?;
+    /// let y = candle_cpu_ops::bias_relu(&x, &b)?;
     /// assert_eq!(y.to_vec2::<f32>()?, vec![vec![1., 0.], vec![3., 1.5]]);
     /// # Ok::<(), candle_core::Error>(())
     /// ```
@@ -189,7 +191,7 @@ impl KernelConfig {
     /// let x = Tensor::ones((2, 3, 4, 4), DType::F32, &Device::Cpu)?;
     /// let w = Tensor::ones((5, 3, 3, 3), DType::F32, &Device::Cpu)?;
     /// let b = Tensor::zeros(5, DType::F32, &Device::Cpu)?;
-    /// let y = cpu_ops::conv3x3_relu_pool(&x, &w, &b)?;
+    /// let y = candle_cpu_ops::conv3x3_relu_pool(&x, &w, &b)?;
     /// assert_eq!(y.dims(), &[2, 5, 2, 2]);
     /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 27.0); // an interior pixel sees 3*9 ones
     /// # Ok::<(), candle_core::Error>(())
@@ -211,7 +213,7 @@ impl KernelConfig {
     /// # use candle_core::{DType, Device, Tensor};
     /// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
     /// let w = Tensor::ones((2, 1, 3, 3), DType::F32, &Device::Cpu)?;
-    /// let y = cpu_ops::conv3x3_nobias(&x, &w)?;
+    /// let y = candle_cpu_ops::conv3x3_nobias(&x, &w)?;
     /// assert_eq!(y.dims(), &[1, 2, 3, 3]);
     /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[..2], [4.0, 6.0]); // a corner sees 4 inputs, an edge 6
     /// # Ok::<(), candle_core::Error>(())
@@ -235,7 +237,7 @@ impl KernelConfig {
     /// # use candle_core::{DType, Device, Tensor};
     /// let x = Tensor::ones((2, 3, 5, 5), DType::F32, &Device::Cpu)?;
     /// let w = Tensor::ones((4, 3, 3, 3), DType::F32, &Device::Cpu)?;
-    /// let y = cpu_ops::conv3x3_nobias_pool(&x, &w)?;
+    /// let y = candle_cpu_ops::conv3x3_nobias_pool(&x, &w)?;
     /// assert_eq!(y.dims(), &[2, 4, 2, 2]);
     /// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?[0], 27.0); // the window's interior pixel sees 3*9 ones
     /// # Ok::<(), candle_core::Error>(())
@@ -260,7 +262,7 @@ impl KernelConfig {
     /// let x = Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu)?;
     /// let w = Tensor::new(&[[[[0.25f32, 0.25], [0.25, 0.25]]]], &Device::Cpu)?; // [1, 1, 2, 2]: the mean
     /// let b = Tensor::new(&[0f32], &Device::Cpu)?;
-    /// let y = cpu_ops::patch_conv_gelu(&x, &w.detach(), &b)?;
+    /// let y = candle_cpu_ops::patch_conv_gelu(&x, &w.detach(), &b)?;
     /// assert_eq!(y.dims(), &[1, 1, 2, 2]);
     /// assert!((y.flatten_all()?.to_vec1::<f32>()?[0] - 0.841_344_7).abs() < 1e-6); // gelu(1)
     /// # Ok::<(), candle_core::Error>(())
@@ -283,7 +285,7 @@ impl KernelConfig {
     /// # use candle_core::{Device, Tensor};
     /// let x = Tensor::new(&[[[[1f32, 5.], [2., 3.]], [[-1., -2.], [-3., -4.]]]], &Device::Cpu)?; // [1, 2, 2, 2]
     /// let w = Tensor::new(&[[1f32, 1.], [2., 0.]], &Device::Cpu)?; // [2, 2]
-    /// let y = cpu_ops::global_max_linear(&x, &w, 0.5)?;
+    /// let y = candle_cpu_ops::global_max_linear(&x, &w, 0.5)?;
     /// assert_eq!(y.to_vec2::<f32>()?, [[2.0, 5.0]]); // maxima (5, -1)
     /// # Ok::<(), candle_core::Error>(())
     /// ```
@@ -308,7 +310,7 @@ impl KernelConfig {
     /// ```
     /// # use candle_core::{Device, Tensor};
     /// let x = Tensor::new(&[-1f32, 0., 1.], &Device::Cpu)?;
-    /// let y = cpu_ops::gelu(&x)?.to_vec1::<f32>()?;
+    /// let y = candle_cpu_ops::gelu(&x)?.to_vec1::<f32>()?;
     /// assert!((y[0] + 0.158_655_25).abs() < 1e-6 && y[1] == 0.0 && (y[2] - 0.841_344_7).abs() < 1e-6);
     /// # Ok::<(), candle_core::Error>(())
     /// ```
@@ -335,7 +337,7 @@ impl KernelConfig {
     /// # use candle_core::{Device, Tensor};
     /// let x = Tensor::new(&[[[[1f32, 3.]]], [[[5., 7.]]]], &Device::Cpu)?; // [2, 1, 1, 2]
     /// let b = Tensor::new(&[0f32], &Device::Cpu)?;
-    /// let (y, mean, var) = cpu_ops::batch_norm_gelu_train(&x, &b, 1e-12)?;
+    /// let (y, mean, var) = candle_cpu_ops::batch_norm_gelu_train(&x, &b, 1e-12)?;
     /// assert_eq!(mean.to_vec1::<f32>()?, [4.0]);
     /// assert!((var.to_vec1::<f32>()?[0] - 20.0 / 3.0).abs() < 1e-5); // unbiased
     /// assert_eq!(y.dims(), &[2, 1, 1, 2]);
@@ -386,7 +388,7 @@ impl KernelConfig {
     /// let mean = Tensor::new(&[1f32, 0.], &Device::Cpu)?;
     /// let var = Tensor::new(&[4f32, 1.], &Device::Cpu)?;
     /// let bias = Tensor::new(&[0.5f32, 0.], &Device::Cpu)?;
-    /// let y = cpu_ops::batch_norm_gelu_eval(&x, &mean, &var, &bias, 0.0)?.flatten_all()?.to_vec1::<f32>()?;
+    /// let y = candle_cpu_ops::batch_norm_gelu_eval(&x, &mean, &var, &bias, 0.0)?.flatten_all()?.to_vec1::<f32>()?;
     /// assert!((y[0] - 0.841_344_7).abs() < 1e-6 && y[1] == 0.0); // gelu((2-1)/2 + 0.5) = gelu(1)
     /// # Ok::<(), candle_core::Error>(())
     /// ```
@@ -428,7 +430,7 @@ impl KernelConfig {
     /// let x = Tensor::ones((2, 3), candle_core::DType::F32, &Device::Cpu)?;
     /// let w = Tensor::ones((4, 3), candle_core::DType::F32, &Device::Cpu)?;
     /// let b = Tensor::new(&[1f32, -10., 0., 2.], &Device::Cpu)?;
-    /// let y = cpu_ops::linear(&x, &w, Some(&b), true)?;
+    /// let y = candle_cpu_ops::linear(&x, &w, Some(&b), true)?;
     /// assert_eq!(y.to_vec2::<f32>()?, vec![vec![4., 0., 3., 5.]; 2]);
     /// # Ok::<(), candle_core::Error>(())
     /// ```

@@ -45,8 +45,8 @@ fn patch_conv_gelu_matches_composition_and_finite_differences() {
         let x = rand_t(&mut g, &[n, ci, h, wd]);
         let w = rand_t(&mut g, &[co, ci, 2, 2]);
         let b = var(&rand_t(&mut g, &[co]));
-        let y = cpu_ops::patch_conv_gelu(&x, &w, b.as_tensor()).unwrap();
-        let yn = cpu_ops::native::patch_conv_gelu(&x, &w, b.as_tensor()).unwrap();
+        let y = candle_cpu_ops::patch_conv_gelu(&x, &w, b.as_tensor()).unwrap();
+        let yn = candle_cpu_ops::native::patch_conv_gelu(&x, &w, b.as_tensor()).unwrap();
         assert_eq!(y.dims(), &[n, co, h - 1, wd - 1]);
         assert_close("patch forward vs candle", &flat(&y), &flat(&yn), 1e-5);
         let r = rand_t(&mut g, y.dims());
@@ -75,11 +75,11 @@ fn patch_conv_gelu_tracked_input_untracked_bias_strided_and_errors() {
     let b = rand_t(&mut g, &[4]);
     // A tracked input or filter computes with candle's ops, so their gradients exist.
     let (xv, wv) = (var(&x), var(&w));
-    let y = cpu_ops::patch_conv_gelu(xv.as_tensor(), wv.as_tensor(), &b).unwrap();
+    let y = candle_cpu_ops::patch_conv_gelu(xv.as_tensor(), wv.as_tensor(), &b).unwrap();
     let grads = y.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(xv.as_tensor()).is_some() && grads.get(wv.as_tensor()).is_some());
     // Nothing tracked: a plain forward, equal to candle's.
-    let y = cpu_ops::patch_conv_gelu(&x, &w, &b).unwrap();
+    let y = candle_cpu_ops::patch_conv_gelu(&x, &w, &b).unwrap();
     assert!(!y.track_op());
     // A strided (transposed twice) input gives the same answer.
     let xt = x
@@ -90,31 +90,34 @@ fn patch_conv_gelu_tracked_input_untracked_bias_strided_and_errors() {
         .transpose(2, 3)
         .unwrap();
     assert!(!xt.is_contiguous());
-    let ys = cpu_ops::patch_conv_gelu(&xt, &w, &b).unwrap();
+    let ys = candle_cpu_ops::patch_conv_gelu(&xt, &w, &b).unwrap();
     assert_eq!(flat(&y), flat(&ys));
     let z = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
     for (what, r) in [
         (
             "3x3 filter",
-            cpu_ops::patch_conv_gelu(&x, &z(&[4, 3, 3, 3]), &b),
+            candle_cpu_ops::patch_conv_gelu(&x, &z(&[4, 3, 3, 3]), &b),
         ),
         (
             "channels",
-            cpu_ops::patch_conv_gelu(&x, &z(&[4, 2, 2, 2]), &b),
+            candle_cpu_ops::patch_conv_gelu(&x, &z(&[4, 2, 2, 2]), &b),
         ),
-        ("bias", cpu_ops::patch_conv_gelu(&x, &w, &z(&[5]))),
+        ("bias", candle_cpu_ops::patch_conv_gelu(&x, &w, &z(&[5]))),
         (
             "1-pixel input",
-            cpu_ops::patch_conv_gelu(&z(&[1, 3, 1, 5]), &w, &b),
+            candle_cpu_ops::patch_conv_gelu(&z(&[1, 3, 1, 5]), &w, &b),
         ),
-        ("rank", cpu_ops::patch_conv_gelu(&z(&[3, 6, 5]), &w, &b)),
+        (
+            "rank",
+            candle_cpu_ops::patch_conv_gelu(&z(&[3, 6, 5]), &w, &b),
+        ),
         (
             "no input channel",
-            cpu_ops::patch_conv_gelu(&z(&[2, 0, 6, 5]), &z(&[4, 0, 2, 2]), &b),
+            candle_cpu_ops::patch_conv_gelu(&z(&[2, 0, 6, 5]), &z(&[4, 0, 2, 2]), &b),
         ),
         (
             "no output channel",
-            cpu_ops::patch_conv_gelu(&x, &z(&[0, 3, 2, 2]), &z(&[0])),
+            candle_cpu_ops::patch_conv_gelu(&x, &z(&[0, 3, 2, 2]), &z(&[0])),
         ),
     ] {
         let e = r.expect_err(what).to_string();
@@ -150,8 +153,9 @@ fn global_max_linear_matches_composition_and_finite_differences() {
         let x = var(&rand_t(&mut g, &[n, c, h, wd]));
         let w = var(&rand_t(&mut g, &[k, c]));
         let scale = 1.0 / 9.0;
-        let y = cpu_ops::global_max_linear(x.as_tensor(), w.as_tensor(), scale).unwrap();
-        let yn = cpu_ops::native::global_max_linear(x.as_tensor(), w.as_tensor(), scale).unwrap();
+        let y = candle_cpu_ops::global_max_linear(x.as_tensor(), w.as_tensor(), scale).unwrap();
+        let yn =
+            candle_cpu_ops::native::global_max_linear(x.as_tensor(), w.as_tensor(), scale).unwrap();
         assert_eq!(y.dims(), &[n, k]);
         assert_close("head forward vs candle", &flat(&y), &flat(&yn), 1e-6);
         let r = rand_t(&mut g, &[n, k]);
@@ -197,16 +201,16 @@ fn global_max_linear_ties_untracked_and_errors() {
     // Tied maxima: the gradient goes to the first one only (row-major), as PyTorch's max-pool.
     let x = var(&Tensor::new(&[[[[2f32, 1.], [2., 2.]]]], &Device::Cpu).unwrap());
     let w = Tensor::new(&[[3f32]], &Device::Cpu).unwrap();
-    let y = cpu_ops::global_max_linear(x.as_tensor(), &w, 0.5).unwrap();
+    let y = candle_cpu_ops::global_max_linear(x.as_tensor(), &w, 0.5).unwrap();
     assert_eq!(flat(&y), [3.0]);
     let gx = y.sum_all().unwrap().backward().unwrap();
     assert_eq!(flat(gx.get(x.as_tensor()).unwrap()), [1.5, 0.0, 0.0, 0.0]);
     // Nothing tracked: no graph.
-    let y = cpu_ops::global_max_linear(&x.as_tensor().detach(), &w, 1.0).unwrap();
+    let y = candle_cpu_ops::global_max_linear(&x.as_tensor().detach(), &w, 1.0).unwrap();
     assert!(!y.track_op());
     // NaN is the maximum (the output is NaN) and its last position receives the gradient, as PyTorch's CPU pool.
     let x = var(&Tensor::new(&[[[[1f32, f32::NAN], [5., f32::NAN]]]], &Device::Cpu).unwrap());
-    let y = cpu_ops::global_max_linear(x.as_tensor(), &w, 1.0).unwrap();
+    let y = candle_cpu_ops::global_max_linear(x.as_tensor(), &w, 1.0).unwrap();
     assert!(flat(&y)[0].is_nan());
     let gx = y.sum_all().unwrap().backward().unwrap();
     assert_eq!(flat(gx.get(x.as_tensor()).unwrap()), [0.0, 0.0, 0.0, 3.0]);
@@ -214,27 +218,27 @@ fn global_max_linear_ties_untracked_and_errors() {
     for (what, r) in [
         (
             "weight width",
-            cpu_ops::global_max_linear(&z(&[2, 4, 3, 3]), &z(&[10, 5]), 1.0),
+            candle_cpu_ops::global_max_linear(&z(&[2, 4, 3, 3]), &z(&[10, 5]), 1.0),
         ),
         (
             "weight rank",
-            cpu_ops::global_max_linear(&z(&[2, 4, 3, 3]), &z(&[10, 4, 1]), 1.0),
+            candle_cpu_ops::global_max_linear(&z(&[2, 4, 3, 3]), &z(&[10, 4, 1]), 1.0),
         ),
         (
             "input rank",
-            cpu_ops::global_max_linear(&z(&[2, 4, 9]), &z(&[10, 4]), 1.0),
+            candle_cpu_ops::global_max_linear(&z(&[2, 4, 9]), &z(&[10, 4]), 1.0),
         ),
         (
             "empty map",
-            cpu_ops::global_max_linear(&z(&[2, 4, 0, 3]), &z(&[10, 4]), 1.0),
+            candle_cpu_ops::global_max_linear(&z(&[2, 4, 0, 3]), &z(&[10, 4]), 1.0),
         ),
         (
             "no channel",
-            cpu_ops::global_max_linear(&z(&[2, 0, 3, 3]), &z(&[10, 0]), 1.0),
+            candle_cpu_ops::global_max_linear(&z(&[2, 0, 3, 3]), &z(&[10, 0]), 1.0),
         ),
         (
             "no class",
-            cpu_ops::global_max_linear(&z(&[2, 4, 3, 3]), &z(&[0, 4]), 1.0),
+            candle_cpu_ops::global_max_linear(&z(&[2, 4, 3, 3]), &z(&[0, 4]), 1.0),
         ),
     ] {
         let e = r.expect_err(what).to_string();
@@ -255,7 +259,7 @@ fn patch_conv_gelu_bias_gradient_does_not_depend_on_the_thread_count() {
             .build()
             .unwrap();
         pool.install(|| {
-            let y = cpu_ops::patch_conv_gelu(&x, &w, b.as_tensor()).unwrap();
+            let y = candle_cpu_ops::patch_conv_gelu(&x, &w, b.as_tensor()).unwrap();
             let gr = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
             flat(gr.get(b.as_tensor()).unwrap())
         })

@@ -45,11 +45,11 @@ fn max_pool_odd_sizes_forward_backward_and_ties() {
         let ints: Vec<f32> = randv(&mut g, n).iter().map(|v| (v * 2.0).round()).collect();
         for (kind, xv) in [("random", randv(&mut g, n)), ("ties", ints)] {
             let x = var(&Tensor::from_vec(xv.clone(), &dims, &Device::Cpu).unwrap());
-            let y = cpu_ops::max_pool2x2(x.as_tensor()).unwrap();
+            let y = candle_cpu_ops::max_pool2x2(x.as_tensor()).unwrap();
             assert_eq!(y.dims(), &[dims[0], dims[1], dims[2] / 2, dims[3] / 2]);
             // candle refuses a pool whose input is smaller than the window; ours returns an empty output.
             if dims[2] >= 2 && dims[3] >= 2 {
-                let yn = cpu_ops::native::max_pool2x2(x.as_tensor()).unwrap();
+                let yn = candle_cpu_ops::native::max_pool2x2(x.as_tensor()).unwrap();
                 assert_eq!(flat(&y), flat(&yn), "forward {kind} {dims:?}");
             }
             let want = ref_pool(&to64(&xv), dims[0] * dims[1], dims[2], dims[3], false);
@@ -81,11 +81,13 @@ fn fused_conv_relu_pool_odd_sizes() {
         let wt = var(&rand_t(&mut g, &[co, ci, 3, 3]));
         let b = var(&rand_t(&mut g, &[co]));
         let r = rand_t(&mut g, &[n, co, h / 2, w / 2]);
-        let y = cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
-        let conv = cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
-        let e = cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap();
-        let yn = cpu_ops::native::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor())
+        let y = candle_cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor())
             .unwrap();
+        let conv = candle_cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+        let e = candle_cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap();
+        let yn =
+            candle_cpu_ops::native::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor())
+                .unwrap();
         assert_eq!(y.dims(), &[n, co, h / 2, w / 2]);
         assert_close("fused odd forward", &flat(&y), &flat(&e), 1e-6);
         assert_close("fused odd forward vs native", &flat(&y), &flat(&yn), 1e-5);
@@ -121,10 +123,10 @@ fn conv_nobias_pool_matches_composition() {
         let wt = var(&rand_t(&mut g, &[co, ci, 3, 3]));
         let r = rand_t(&mut g, &[n, co, h / 2, w / 2]);
         let what = format!("conv_nobias_pool ci{ci} co{co} {h}x{w}");
-        let y = cpu_ops::conv3x3_nobias_pool(&x, wt.as_tensor()).unwrap();
-        let conv = cpu_ops::conv3x3_nobias(&x, wt.as_tensor()).unwrap();
-        let e = cpu_ops::max_pool2x2(&conv).unwrap();
-        let yn = cpu_ops::native::conv3x3_nobias_pool(&x, wt.as_tensor()).unwrap();
+        let y = candle_cpu_ops::conv3x3_nobias_pool(&x, wt.as_tensor()).unwrap();
+        let conv = candle_cpu_ops::conv3x3_nobias(&x, wt.as_tensor()).unwrap();
+        let e = candle_cpu_ops::max_pool2x2(&conv).unwrap();
+        let yn = candle_cpu_ops::native::conv3x3_nobias_pool(&x, wt.as_tensor()).unwrap();
         assert_eq!(y.dims(), &[n, co, h / 2, w / 2], "{what}");
         assert_close(&format!("{what} forward"), &flat(&y), &flat(&e), 1e-6);
         assert_close(&format!("{what} vs native"), &flat(&y), &flat(&yn), 1e-5);
@@ -145,7 +147,7 @@ fn conv_nobias_pool_matches_composition() {
         }
     }
     let z = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
-    let e = cpu_ops::conv3x3_nobias_pool(&z(&[1, 3, 5, 5]), &z(&[2, 4, 3, 3]))
+    let e = candle_cpu_ops::conv3x3_nobias_pool(&z(&[1, 3, 5, 5]), &z(&[2, 4, 3, 3]))
         .unwrap_err()
         .to_string();
     assert!(e.contains("conv3x3_nobias_pool"), "{e}");
@@ -163,7 +165,7 @@ fn conv_nobias_pool_gradients_match_f64_finite_differences() {
     let x = var(&Tensor::from_vec(xv.clone(), (n, ci, h, w), &dev).unwrap());
     let wt = var(&Tensor::from_vec(wv.clone(), (co, ci, 3, 3), &dev).unwrap());
     let r = Tensor::from_vec(rv.clone(), (n, co, h / 2, w / 2), &dev).unwrap();
-    let y = cpu_ops::conv3x3_nobias_pool(x.as_tensor(), wt.as_tensor()).unwrap();
+    let y = candle_cpu_ops::conv3x3_nobias_pool(x.as_tensor(), wt.as_tensor()).unwrap();
     let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let (x64, w64, r64, b0) = (to64(&xv), to64(&wv), to64(&rv), vec![0f64; co]);
     let l = |xx: &[f64], ww: &[f64]| {
@@ -191,8 +193,8 @@ fn check_conv_nobias(seed: u64, n: usize, ci: usize, co: usize, h: usize, w: usi
     let x = var(&rand_t(&mut g, &[n, ci, h, w]));
     let wt = var(&rand_t(&mut g, &[co, ci, 3, 3]));
     let r = rand_t(&mut g, &[n, co, h, w]);
-    let ours = cpu_ops::conv3x3_nobias(x.as_tensor(), wt.as_tensor()).unwrap();
-    let theirs = cpu_ops::native::conv3x3_nobias(x.as_tensor(), wt.as_tensor()).unwrap();
+    let ours = candle_cpu_ops::conv3x3_nobias(x.as_tensor(), wt.as_tensor()).unwrap();
+    let theirs = candle_cpu_ops::native::conv3x3_nobias(x.as_tensor(), wt.as_tensor()).unwrap();
     let what = format!("conv_nobias n{n} ci{ci} co{co} {h}x{w}");
     assert_eq!(ours.dims(), &[n, co, h, w], "{what}");
     assert_close(
@@ -235,8 +237,9 @@ fn conv_nobias_untracked_input_strided_and_errors() {
     let x = base.transpose(1, 2).unwrap(); // [2, 3, 7, 7], not contiguous
     assert!(!x.is_contiguous());
     let wt = var(&rand_t(&mut g, &[4, 3, 3, 3]));
-    let ours = cpu_ops::conv3x3_nobias(&x, wt.as_tensor()).unwrap();
-    let theirs = cpu_ops::native::conv3x3_nobias(&x.contiguous().unwrap(), wt.as_tensor()).unwrap();
+    let ours = candle_cpu_ops::conv3x3_nobias(&x, wt.as_tensor()).unwrap();
+    let theirs =
+        candle_cpu_ops::native::conv3x3_nobias(&x.contiguous().unwrap(), wt.as_tensor()).unwrap();
     assert_close("strided forward", &flat(&ours), &flat(&theirs), 1e-5);
     let go = ours.sqr().unwrap().sum_all().unwrap().backward().unwrap();
     let gt = theirs.sqr().unwrap().sum_all().unwrap().backward().unwrap();
@@ -254,9 +257,9 @@ fn conv_nobias_untracked_input_strided_and_errors() {
     let bad_k = Tensor::zeros((4, 3, 5, 5), DType::F32, &dev).unwrap();
     let x4 = Tensor::zeros((1, 3, 7, 7), DType::F32, &dev).unwrap();
     for (what, r) in [
-        ("rank", cpu_ops::conv3x3_nobias(&bad_rank, &w3)),
-        ("channels", cpu_ops::conv3x3_nobias(&bad_ci, &w3)),
-        ("kernel", cpu_ops::conv3x3_nobias(&x4, &bad_k)),
+        ("rank", candle_cpu_ops::conv3x3_nobias(&bad_rank, &w3)),
+        ("channels", candle_cpu_ops::conv3x3_nobias(&bad_ci, &w3)),
+        ("kernel", candle_cpu_ops::conv3x3_nobias(&x4, &bad_k)),
     ] {
         let e = r.expect_err(what).to_string();
         assert!(e.contains("conv3x3_nobias"), "{what}: {e}");
@@ -271,8 +274,8 @@ fn gelu_matches_native_and_f64() {
         .map(|v| v * 6.0)
         .collect();
     let x = var(&Tensor::from_vec(xv.clone(), (2, 3, 31, 31), &Device::Cpu).unwrap());
-    let y = cpu_ops::gelu(x.as_tensor()).unwrap();
-    let yn = cpu_ops::native::gelu(x.as_tensor()).unwrap();
+    let y = candle_cpu_ops::gelu(x.as_tensor()).unwrap();
+    let yn = candle_cpu_ops::native::gelu(x.as_tensor()).unwrap();
     assert_close("gelu forward vs native", &flat(&y), &flat(&yn), 1e-6);
     let want: Vec<f32> = xv.iter().map(|&v| gelu64(v as f64) as f32).collect();
     let worst = flat(&y)
@@ -304,7 +307,7 @@ fn gelu_matches_native_and_f64() {
     assert_close("gelu grad vs f64 finite differences", &dx, &fd, 1e-6);
     // Other dtypes take candle's op.
     let x64 = x.as_tensor().to_dtype(DType::F64).unwrap();
-    let y64 = cpu_ops::gelu(&x64).unwrap();
+    let y64 = candle_cpu_ops::gelu(&x64).unwrap();
     assert_eq!(y64.dtype(), DType::F64);
 }
 
@@ -316,9 +319,10 @@ fn check_bn_vs_native(seed: u64, dims: [usize; 4], eps: f64) {
     let x = var(&rand_t(&mut g, &dims));
     let b = var(&rand_t(&mut g, &[c]));
     let r = rand_t(&mut g, &dims);
-    let (y, mean, vu) = cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), eps).unwrap();
+    let (y, mean, vu) =
+        candle_cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), eps).unwrap();
     let (yn, meann, vun) =
-        cpu_ops::native::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), eps).unwrap();
+        candle_cpu_ops::native::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), eps).unwrap();
     let what = format!("bn_gelu {dims:?}");
     assert_eq!(mean.dims(), &[c]);
     assert_eq!(vu.dims(), &[c]);
@@ -387,7 +391,8 @@ fn batch_norm_gelu_train_gradients_match_f64_finite_differences() {
     let x = var(&Tensor::from_vec(xv.clone(), (n, c, h, w), &dev).unwrap());
     let b = var(&Tensor::from_vec(bv.clone(), c, &dev).unwrap());
     let r = Tensor::from_vec(rv.clone(), (n, c, h, w), &dev).unwrap();
-    let (y, _, _) = cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), eps).unwrap();
+    let (y, _, _) =
+        candle_cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), eps).unwrap();
     let (want_y, _, _) = ref_bn_gelu(&to64(&xv), &to64(&bv), n, c, hw, eps);
     let want_y32: Vec<f32> = want_y.iter().map(|&v| v as f32).collect();
     assert_close("bn_gelu forward vs f64", &flat(&y), &want_y32, 2e-6);
@@ -426,7 +431,7 @@ fn batch_norm_gelu_train_precision_and_constant_channel() {
     let x = var(&Tensor::from_vec(xv.clone(), (n, c, h, w), &dev).unwrap());
     let b = var(&Tensor::from_vec(bv.clone(), c, &dev).unwrap());
     let (y, mean, vu) =
-        cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), 1e-12).unwrap();
+        candle_cpu_ops::batch_norm_gelu_train(x.as_tensor(), b.as_tensor(), 1e-12).unwrap();
     let (want, _, _) = ref_bn_gelu(&to64(&xv), &to64(&bv), n, c, hw, 1e-12);
     let want32: Vec<f32> = want.iter().map(|&v| v as f32).collect();
     // The inputs themselves are rounded to f32 (ulp(1000) = 6e-5 against a spread of 0.01), so compare with
@@ -455,9 +460,10 @@ fn batch_norm_gelu_train_untracked_strided_other_dtype_and_errors() {
     let x = base.transpose(1, 2).unwrap(); // [3, 4, 5, 5]
     assert!(!x.is_contiguous());
     let b = var(&rand_t(&mut g, &[4]));
-    let (y, m, v) = cpu_ops::batch_norm_gelu_train(&x, b.as_tensor(), 1e-12).unwrap();
+    let (y, m, v) = candle_cpu_ops::batch_norm_gelu_train(&x, b.as_tensor(), 1e-12).unwrap();
     let xc = x.contiguous().unwrap();
-    let (yn, mn, vn) = cpu_ops::native::batch_norm_gelu_train(&xc, b.as_tensor(), 1e-12).unwrap();
+    let (yn, mn, vn) =
+        candle_cpu_ops::native::batch_norm_gelu_train(&xc, b.as_tensor(), 1e-12).unwrap();
     assert_close("strided y", &flat(&y), &flat(&yn), 1e-5);
     assert_close("strided mean", &flat(&m), &flat(&mn), 1e-5);
     assert_close("strided var", &flat(&v), &flat(&vn), 1e-5);
@@ -471,7 +477,7 @@ fn batch_norm_gelu_train_untracked_strided_other_dtype_and_errors() {
         1e-4,
     );
     // f64 tensors take candle's ops and agree.
-    let (y64, _, _) = cpu_ops::batch_norm_gelu_train(
+    let (y64, _, _) = candle_cpu_ops::batch_norm_gelu_train(
         &xc.to_dtype(DType::F64).unwrap(),
         &b.as_tensor().to_dtype(DType::F64).unwrap(),
         1e-12,
@@ -492,7 +498,7 @@ fn batch_norm_gelu_train_untracked_strided_other_dtype_and_errors() {
         ("bias rank", z(&[2, 3, 4, 4]), z(&[1, 3])),
         ("one value per channel", z(&[1, 3, 1, 1]), z(&[3])),
     ] {
-        let e = cpu_ops::batch_norm_gelu_train(&x, &b, 1e-5)
+        let e = candle_cpu_ops::batch_norm_gelu_train(&x, &b, 1e-5)
             .map(|_| ())
             .expect_err(what)
             .to_string();
@@ -509,21 +515,23 @@ fn batch_norm_gelu_eval_matches_native() {
     let var_t = (rand_t(&mut g, &[c]).abs().unwrap() + 0.1).unwrap();
     let bias = rand_t(&mut g, &[c]);
     for eps in [1e-12, 1e-5] {
-        let y = cpu_ops::batch_norm_gelu_eval(&x, &mean, &var_t, &bias, eps).unwrap();
-        let yn = cpu_ops::native::batch_norm_gelu_eval(&x, &mean, &var_t, &bias, eps).unwrap();
+        let y = candle_cpu_ops::batch_norm_gelu_eval(&x, &mean, &var_t, &bias, eps).unwrap();
+        let yn =
+            candle_cpu_ops::native::batch_norm_gelu_eval(&x, &mean, &var_t, &bias, eps).unwrap();
         assert_close("bn eval", &flat(&y), &flat(&yn), 1e-5);
     }
     // The training op's statistics in eval mode give the training output back (biased var = unbiased·(M-1)/M).
-    let (yt, bm, bvu) = cpu_ops::batch_norm_gelu_train(&x, &bias, 1e-12).unwrap();
+    let (yt, bm, bvu) = candle_cpu_ops::batch_norm_gelu_train(&x, &bias, 1e-12).unwrap();
     let m = (n * h * w) as f64;
     let bv = (bvu * ((m - 1.0) / m)).unwrap();
-    let ye = cpu_ops::batch_norm_gelu_eval(&x, &bm, &bv, &bias, 1e-12).unwrap();
+    let ye = candle_cpu_ops::batch_norm_gelu_eval(&x, &bm, &bv, &bias, 1e-12).unwrap();
     assert_close("eval with batch stats", &flat(&ye), &flat(&yt), 1e-5);
     // A tracked input still gets gradients (through candle's ops).
     let xv = var(&x);
     let bvar = var(&bias);
-    let y = cpu_ops::batch_norm_gelu_eval(xv.as_tensor(), &mean, &var_t, bvar.as_tensor(), 1e-5)
-        .unwrap();
+    let y =
+        candle_cpu_ops::batch_norm_gelu_eval(xv.as_tensor(), &mean, &var_t, bvar.as_tensor(), 1e-5)
+            .unwrap();
     let grads = y.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(xv.as_tensor()).is_some() && grads.get(bvar.as_tensor()).is_some());
     // Shape errors.
@@ -531,19 +539,19 @@ fn batch_norm_gelu_eval_matches_native() {
     for (what, r) in [
         (
             "mean",
-            cpu_ops::batch_norm_gelu_eval(&x, &z(&[3]), &var_t, &bias, 1e-5),
+            candle_cpu_ops::batch_norm_gelu_eval(&x, &z(&[3]), &var_t, &bias, 1e-5),
         ),
         (
             "var",
-            cpu_ops::batch_norm_gelu_eval(&x, &mean, &z(&[5]), &bias, 1e-5),
+            candle_cpu_ops::batch_norm_gelu_eval(&x, &mean, &z(&[5]), &bias, 1e-5),
         ),
         (
             "bias",
-            cpu_ops::batch_norm_gelu_eval(&x, &mean, &var_t, &z(&[c, 1]), 1e-5),
+            candle_cpu_ops::batch_norm_gelu_eval(&x, &mean, &var_t, &z(&[c, 1]), 1e-5),
         ),
         (
             "rank",
-            cpu_ops::batch_norm_gelu_eval(&z(&[4, 7]), &mean, &var_t, &bias, 1e-5),
+            candle_cpu_ops::batch_norm_gelu_eval(&z(&[4, 7]), &mean, &var_t, &bias, 1e-5),
         ),
     ] {
         let e = r.expect_err(what).to_string();

@@ -11,10 +11,10 @@
 mod common;
 
 use candle_core::{DType, Tensor};
+use candle_cpu_ops::{KernelConfig, Precision};
 use common::*;
-use cpu_ops::{KernelConfig, Precision};
 
-type Op = fn(&KernelConfig, &Tensor, &Tensor) -> cpu_ops::Result<Tensor>;
+type Op = fn(&KernelConfig, &Tensor, &Tensor) -> candle_cpu_ops::Result<Tensor>;
 
 /// `t` rounded to bf16 (nearest even) and back to f32.
 fn round(t: &Tensor) -> Tensor {
@@ -54,24 +54,28 @@ fn run(p: Precision, x: &Tensor, w: &Tensor, r: &Tensor, op: Op) -> [Vec<f32>; 3
     )
 }
 
-fn nobias(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn nobias(k: &KernelConfig, x: &Tensor, w: &Tensor) -> candle_cpu_ops::Result<Tensor> {
     k.conv3x3_nobias(x, w)
 }
 
-fn nobias_pool(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn nobias_pool(k: &KernelConfig, x: &Tensor, w: &Tensor) -> candle_cpu_ops::Result<Tensor> {
     k.conv3x3_nobias_pool(x, w)
 }
 
-fn relu_pool(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn relu_pool(k: &KernelConfig, x: &Tensor, w: &Tensor) -> candle_cpu_ops::Result<Tensor> {
     let b = Tensor::full(0.05f32, w.dim(0)?, w.device())?;
     k.conv3x3_relu_pool(x, w, &b)
 }
 
-fn nobias_pool_composed(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn nobias_pool_composed(
+    k: &KernelConfig,
+    x: &Tensor,
+    w: &Tensor,
+) -> candle_cpu_ops::Result<Tensor> {
     k.max_pool2x2(&k.conv3x3_nobias(x, w)?)
 }
 
-fn relu_pool_composed(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn relu_pool_composed(k: &KernelConfig, x: &Tensor, w: &Tensor) -> candle_cpu_ops::Result<Tensor> {
     let b = Tensor::full(0.05f32, w.dim(0)?, w.device())?;
     let y = k
         .conv3x3_nobias(x, w)?
@@ -79,14 +83,14 @@ fn relu_pool_composed(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Resu
     k.max_pool2x2(&y.relu()?)
 }
 
-fn biased(k: &KernelConfig, x: &Tensor, w: &Tensor) -> cpu_ops::Result<Tensor> {
+fn biased(k: &KernelConfig, x: &Tensor, w: &Tensor) -> candle_cpu_ops::Result<Tensor> {
     let b = Tensor::full(-0.1f32, w.dim(0)?, w.device())?;
     k.conv3x3(x, w, &b)
 }
 
 #[test]
 fn bf16_convolutions() {
-    if !cpu_ops::bf16_supported() {
+    if !candle_cpu_ops::bf16_supported() {
         eprintln!("skipping the bf16 kernels: this CPU lacks AVX512-BF16");
         assert!(
             KernelConfig::default()

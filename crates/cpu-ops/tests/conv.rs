@@ -13,8 +13,9 @@ fn check_vs_native(seed: u64, n: usize, ci: usize, co: usize, h: usize, w: usize
     let wt = var(&rand_t(&mut g, &[co, ci, 3, 3]));
     let b = var(&rand_t(&mut g, &[co]));
     let r = rand_t(&mut g, &[n, co, h, w]);
-    let ours = cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
-    let theirs = cpu_ops::native::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+    let ours = candle_cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+    let theirs =
+        candle_cpu_ops::native::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
     assert_eq!(ours.dims(), theirs.dims());
     let what = format!("conv n{n} ci{ci} co{co} {h}x{w}");
     assert_close(
@@ -70,8 +71,8 @@ fn non_contiguous_input() {
     let wt_view = wt.as_tensor().transpose(0, 1).unwrap();
     let b = var(&rand_t(&mut g, &[4]));
     let r = rand_t(&mut g, &[2, 4, 6, 6]);
-    let ours = cpu_ops::conv3x3(&x, &wt_view, b.as_tensor()).unwrap();
-    let theirs = cpu_ops::native::conv3x3(
+    let ours = candle_cpu_ops::conv3x3(&x, &wt_view, b.as_tensor()).unwrap();
+    let theirs = candle_cpu_ops::native::conv3x3(
         &x.contiguous().unwrap(),
         &wt_view.contiguous().unwrap(),
         b.as_tensor(),
@@ -98,10 +99,10 @@ fn untracked_input_gets_no_gradient_but_weights_do() {
     let x = rand_t(&mut g, &[2, 3, 6, 6]); // a plain tensor, like the input image
     let wt = var(&rand_t(&mut g, &[4, 3, 3, 3]));
     let b = var(&rand_t(&mut g, &[4]));
-    let y = cpu_ops::conv3x3(&x, wt.as_tensor(), b.as_tensor()).unwrap();
+    let y = candle_cpu_ops::conv3x3(&x, wt.as_tensor(), b.as_tensor()).unwrap();
     let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&x).is_none());
-    let gt = cpu_ops::native::conv3x3(&x, wt.as_tensor(), b.as_tensor())
+    let gt = candle_cpu_ops::native::conv3x3(&x, wt.as_tensor(), b.as_tensor())
         .unwrap()
         .sqr()
         .unwrap()
@@ -141,7 +142,7 @@ fn gradients_match_f64_finite_differences() {
         let wt = var(&Tensor::from_vec(wv.clone(), (co, ci, 3, 3), &dev).unwrap());
         let b = var(&Tensor::from_vec(bv.clone(), co, &dev).unwrap());
         let r = Tensor::from_vec(rv.clone(), (n, co, h, wd), &dev).unwrap();
-        let y = cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+        let y = candle_cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
         let grads = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
         let (x64, w64, b64, r64) = (to64(&xv), to64(&wv), to64(&bv), to64(&rv));
         let l =
@@ -167,9 +168,9 @@ fn other_dtypes_use_native_ops() {
     let x = rand_t(&mut g, &[2, 3, 5, 5]);
     let wt = rand_t(&mut g, &[4, 3, 3, 3]);
     let b = rand_t(&mut g, &[4]);
-    let f32_out = flat(&cpu_ops::conv3x3(&x, &wt, &b).unwrap());
+    let f32_out = flat(&candle_cpu_ops::conv3x3(&x, &wt, &b).unwrap());
     let to = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-    let f64_out = cpu_ops::conv3x3(&to(&x), &to(&wt), &to(&b)).unwrap();
+    let f64_out = candle_cpu_ops::conv3x3(&to(&x), &to(&wt), &to(&b)).unwrap();
     assert_eq!(f64_out.dtype(), DType::F64);
     assert_close(
         "f64 path",
@@ -185,16 +186,16 @@ fn bad_shapes_are_errors() {
     let x = Tensor::zeros((1, 3, 4, 4), DType::F32, &dev).unwrap();
     let w = Tensor::zeros((2, 3, 5, 5), DType::F32, &dev).unwrap();
     let b = Tensor::zeros(2, DType::F32, &dev).unwrap();
-    let e = cpu_ops::conv3x3(&x, &w, &b).unwrap_err().to_string();
+    let e = candle_cpu_ops::conv3x3(&x, &w, &b).unwrap_err().to_string();
     assert!(e.contains("conv3x3") && e.contains("3, 3"), "{e}");
     let w = Tensor::zeros((2, 3, 3, 3), DType::F32, &dev).unwrap();
     let b = Tensor::zeros(3, DType::F32, &dev).unwrap();
     assert!(
-        cpu_ops::conv3x3(&x, &w, &b)
+        candle_cpu_ops::conv3x3(&x, &w, &b)
             .unwrap_err()
             .to_string()
             .contains("bias [2]")
     );
     let x3 = Tensor::zeros((3, 4, 4), DType::F32, &dev).unwrap();
-    assert!(cpu_ops::conv3x3(&x3, &w, &b).is_err());
+    assert!(candle_cpu_ops::conv3x3(&x3, &w, &b).is_err());
 }

@@ -8,8 +8,8 @@ use common::*;
 
 /// The unfused composition (our conv, candle's relu, our pool) as the reference.
 fn composition(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
-    let conv = cpu_ops::conv3x3(x, w, b).unwrap();
-    cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap()
+    let conv = candle_cpu_ops::conv3x3(x, w, b).unwrap();
+    candle_cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap()
 }
 
 #[test]
@@ -19,7 +19,7 @@ fn fused_untracked_input_gets_only_weight_and_bias_grads() {
     let w = var(&rand_t(&mut g, &[7, 3, 3, 3]));
     let b = var(&rand_t(&mut g, &[7]));
     let r = rand_t(&mut g, &[5, 7, 4, 3]);
-    let y = cpu_ops::conv3x3_relu_pool(&x, w.as_tensor(), b.as_tensor()).unwrap();
+    let y = candle_cpu_ops::conv3x3_relu_pool(&x, w.as_tensor(), b.as_tensor()).unwrap();
     let e = composition(&x, w.as_tensor(), b.as_tensor());
     let go = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let ge = (e * &r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -43,7 +43,7 @@ fn fused_strided_inputs_match_composition() {
     let b = var(&rand_t(&mut g, &[6]));
     assert!(!x.is_contiguous() && !w.is_contiguous());
     let r = rand_t(&mut g, &[9, 6, 3, 2]);
-    let y = cpu_ops::conv3x3_relu_pool(&x, &w, b.as_tensor()).unwrap();
+    let y = candle_cpu_ops::conv3x3_relu_pool(&x, &w, b.as_tensor()).unwrap();
     let e = composition(&x, &w, b.as_tensor());
     assert_close("fused strided forward", &flat(&y), &flat(&e), 1e-6);
     let go = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();

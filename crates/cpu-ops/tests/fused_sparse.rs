@@ -8,8 +8,8 @@ use common::*;
 
 /// The unfused composition (our conv, candle's relu, our pool) as the reference.
 fn composition(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
-    let conv = cpu_ops::conv3x3(x, w, b).unwrap();
-    cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap()
+    let conv = candle_cpu_ops::conv3x3(x, w, b).unwrap();
+    candle_cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap()
 }
 
 /// Forward and every gradient of the fused op against the composition for `x [n, ci, h, w]`, `co` outputs.
@@ -24,7 +24,7 @@ fn check(seed: u64, n: usize, ci: usize, co: usize, h: usize, w: usize, track_x:
     let wt = var(&(rand_t(&mut g, &[co, ci, 3, 3]) * 0.2).unwrap());
     let b = var(&rand_t(&mut g, &[co]));
     let r = rand_t(&mut g, &[n, co, h / 2, w / 2]);
-    let y = cpu_ops::conv3x3_relu_pool(&x, wt.as_tensor(), b.as_tensor()).unwrap();
+    let y = candle_cpu_ops::conv3x3_relu_pool(&x, wt.as_tensor(), b.as_tensor()).unwrap();
     let e = composition(&x, wt.as_tensor(), b.as_tensor());
     let what = format!("n={n} ci={ci} co={co} {h}x{w}");
     assert_close(&format!("{what} forward"), &flat(&y), &flat(&e), 1e-5);
@@ -67,7 +67,7 @@ fn sparse_strided_inputs_match_composition() {
     let b = var(&rand_t(&mut g, &[6]));
     assert!(!x.is_contiguous() && !w.is_contiguous());
     let r = rand_t(&mut g, &[3, 6, 4, 3]);
-    let y = cpu_ops::conv3x3_relu_pool(&x, &w, b.as_tensor()).unwrap();
+    let y = candle_cpu_ops::conv3x3_relu_pool(&x, &w, b.as_tensor()).unwrap();
     let e = composition(&x, &w, b.as_tensor());
     let go = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let ge = (e * &r).unwrap().sum_all().unwrap().backward().unwrap();

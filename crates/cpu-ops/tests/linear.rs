@@ -45,7 +45,7 @@ fn check(seed: u64, n: usize, inp: usize, out: usize, strided: bool) {
         for bias in [false, true] {
             let what = format!("seed {seed} n {n} in {inp} out {out} relu {relu} bias {bias}");
             let bo = bias.then_some(b.as_tensor());
-            let y = cpu_ops::linear(&x, &w, bo, relu).unwrap();
+            let y = candle_cpu_ops::linear(&x, &w, bo, relu).unwrap();
             let e = native(&x, &w, bo, relu);
             assert_eq!(y.dims(), e.dims(), "{what}");
             assert_close(&format!("{what} y"), &flat(&y), &flat(&e), 1e-5);
@@ -82,7 +82,7 @@ fn linear_untracked_input_gets_no_gradient() {
     let mut g = rng(6);
     let x = rand_t(&mut g, &[4, 5]);
     let w = var(&rand_t(&mut g, &[3, 5]));
-    let y = cpu_ops::linear(&x, w.as_tensor(), None, true).unwrap();
+    let y = candle_cpu_ops::linear(&x, w.as_tensor(), None, true).unwrap();
     let grads = y.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&x).is_none());
     assert!(grads.get(w.as_tensor()).is_some());
@@ -94,8 +94,8 @@ fn linear_rejects_bad_shapes() {
     let x = rand_t(&mut g, &[4, 5]);
     let w = rand_t(&mut g, &[3, 5]);
     let bad_b = rand_t(&mut g, &[4]);
-    let err = cpu_ops::linear(&x, &w, Some(&bad_b), false).unwrap_err();
+    let err = candle_cpu_ops::linear(&x, &w, Some(&bad_b), false).unwrap_err();
     assert!(err.to_string().contains("bias [3]"), "{err}");
-    let err = cpu_ops::linear(&x, &w.t().unwrap(), None, false).unwrap_err();
+    let err = candle_cpu_ops::linear(&x, &w.t().unwrap(), None, false).unwrap_err();
     assert!(err.to_string().contains("linear"), "{err}");
 }

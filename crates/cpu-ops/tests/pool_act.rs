@@ -39,8 +39,8 @@ fn max_pool_forward_and_backward() {
         let mut g = rng(seed);
         let xv = randv(&mut g, dims.iter().product());
         let x = var(&Tensor::from_vec(xv.clone(), &dims, &Device::Cpu).unwrap());
-        let y = cpu_ops::max_pool2x2(x.as_tensor()).unwrap();
-        let yn = cpu_ops::native::max_pool2x2(x.as_tensor()).unwrap();
+        let y = candle_cpu_ops::max_pool2x2(x.as_tensor()).unwrap();
+        let yn = candle_cpu_ops::native::max_pool2x2(x.as_tensor()).unwrap();
         assert_eq!(flat(&y), flat(&yn), "forward {dims:?}");
         let r = rand_t(&mut g, y.dims());
         let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -59,13 +59,13 @@ fn max_pool_forward_and_backward() {
 #[test]
 fn candle_native_pool_backward_is_scaled() {
     let x = var(&Tensor::new(&[[[[1f32, 2.], [4., 3.]]]], &Device::Cpu).unwrap());
-    let native = cpu_ops::native::max_pool2x2(x.as_tensor())
+    let native = candle_cpu_ops::native::max_pool2x2(x.as_tensor())
         .unwrap()
         .sum_all()
         .unwrap()
         .backward()
         .unwrap();
-    let ours = cpu_ops::max_pool2x2(x.as_tensor())
+    let ours = candle_cpu_ops::max_pool2x2(x.as_tensor())
         .unwrap()
         .sum_all()
         .unwrap()
@@ -83,23 +83,24 @@ fn max_pool_non_contiguous_and_errors() {
     let mut g = rng(5);
     let base = var(&rand_t(&mut g, &[2, 4, 3, 6]));
     let x = base.as_tensor().transpose(2, 3).unwrap(); // [2, 4, 6, 3]: odd width, floor -> [2, 4, 3, 1]
-    let y = cpu_ops::max_pool2x2(&x).unwrap();
+    let y = candle_cpu_ops::max_pool2x2(&x).unwrap();
     assert_eq!(y.dims(), &[2, 4, 3, 1]);
     assert_eq!(
         flat(&y),
-        flat(&cpu_ops::native::max_pool2x2(&x.contiguous().unwrap()).unwrap())
+        flat(&candle_cpu_ops::native::max_pool2x2(&x.contiguous().unwrap()).unwrap())
     );
     let x = x.narrow(3, 0, 2).unwrap(); // [2, 4, 6, 2], strided
-    let y = cpu_ops::max_pool2x2(&x).unwrap();
+    let y = candle_cpu_ops::max_pool2x2(&x).unwrap();
     assert_eq!(
         flat(&y),
-        flat(&cpu_ops::native::max_pool2x2(&x.contiguous().unwrap()).unwrap())
+        flat(&candle_cpu_ops::native::max_pool2x2(&x.contiguous().unwrap()).unwrap())
     );
     let grads = y.sum_all().unwrap().backward().unwrap();
     let gb = flat(grads.get(base.as_tensor()).unwrap());
     // One unit of gradient per window, none for the narrowed-away column.
     assert_eq!(gb.iter().sum::<f32>(), (2 * 4 * 3) as f32);
-    let err = cpu_ops::max_pool2x2(&Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap());
+    let err =
+        candle_cpu_ops::max_pool2x2(&Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap());
     assert!(err.unwrap_err().to_string().contains("max_pool2x2"));
 }
 
@@ -110,8 +111,8 @@ fn bias_relu_matches_native() {
         let x = var(&rand_t(&mut g, &[n, f]));
         let b = var(&rand_t(&mut g, &[f]));
         let r = rand_t(&mut g, &[n, f]);
-        let y = cpu_ops::bias_relu(x.as_tensor(), b.as_tensor()).unwrap();
-        let yn = cpu_ops::native::bias_relu(x.as_tensor(), b.as_tensor()).unwrap();
+        let y = candle_cpu_ops::bias_relu(x.as_tensor(), b.as_tensor()).unwrap();
+        let yn = candle_cpu_ops::native::bias_relu(x.as_tensor(), b.as_tensor()).unwrap();
         assert_close("bias_relu forward", &flat(&y), &flat(&yn), 1e-6);
         let go = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
         let gn = (yn * &r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -127,7 +128,7 @@ fn bias_relu_matches_native() {
     let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
     let b = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
     assert!(
-        cpu_ops::bias_relu(&x, &b)
+        candle_cpu_ops::bias_relu(&x, &b)
             .unwrap_err()
             .to_string()
             .contains("bias_relu")
@@ -143,7 +144,7 @@ fn linear_matches_candle_nn_layout() {
     for relu in [false, true] {
         for bias in [false, true] {
             let bo = bias.then_some(b.as_tensor());
-            let y = cpu_ops::linear(x.as_tensor(), w.as_tensor(), bo, relu).unwrap();
+            let y = candle_cpu_ops::linear(x.as_tensor(), w.as_tensor(), bo, relu).unwrap();
             let mut e = x.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap();
             if bias {
                 e = e.broadcast_add(b.as_tensor()).unwrap();
@@ -162,7 +163,9 @@ fn linear_matches_candle_nn_layout() {
             );
         }
     }
-    assert!(cpu_ops::linear(x.as_tensor(), &w.as_tensor().t().unwrap(), None, false).is_err());
+    assert!(
+        candle_cpu_ops::linear(x.as_tensor(), &w.as_tensor().t().unwrap(), None, false).is_err()
+    );
 }
 
 /// Fused op vs the unfused composition (our conv + candle relu + our pool, since candle's
@@ -180,11 +183,13 @@ fn fused_matches_composition() {
         let wt = var(&rand_t(&mut g, &[co, ci, 3, 3]));
         let b = var(&rand_t(&mut g, &[co]));
         let r = rand_t(&mut g, &[n, co, h / 2, w / 2]);
-        let y = cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
-        let conv = cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
-        let e = cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap();
-        let yn = cpu_ops::native::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor())
+        let y = candle_cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor())
             .unwrap();
+        let conv = candle_cpu_ops::conv3x3(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+        let e = candle_cpu_ops::max_pool2x2(&conv.relu().unwrap()).unwrap();
+        let yn =
+            candle_cpu_ops::native::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor())
+                .unwrap();
         assert_close("fused forward", &flat(&y), &flat(&e), 1e-6);
         assert_close("fused forward vs native", &flat(&y), &flat(&yn), 1e-5);
         let go = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();

@@ -4,8 +4,8 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
+use candle_cpu_ops::{GroupCols, KernelConfig, Precision};
 use common::*;
-use cpu_ops::{GroupCols, KernelConfig, Precision};
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     a.sub(b)
@@ -35,7 +35,7 @@ fn stock_ops_fall_back_to_native_ops() {
     assert!(!fast_cfg.stock_ops() && stock_cfg.stock_ops());
     let fast = fast_cfg.conv3x3_relu_pool(&x, &w, &b).unwrap();
     let stock = stock_cfg.conv3x3_relu_pool(&x, &w, &b).unwrap();
-    let native = cpu_ops::native::conv3x3_relu_pool(&x, &w, &b).unwrap();
+    let native = candle_cpu_ops::native::conv3x3_relu_pool(&x, &w, &b).unwrap();
     // Stock: exactly the native graph; the kernels: the same values up to rounding.
     assert_eq!(max_diff(&stock, &native), 0.0);
     assert!(max_diff(&fast, &native) < 1e-4);

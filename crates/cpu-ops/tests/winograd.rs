@@ -6,21 +6,31 @@
 mod common;
 
 use candle_core::Tensor;
+use candle_cpu_ops::KernelConfig;
 use common::*;
-use cpu_ops::KernelConfig;
 
-type Op = fn(&KernelConfig, &Tensor, &Tensor, &Tensor) -> cpu_ops::Result<Tensor>;
+type Op = fn(&KernelConfig, &Tensor, &Tensor, &Tensor) -> candle_cpu_ops::Result<Tensor>;
 
-fn nobias(k: &KernelConfig, x: &Tensor, w: &Tensor, _: &Tensor) -> cpu_ops::Result<Tensor> {
+fn nobias(k: &KernelConfig, x: &Tensor, w: &Tensor, _: &Tensor) -> candle_cpu_ops::Result<Tensor> {
     k.conv3x3_nobias(x, w)
 }
-fn biased(k: &KernelConfig, x: &Tensor, w: &Tensor, b: &Tensor) -> cpu_ops::Result<Tensor> {
+fn biased(k: &KernelConfig, x: &Tensor, w: &Tensor, b: &Tensor) -> candle_cpu_ops::Result<Tensor> {
     k.conv3x3(x, w, b)
 }
-fn nobias_pool(k: &KernelConfig, x: &Tensor, w: &Tensor, _: &Tensor) -> cpu_ops::Result<Tensor> {
+fn nobias_pool(
+    k: &KernelConfig,
+    x: &Tensor,
+    w: &Tensor,
+    _: &Tensor,
+) -> candle_cpu_ops::Result<Tensor> {
     k.conv3x3_nobias_pool(x, w)
 }
-fn relu_pool(k: &KernelConfig, x: &Tensor, w: &Tensor, b: &Tensor) -> cpu_ops::Result<Tensor> {
+fn relu_pool(
+    k: &KernelConfig,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+) -> candle_cpu_ops::Result<Tensor> {
     k.conv3x3_relu_pool(x, w, b)
 }
 

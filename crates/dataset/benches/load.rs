@@ -1,7 +1,7 @@
 //! Loads the real extracted CIFAR-10 (`$CIFAR10_DATA_DIR`, else `./data`, else the workspace's `data/`)
 //! several times and prints the median time and images per second. Skips with a message when absent.
 //!
-//! `cargo bench -p dataset --bench load` (add `-- N` to set the repetitions, default 7).
+//! `cargo bench -p cifar10-dataset --bench load` (add `-- N` to set the repetitions, default 7).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,7 +14,7 @@ fn main() {
             PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data")),
         ],
     };
-    let Some(dir) = candidates.iter().find(|d| dataset::is_present(d)) else {
+    let Some(dir) = candidates.iter().find(|d| cifar10_dataset::is_present(d)) else {
         println!(
             "skipping: no extracted CIFAR-10 in {:?} (set CIFAR10_DATA_DIR or run `cargo xtask fetch-data`)",
             candidates
@@ -29,7 +29,7 @@ fn main() {
     let mut images = 0;
     for _ in 0..reps.max(1) {
         let t = Instant::now();
-        let data = match dataset::load(dir) {
+        let data = match cifar10_dataset::load(dir) {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("load failed: {e}");

@@ -15,11 +15,11 @@ use std::path::Path;
 /// ```
 /// let mut record = vec![7u8]; // label 7 = horse
 /// record.extend((0..3072).map(|i| (i % 251) as u8));
-/// let set = dataset::decode_batch(&record, "one.bin").unwrap();
+/// let set = cifar10_dataset::decode_batch(&record, "one.bin").unwrap();
 /// assert_eq!(set.len(), 1);
 /// assert_eq!(set.label(0), 7);
 /// assert_eq!(set.image(0), &record[1..]);
-/// assert!(dataset::decode_batch(&record[..3072], "short.bin").is_err());
+/// assert!(cifar10_dataset::decode_batch(&record[..3072], "short.bin").is_err());
 /// ```
 pub fn decode_batch(bytes: &[u8], name: &str) -> Result<ImageSet> {
     let n = bytes.len() / RECORD_BYTES;
@@ -107,9 +107,9 @@ pub(crate) fn check_contents(data_dir: &Path, layout: Layout) -> Result<()> {
 /// Parses the class-name file: non-empty lines (trimmed), exactly [`NUM_CLASSES`] of them.
 ///
 /// ```
-/// let names = dataset::parse_class_names("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n", "meta").unwrap();
+/// let names = cifar10_dataset::parse_class_names("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n", "meta").unwrap();
 /// assert_eq!(names.len(), 10);
-/// assert!(dataset::parse_class_names("a\nb\n", "meta").is_err());
+/// assert!(cifar10_dataset::parse_class_names("a\nb\n", "meta").is_err());
 /// ```
 pub fn parse_class_names(text: &str, name: &str) -> Result<Vec<String>> {
     let names: Vec<String> = text

@@ -14,7 +14,9 @@ use std::time::Duration;
 /// An expected checksum of a file, as lowercase or uppercase hex.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checksum {
+    /// An md5 digest (32 hex digits).
     Md5(String),
+    /// A sha256 digest (64 hex digits).
     Sha256(String),
 }
 
@@ -75,15 +77,15 @@ pub fn part_path(dest: &Path) -> PathBuf {
 /// HTTP 4xx errors are not retried. On a checksum mismatch neither `.part` nor `dest` is left behind.
 ///
 /// ```no_run
-/// use dataset::{Checksum, DownloadOptions, download_to};
+/// use cifar10_dataset::{Checksum, DownloadOptions, download_to};
 /// let opts = DownloadOptions {
-///     expected: vec![Checksum::Md5(dataset::OFFICIAL_MD5.into())],
+///     expected: vec![Checksum::Md5(cifar10_dataset::OFFICIAL_MD5.into())],
 ///     ..Default::default()
 /// };
-/// download_to(dataset::OFFICIAL_URL, "data/cifar-10-binary.tar.gz".as_ref(), &opts, &mut |done, total| {
+/// download_to(cifar10_dataset::OFFICIAL_URL, "data/cifar-10-binary.tar.gz".as_ref(), &opts, &mut |done, total| {
 ///     eprintln!("{done} / {total:?}");
 /// })?;
-/// # Ok::<(), dataset::Error>(())
+/// # Ok::<(), cifar10_dataset::Error>(())
 /// ```
 pub fn download_to(
     url: &str,
@@ -394,10 +396,10 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// let dir = tempfile::tempdir().unwrap();
 /// let p = dir.path().join("f");
 /// std::fs::write(&p, b"abc").unwrap();
-/// let md5 = dataset::Checksum::Md5("900150983cd24fb0d6963f7d28e17f72".into());
-/// dataset::verify_file(&p, &md5, "f").unwrap();
-/// let bad = dataset::Checksum::Sha256("00".repeat(32));
-/// assert!(dataset::verify_file(&p, &bad, "f").is_err());
+/// let md5 = cifar10_dataset::Checksum::Md5("900150983cd24fb0d6963f7d28e17f72".into());
+/// cifar10_dataset::verify_file(&p, &md5, "f").unwrap();
+/// let bad = cifar10_dataset::Checksum::Sha256("00".repeat(32));
+/// assert!(cifar10_dataset::verify_file(&p, &bad, "f").is_err());
 /// ```
 pub fn verify_file(path: &Path, checksum: &Checksum, what: &str) -> Result<()> {
     let found = match checksum {

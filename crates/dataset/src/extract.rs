@@ -28,13 +28,13 @@ pub fn extract_archive(archive: &Path, data_dir: &Path) -> Result<PathBuf> {
 /// extraction; on any error nothing new appears under the final name.
 ///
 /// ```no_run
-/// let dir = dataset::extract_archive_with(
+/// let dir = cifar10_dataset::extract_archive_with(
 ///     "cifar-10-binary.tar.gz".as_ref(),
 ///     "data".as_ref(),
-///     dataset::Layout::OFFICIAL,
+///     cifar10_dataset::Layout::OFFICIAL,
 /// )?;
 /// assert!(dir.ends_with("cifar-10-batches-bin"));
-/// # Ok::<(), dataset::Error>(())
+/// # Ok::<(), cifar10_dataset::Error>(())
 /// ```
 pub fn extract_archive_with(archive: &Path, data_dir: &Path, layout: Layout) -> Result<PathBuf> {
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;

@@ -13,7 +13,8 @@ pub const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary
 pub const OFFICIAL_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 /// Name under which a downloaded archive is kept in the data dir.
 pub const ARCHIVE_NAME: &str = "cifar-10-binary.tar.gz";
-/// Environment variable naming a mirror URL, used when [`FetchOptions::url`] is `None`.
+/// The environment variable applications read a mirror URL from ([`url_from_env`]); this library never reads it
+/// on its own.
 pub const URL_ENV: &str = "CIFAR10_URL";
 /// Retries used when [`FetchOptions::retries`] is 0.
 pub const DEFAULT_RETRIES: u32 = 4;
@@ -39,9 +40,16 @@ pub enum FetchOutcome {
     /// Valid extracted data was already there; nothing was touched.
     AlreadyPresent,
     /// The archive was downloaded from `url`, verified and extracted.
-    Downloaded { url: String },
-    /// A local archive (`--from`, or the archive kept from an earlier download) was verified and extracted.
-    Extracted { from: PathBuf },
+    Downloaded {
+        /// The URL the archive came from.
+        url: String,
+    },
+    /// A local archive ([`FetchOptions::from`], or the archive kept from an earlier download) was verified and
+    /// extracted.
+    Extracted {
+        /// The archive that was extracted.
+        from: PathBuf,
+    },
 }
 
 /// Lower-level knobs of [`fetch_with`], for tests and unusual setups.
@@ -78,15 +86,15 @@ impl Default for FetchConfig {
 /// during extraction. `progress(bytes_done, total)` follows the download.
 ///
 /// ```no_run
-/// use dataset::{FetchOptions, FetchOutcome, fetch};
+/// use cifar10_dataset::{FetchOptions, FetchOutcome, fetch};
 /// let opts = FetchOptions { from: Some("cifar-10-binary.tar.gz".into()), ..Default::default() };
 /// match fetch("data".as_ref(), &opts, &mut |_, _| {})? {
 ///     FetchOutcome::AlreadyPresent => println!("already there"),
 ///     other => println!("{other:?}"),
 /// }
-/// let data = dataset::load("data".as_ref())?;
+/// let data = cifar10_dataset::load("data".as_ref())?;
 /// assert_eq!(data.train.len(), 50_000);
-/// # Ok::<(), dataset::Error>(())
+/// # Ok::<(), cifar10_dataset::Error>(())
 /// ```
 pub fn fetch(
     data_dir: &Path,

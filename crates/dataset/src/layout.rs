@@ -27,7 +27,7 @@ pub const MAX_META_BYTES: u64 = 64 * 1024;
 /// tests use small layouts so archives stay tiny.
 ///
 /// ```
-/// use dataset::Layout;
+/// use cifar10_dataset::Layout;
 /// assert_eq!(Layout::OFFICIAL.batch_bytes(), 30_730_000);
 /// assert_eq!(Layout { records_per_batch: 2 }.batch_bytes(), 6146);
 /// ```
@@ -89,8 +89,8 @@ impl Layout {
     ///
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
-    /// let err = dataset::Layout::OFFICIAL.check(dir.path()).unwrap_err();
-    /// assert!(matches!(err, dataset::Error::MissingFile { .. }));
+    /// let err = cifar10_dataset::Layout::OFFICIAL.check(dir.path()).unwrap_err();
+    /// assert!(matches!(err, cifar10_dataset::Error::MissingFile { .. }));
     /// ```
     pub fn check(&self, data_dir: &Path) -> Result<()> {
         let dir = data_dir.join(BATCH_DIR);

@@ -8,12 +8,14 @@
 //! ```no_run
 //! use std::path::Path;
 //! let dir = Path::new("data");
-//! dataset::fetch(dir, &dataset::FetchOptions::default(), &mut |_, _| {})?;
-//! let data = dataset::load(dir)?;
-//! let (train, val) = dataset::split(&data.train, 0.1, 42, true)?;
+//! cifar10_dataset::fetch(dir, &cifar10_dataset::FetchOptions::default(), &mut |_, _| {})?;
+//! let data = cifar10_dataset::load(dir)?;
+//! let (train, val) = cifar10_dataset::split(&data.train, 0.1, 42, true)?;
 //! assert_eq!((train.len(), val.len(), data.test.len()), (45_000, 5_000, 10_000));
-//! # Ok::<(), dataset::Error>(())
+//! # Ok::<(), cifar10_dataset::Error>(())
 //! ```
+
+#![warn(missing_docs)]
 
 mod decode;
 #[cfg(feature = "download")]
@@ -55,7 +57,9 @@ use std::path::Path;
 /// The official training (50,000) and test (10,000) images.
 #[derive(Debug, Clone)]
 pub struct Cifar10 {
+    /// The five training batches, `data_batch_1..5` concatenated in order.
     pub train: ImageSet,
+    /// The test batch, `test_batch`.
     pub test: ImageSet,
 }
 
@@ -63,9 +67,9 @@ pub struct Cifar10 {
 /// 10,000 records per file, labels below 10 and 10 class names in `batches.meta.txt`.
 ///
 /// ```no_run
-/// let data = dataset::load("data".as_ref())?;
+/// let data = cifar10_dataset::load("data".as_ref())?;
 /// assert_eq!(data.train.class_counts(), vec![5000; 10]);
-/// # Ok::<(), dataset::Error>(())
+/// # Ok::<(), cifar10_dataset::Error>(())
 /// ```
 pub fn load(data_dir: &Path) -> Result<Cifar10> {
     load_with(data_dir, Layout::OFFICIAL)
@@ -74,7 +78,7 @@ pub fn load(data_dir: &Path) -> Result<Cifar10> {
 /// True when the extracted files are present with the right sizes.
 ///
 /// ```
-/// assert!(!dataset::is_present("/nonexistent".as_ref()));
+/// assert!(!cifar10_dataset::is_present("/nonexistent".as_ref()));
 /// ```
 pub fn is_present(data_dir: &Path) -> bool {
     Layout::OFFICIAL.is_present(data_dir)
@@ -84,7 +88,7 @@ pub fn is_present(data_dir: &Path) -> bool {
 /// ([`Layout::check`] of the official layout; the contents are checked by [`load`]).
 ///
 /// ```
-/// let err = dataset::check("/nonexistent".as_ref()).unwrap_err();
+/// let err = cifar10_dataset::check("/nonexistent".as_ref()).unwrap_err();
 /// assert!(err.to_string().contains("batches.meta.txt") || err.to_string().contains("data_batch_1.bin"));
 /// ```
 pub fn check(data_dir: &Path) -> Result<()> {

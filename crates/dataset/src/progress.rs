@@ -5,10 +5,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Lazily created indicatif bar; hidden by indicatif when stderr is not a terminal.
 ///
 /// ```no_run
-/// let mut bar = dataset::DownloadBar::new();
-/// let outcome = dataset::fetch("data".as_ref(), &Default::default(), &mut |d, t| bar.update(d, t))?;
+/// let mut bar = cifar10_dataset::DownloadBar::new();
+/// let outcome = cifar10_dataset::fetch("data".as_ref(), &Default::default(), &mut |d, t| bar.update(d, t))?;
 /// bar.finish();
-/// # Ok::<(), dataset::Error>(())
+/// # Ok::<(), cifar10_dataset::Error>(())
 /// ```
 #[derive(Default)]
 pub struct DownloadBar {
@@ -17,6 +17,7 @@ pub struct DownloadBar {
 }
 
 impl DownloadBar {
+    /// A bar that appears on the first [`update`](Self::update).
     pub fn new() -> Self {
         Self::default()
     }

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 /// let names: Vec<String> = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
 /// let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
 /// let set = ImageSet::new(vec![0; 100 * IMAGE_BYTES], labels, names).unwrap();
-/// let (train, val) = dataset::split(&set, 0.2, 42, true).unwrap();
+/// let (train, val) = cifar10_dataset::split(&set, 0.2, 42, true).unwrap();
 /// assert_eq!((train.len(), val.len()), (80, 20));
 /// assert!(val.class_counts().iter().all(|&c| c == 2));
 /// ```

@@ -3,8 +3,10 @@
 mod common;
 
 use cifar_types::CLASS_NAMES;
+use cifar10_dataset::{
+    BATCH_DIR, Error, META_FILE, TEST_FILE, TRAIN_FILES, decode_batch, load_with,
+};
 use common::{SMALL, fake_batch, meta_text};
-use dataset::{BATCH_DIR, Error, META_FILE, TEST_FILE, TRAIN_FILES, decode_batch, load_with};
 
 #[test]
 fn records_decode_to_exact_pixels_and_labels() {

@@ -2,11 +2,11 @@
 
 mod common;
 
-use common::{Reply, SMALL, hex_md5, hex_sha256, serve, tree};
-use dataset::{
+use cifar10_dataset::{
     Checksum, DownloadOptions, Error, FetchConfig, FetchOptions, FetchOutcome, download_to,
     fetch_with, part_path,
 };
+use common::{Reply, SMALL, hex_md5, hex_sha256, serve, tree};
 use std::time::Duration;
 
 fn body(n: usize) -> Vec<u8> {
@@ -138,7 +138,7 @@ fn official_url_path_checks_the_injected_md5_and_leaves_nothing() {
     );
     assert!(SMALL.is_present(dir.path()));
     assert_eq!(
-        std::fs::read(dir.path().join(dataset::ARCHIVE_NAME)).unwrap(),
+        std::fs::read(dir.path().join(cifar10_dataset::ARCHIVE_NAME)).unwrap(),
         archive
     );
 }
@@ -321,12 +321,12 @@ fn kept_archive_is_re_extracted_without_downloading() {
         fetch_with(dir.path(), &opts, &cfg, &mut |_, _| {}).unwrap(),
         FetchOutcome::AlreadyPresent
     );
-    std::fs::remove_dir_all(dir.path().join(dataset::BATCH_DIR)).unwrap();
+    std::fs::remove_dir_all(dir.path().join(cifar10_dataset::BATCH_DIR)).unwrap();
     let out = fetch_with(dir.path(), &opts, &cfg, &mut |_, _| {}).unwrap();
     assert_eq!(
         out,
         FetchOutcome::Extracted {
-            from: dir.path().join(dataset::ARCHIVE_NAME)
+            from: dir.path().join(cifar10_dataset::ARCHIVE_NAME)
         }
     );
     assert_eq!(server.requests().len(), 1);

@@ -2,11 +2,11 @@
 
 mod common;
 
-use common::{Entry, SMALL, build_targz, good_entries, tree, write_good_archive};
-use dataset::{
+use cifar10_dataset::{
     BATCH_DIR, Error, FetchConfig, FetchOptions, FetchOutcome, Layout, extract_archive_with,
     fetch_with, load_with,
 };
+use common::{Entry, SMALL, build_targz, good_entries, tree, write_good_archive};
 use std::path::Path;
 
 /// Extracts `entries` into `<tmp>/data`, returning the error and asserting nothing was written except the
@@ -269,7 +269,7 @@ fn url_and_from_together_are_rejected() {
         ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let err = dataset::fetch(dir.path(), &opts, &mut |_, _| {}).unwrap_err();
+    let err = cifar10_dataset::fetch(dir.path(), &opts, &mut |_, _| {}).unwrap_err();
     assert!(
         matches!(err, Error::InvalidArgument { name: "from", .. }),
         "{err:?}"
@@ -284,7 +284,7 @@ fn a_bad_label_is_refused_before_the_rename_and_fetch_leaves_nothing() {
         let mut entries = good_entries(SMALL);
         for e in &mut entries {
             if let Entry::File(name, bytes) = e
-                && name.ends_with(dataset::TEST_FILE)
+                && name.ends_with(cifar10_dataset::TEST_FILE)
             {
                 bytes[common::fake_batch(1, 0).len()] = 12; // record 1's label
             }
@@ -322,7 +322,7 @@ fn check_names_a_truncated_file() {
     let data = root.path().join("data");
     extract_archive_with(&archive, &data, SMALL).unwrap();
     SMALL.check(&data).unwrap();
-    let test = data.join(BATCH_DIR).join(dataset::TEST_FILE);
+    let test = data.join(BATCH_DIR).join(cifar10_dataset::TEST_FILE);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&test)

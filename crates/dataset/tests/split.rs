@@ -1,7 +1,7 @@
 //! Seeded train/validation splits.
 
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
-use dataset::split;
+use cifar10_dataset::split;
 
 /// `n` images whose first pixel byte encodes their index (mod 256) and second byte index / 256, so the
 /// original index of any image can be recovered; labels follow `label_of`.

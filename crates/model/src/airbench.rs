@@ -121,6 +121,7 @@ pub struct AirBench94 {
 }
 
 impl AirBench94 {
+    /// The registry name.
     pub const NAME: &'static str = "airbench94";
     /// The whitening bias trains during the first this-many epochs, then stays frozen.
     pub const WHITEN_BIAS_EPOCHS: usize = 3;

@@ -18,7 +18,7 @@
 //! is refused. Files are written atomically.
 //!
 //! ```
-//! use model::{checkpoint, registry};
+//! use cifar10_model::{checkpoint, registry};
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("best.safetensors");
 //! let dev = candle_core::Device::Cpu;
@@ -47,13 +47,22 @@ pub const FORMAT: &str = "cifar10-rs/2";
 
 /// The metadata keys of a checkpoint: defined here once; `train` re-exports them.
 pub mod keys {
+    /// The file format and its version ([`super::FORMAT`]).
     pub const FORMAT: &str = "format";
+    /// The model's registry name.
     pub const MODEL: &str = "model";
+    /// The model's constructor arguments, a JSON object.
     pub const MODEL_ARGS: &str = "model_args";
+    /// The input normalization, JSON `{"mean":[r,g,b],"std":[r,g,b]}`.
     pub const NORMALIZE: &str = "normalize";
+    /// The class names in index order, a JSON list.
     pub const CLASS_NAMES: &str = "class_names";
+    /// The input shape `[channels, height, width]`, JSON.
     pub const INPUT_SIZE: &str = "input_size";
-    /// Every key [`super::ModelMeta`] describes, in display order.
+    /// The test-time augmentation the model was evaluated with (`none`, `mirror` or `mirror+shift`): the
+    /// default of inference on it (`predict`, `serve`). Optional: files without it mean `none`.
+    pub const TTA: &str = "tta";
+    /// Every key [`super::ModelMeta`] always describes, in display order.
     pub const ALL: [&str; 6] = [
         FORMAT,
         MODEL,
@@ -70,16 +79,22 @@ pub use cifar_types::Normalize;
 /// What a checkpoint says about its model (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelMeta {
+    /// The file's format version (1 for a file without a `format` key).
     pub format_version: u32,
+    /// The model's registry name.
     pub model: String,
     /// Constructor arguments (a JSON object).
     pub model_args: serde_json::Value,
+    /// The input normalization the model was trained with.
     pub normalize: Normalize,
+    /// The class names, in logit index order.
     pub class_names: Vec<String>,
     /// `[channels, height, width]`.
     pub input_size: [usize; 3],
     /// The keys the file lacks, whose defaults were used (an older file).
     pub defaulted: Vec<&'static str>,
+    /// The test-time augmentation the model was evaluated with (metadata `tta`), when the file says.
+    pub eval_tta: Option<crate::infer::Tta>,
 }
 
 impl ModelMeta {
@@ -96,6 +111,7 @@ impl ModelMeta {
             normalize,
             class_names,
             input_size: INPUT_SIZE,
+            eval_tta: None,
             defaulted: Vec::new(),
         }
     }
@@ -139,6 +155,19 @@ impl ModelMeta {
             path,
             "a JSON object",
         )?;
+        // A partial `normalize` (one of mean/std missing) is refused here, though config files may leave a field
+        // to its default: a checkpoint states what its model was trained with.
+        if let Some(v) = metadata.get(keys::NORMALIZE)
+            && let Ok(serde_json::Value::Object(o)) = serde_json::from_str(v)
+            && !(o.contains_key("mean") && o.contains_key("std"))
+        {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!(
+                    r#"metadata "normalize": expected JSON {{"mean":[r,g,b],"std":[r,g,b]}}, found {v:?}"#
+                ),
+            });
+        }
         let normalize: Normalize = parse(
             metadata,
             keys::NORMALIZE,
@@ -186,6 +215,13 @@ impl ModelMeta {
                 ),
             });
         }
+        let eval_tta = match metadata.get(keys::TTA) {
+            None => None,
+            Some(t) => Some(t.parse().map_err(|e| Error::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("metadata \"tta\": {e}"),
+            })?),
+        };
         Ok(Self {
             format_version,
             model,
@@ -194,13 +230,14 @@ impl ModelMeta {
             class_names,
             input_size,
             defaulted,
+            eval_tta,
         })
     }
 
     /// The metadata entries (with `format`) to write.
     pub fn to_metadata(&self) -> HashMap<String, String> {
         let json = |v: serde_json::Result<String>| v.unwrap_or_default();
-        HashMap::from([
+        let mut m = HashMap::from([
             (keys::FORMAT.to_string(), FORMAT.to_string()),
             (keys::MODEL.to_string(), self.model.clone()),
             (keys::MODEL_ARGS.to_string(), self.model_args.to_string()),
@@ -216,7 +253,11 @@ impl ModelMeta {
                 keys::INPUT_SIZE.to_string(),
                 json(serde_json::to_string(&self.input_size)),
             ),
-        ])
+        ]);
+        if let Some(t) = self.eval_tta {
+            m.insert(keys::TTA.to_string(), t.name().to_string());
+        }
+        m
     }
 }
 
@@ -293,7 +334,9 @@ fn build_from_args(
 /// The header of a safetensors file: its metadata and every tensor's name, dtype and shape (sorted by name),
 /// read without loading the tensors.
 pub struct Header {
+    /// The string metadata (`__metadata__`; empty when the file has none).
     pub metadata: HashMap<String, String>,
+    /// (name, dtype as safetensors spells it, e.g. `F32`, shape) of every tensor, sorted by name.
     pub tensors: Vec<(String, String, Vec<usize>)>,
 }
 
@@ -345,7 +388,9 @@ pub fn read_header(path: &Path) -> Result<Header> {
 
 /// The tensors and string metadata of a safetensors file.
 pub struct Contents {
+    /// Every tensor by name, on the device it was read onto.
     pub tensors: HashMap<String, Tensor>,
+    /// The string metadata (empty when the file has none).
     pub metadata: HashMap<String, String>,
 }
 

@@ -39,7 +39,9 @@ const FCS: [(&str, usize, usize); 4] = [
 ];
 
 impl CnnDnn {
+    /// The registry name.
     pub const NAME: &'static str = "cnn-dnn";
+    /// The dropout probability after each hidden linear layer.
     pub const DROPOUT: f32 = 0.2;
 
     /// A new model with PyTorch's default initialisation drawn from `seed`.

@@ -1,10 +1,10 @@
 //! Device selection: `auto | cpu | cuda[:N]`.
 //!
 //! ```
-//! let (device, why) = model::device::select("cpu").unwrap();
+//! let (device, why) = cifar10_model::device::select("cpu").unwrap();
 //! assert!(device.is_cpu());
 //! assert!(why.contains("cpu"));
-//! assert!(model::device::select("tpu").is_err());
+//! assert!(cifar10_model::device::select("tpu").is_err());
 //! ```
 
 use crate::{Error, Result};
@@ -18,6 +18,7 @@ pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 pub enum DeviceSpec {
     /// CUDA device 0 when the build has CUDA and it opens, else the CPU.
     Auto,
+    /// The CPU.
     Cpu,
     /// A CUDA device by ordinal (`cuda` is `cuda:0`).
     Cuda(usize),
@@ -28,11 +29,11 @@ pub enum DeviceSpec {
 /// and `train::TrainConfig::validate` call it.
 ///
 /// ```
-/// use model::device::{DeviceSpec, parse};
+/// use cifar10_model::device::{DeviceSpec, parse};
 /// assert_eq!(parse(" CPU ").unwrap(), DeviceSpec::Cpu);
 /// assert_eq!(parse("auto").unwrap(), DeviceSpec::Auto);
 /// assert!(parse("cuda:x").is_err());
-/// assert_eq!(parse("cuda:1").is_ok(), model::device::CUDA_BUILT);
+/// assert_eq!(parse("cuda:1").is_ok(), cifar10_model::device::CUDA_BUILT);
 /// ```
 pub fn parse(spec: &str) -> Result<DeviceSpec> {
     let bad = |reason: String| Error::Device {
@@ -105,7 +106,7 @@ pub fn prepare_cpu_threads() {
 /// stock ops, only f32 is offered, and asking for bf16 there is an error naming the precision.
 ///
 /// ```
-/// use model::{Precision, device::kernels};
+/// use cifar10_model::{Precision, device::kernels};
 /// let k = kernels(&candle_core::Device::Cpu, Precision::F32, true).unwrap();
 /// assert!(k.stock_ops());
 /// assert!(kernels(&candle_core::Device::Cpu, Precision::Bf16, true).is_err());

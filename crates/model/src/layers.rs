@@ -10,10 +10,13 @@ use rand_chacha::ChaCha8Rng;
 /// and the rest scaled by `1/(1-p)`; in evaluation it is the identity.
 #[derive(Debug, Clone, Copy)]
 pub struct Dropout {
+    /// The probability of zeroing an element; `p <= 0` disables dropout.
     pub p: f32,
 }
 
 impl Dropout {
+    /// Applies dropout to `x` with a mask drawn from `rng` (training), or returns `x` unchanged when `rng` is
+    /// `None` (evaluation).
     pub fn forward(&self, x: &Tensor, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
         let Some(rng) = rng else {
             return Ok(x.clone());

@@ -40,6 +40,7 @@ const FCS: [(&str, usize, usize); 3] = [
 ];
 
 impl LeNet5 {
+    /// The registry name.
     pub const NAME: &'static str = "lenet5";
 
     /// A new model with PyTorch's default initialisation drawn from `seed`.

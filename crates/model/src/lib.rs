@@ -9,7 +9,7 @@
 //! - [`device`]: `auto | cpu | cuda[:N]`.
 //!
 //! ```
-//! use model::{registry, Mode};
+//! use cifar10_model::{registry, Mode};
 //! let device = candle_core::Device::Cpu;
 //! let net = registry::build("cnn-dnn", &device, 42).unwrap();
 //! let x = candle_core::Tensor::zeros((2, 3, 32, 32), candle_core::DType::F32, &device).unwrap();
@@ -17,6 +17,8 @@
 //! assert_eq!(logits.dims(), &[2, 10]);
 //! assert_eq!(net.params().count(), 1_307_850);
 //! ```
+
+#![warn(missing_docs)]
 
 mod airbench;
 pub mod checkpoint;
@@ -47,11 +49,15 @@ use rand_chacha::ChaCha8Rng;
 
 /// Whether a forward pass trains (dropout active, drawing its masks from the given seeded RNG) or evaluates.
 pub enum Mode<'a> {
+    /// Evaluation: dropout is the identity, BatchNorm uses its running statistics, no buffer changes.
     Eval,
+    /// Training: dropout masks come from this RNG, BatchNorm normalizes with the batch statistics and updates its
+    /// running statistics.
     Train(&'a mut ChaCha8Rng),
 }
 
 impl Mode<'_> {
+    /// Whether this is [`Mode::Train`].
     pub fn is_train(&self) -> bool {
         matches!(self, Mode::Train(_))
     }
@@ -69,6 +75,7 @@ pub trait Classifier: Send {
     fn forward(&self, x: &Tensor, mode: Mode<'_>) -> Result<Tensor>;
     /// All trainable parameters under their stable names.
     fn params(&self) -> &Params;
+    /// The device the parameters live on; inputs to [`Classifier::forward`] must be on it.
     fn device(&self) -> &Device;
     /// State that is saved and restored with the parameters but not trained by the optimizer (BatchNorm running
     /// statistics, frozen layers), under stable names.

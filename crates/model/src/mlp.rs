@@ -36,7 +36,9 @@ pub(crate) const MLP_FCS: [(&str, usize, usize); 4] = [
 ];
 
 impl Mlp {
+    /// The registry name.
     pub const NAME: &'static str = "mlp";
+    /// The dropout probability after each hidden linear layer.
     pub const DROPOUT: f32 = 0.2;
 
     /// A new model with PyTorch's default initialisation drawn from `seed`.

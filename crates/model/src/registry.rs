@@ -6,8 +6,11 @@ use candle_core::Device;
 
 /// One registered architecture.
 pub struct ModelSpec {
+    /// The registry name (`cnn-dnn`, `airbench94`, ...), as `--model` and checkpoints spell it.
     pub name: &'static str,
+    /// A one-line description of the architecture, for listings.
     pub description: &'static str,
+    /// Builds the model on a device with its weights initialised from a seed.
     pub build: fn(&Device, u64) -> Result<Box<dyn Classifier>>,
     /// Forward-pass FLOPs per image (2 × the multiply-adds of the convolutions and linear layers; see
     /// [`crate::flops`]).

@@ -1,7 +1,7 @@
 //! The airbench94 network: shapes, names, initialisation, whitening, BatchNorm buffers, checkpoints.
 
 use candle_core::{DType, Device, Tensor};
-use model::{AirBench94, Classifier, Mode, checkpoint, registry};
+use cifar10_model::{AirBench94, Classifier, Mode, checkpoint, registry};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

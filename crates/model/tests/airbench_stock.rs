@@ -2,7 +2,7 @@
 //! models with different kernel settings in one process, interleaved on threads.
 
 use candle_core::{Device, Tensor};
-use model::{AirBench94, Classifier, KernelConfig, Mode, Precision};
+use cifar10_model::{AirBench94, Classifier, KernelConfig, Mode, Precision};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -2,7 +2,7 @@
 //! (`bench/interop_torch.py`), ONNX exports and older files depend on them, so a rename must fail here first.
 
 use candle_core::Device;
-use model::checkpoint::{self, keys};
+use cifar10_model::checkpoint::{self, keys};
 use std::collections::HashMap;
 
 /// The metadata (`key = value`, sorted) and every tensor (`name dtype shape`, sorted) of a freshly saved model,
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 fn schema(model: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    let m = model::registry::build(model, &Device::Cpu, 0).unwrap();
+    let m = cifar10_model::registry::build(model, &Device::Cpu, 0).unwrap();
     checkpoint::save_model(m.as_ref(), &path, HashMap::new()).unwrap();
     let h = checkpoint::read_header(&path).unwrap();
     let mut meta: Vec<String> = h
@@ -38,7 +38,7 @@ fn schema(model: &str) -> String {
 fn every_models_checkpoint_layout_is_pinned() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schema");
     let update = std::env::var_os("UPDATE_SCHEMA").is_some();
-    for name in model::registry::names() {
+    for name in cifar10_model::registry::names() {
         let got = schema(name);
         let file = dir.join(format!("{name}.txt"));
         if update {
@@ -48,7 +48,7 @@ fn every_models_checkpoint_layout_is_pinned() {
         }
         let want = std::fs::read_to_string(&file).unwrap_or_else(|e| {
             panic!(
-                "{}: {e}; pin model {name}'s checkpoint layout with UPDATE_SCHEMA=1 cargo test -p model --test checkpoint_schema",
+                "{}: {e}; pin model {name}'s checkpoint layout with UPDATE_SCHEMA=1 cargo test -p cifar10-model --test checkpoint_schema",
                 file.display()
             )
         });
@@ -106,7 +106,7 @@ fn reference_models_layout() {
 #[test]
 fn metadata_round_trips_and_old_files_get_defaults() {
     let path = std::path::Path::new("x.safetensors");
-    let m = model::registry::build("airbench94", &Device::Cpu, 0).unwrap();
+    let m = cifar10_model::registry::build("airbench94", &Device::Cpu, 0).unwrap();
     let meta = checkpoint::ModelMeta::for_model(
         m.as_ref(),
         checkpoint::Normalize {
@@ -155,9 +155,12 @@ fn metadata_round_trips_and_old_files_get_defaults() {
 fn airbench_widths_come_back_from_model_args() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("small.safetensors");
-    let m = model::AirBench94::with_widths(&Device::Cpu, 1, [8, 16, 16]).unwrap();
+    let m = cifar10_model::AirBench94::with_widths(&Device::Cpu, 1, [8, 16, 16]).unwrap();
     checkpoint::save_model(&m, &path, HashMap::new()).unwrap();
     let (back, meta) = checkpoint::load_model_with_meta(&path, &Device::Cpu).unwrap();
     assert_eq!(meta.model_args, serde_json::json!({"widths": [8, 16, 16]}));
-    assert_eq!(back.params().count(), model::Classifier::params(&m).count());
+    assert_eq!(
+        back.params().count(),
+        cifar10_model::Classifier::params(&m).count()
+    );
 }

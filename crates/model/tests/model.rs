@@ -1,7 +1,7 @@
 //! The reference architecture, its initialisation and its checkpoints.
 
 use candle_core::{DType, Device, Tensor};
-use model::{Classifier, CnnDnn, Mode, checkpoint, registry};
+use cifar10_model::{Classifier, CnnDnn, Mode, checkpoint, registry};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -103,7 +103,7 @@ fn dropout_only_in_training_and_seeded() {
 
 #[test]
 fn dropout_zeroes_the_expected_fraction_and_keeps_the_mean() {
-    let d = model::Dropout { p: 0.2 };
+    let d = cifar10_model::Dropout { p: 0.2 };
     let x = Tensor::ones((100, 1000), DType::F32, &Device::Cpu).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let y: Vec<f32> = d

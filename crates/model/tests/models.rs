@@ -1,7 +1,7 @@
 //! The comparison's models: shapes, parameter counts, FLOP counts, registry entries, training-mode behaviour.
 
 use candle_core::{DType, Device, Tensor};
-use model::{Classifier, CnnDnn, LeNet5, Mlp, Mode, registry};
+use cifar10_model::{Classifier, CnnDnn, LeNet5, Mlp, Mode, registry};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -55,18 +55,21 @@ fn lenet5_shapes_and_parameter_count() {
 /// gradients.
 #[test]
 fn conv_valid_matches_candle_conv2d() {
-    for k in [model::KernelConfig::default(), model::KernelConfig::stock()] {
+    for k in [
+        cifar10_model::KernelConfig::default(),
+        cifar10_model::KernelConfig::stock(),
+    ] {
         conv_valid_case(&k);
     }
 }
 
-fn conv_valid_case(k: &model::KernelConfig) {
+fn conv_valid_case(k: &cifar10_model::KernelConfig) {
     let dev = Device::Cpu;
     let x = candle_core::Var::from_tensor(&input(2)).unwrap();
     let m = LeNet5::new(&dev, 3).unwrap();
     let w = m.params().get("features.0.weight").unwrap();
     let b = m.params().get("features.0.bias").unwrap();
-    let ours = model::conv_valid(k, x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+    let ours = cifar10_model::conv_valid(k, x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
     let stock = x
         .as_tensor()
         .conv2d(w.as_tensor(), 0, 1, 1, 1)
@@ -127,8 +130,8 @@ fn conv_valid_case(k: &model::KernelConfig) {
     // A kernel larger than the image is an error, not a panic.
     let big = Tensor::zeros((1, 3, 40, 40), DType::F32, &dev).unwrap();
     assert!(
-        model::conv_valid(
-            &model::KernelConfig::default(),
+        cifar10_model::conv_valid(
+            &cifar10_model::KernelConfig::default(),
             &input(1),
             &big.reshape((1, 3, 40, 40)).unwrap(),
             &Tensor::zeros(1, DType::F32, &dev).unwrap()

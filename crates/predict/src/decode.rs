@@ -51,8 +51,9 @@ pub struct Input {
     pub pixels: Vec<u8>,
     /// The image's format, recognised by its content.
     pub format: ImageFormat,
-    /// Its size as stored (before the EXIF orientation is applied).
+    /// Its width as stored (before the EXIF orientation is applied).
     pub width: u32,
+    /// Its height as stored (before the EXIF orientation is applied).
     pub height: u32,
 }
 

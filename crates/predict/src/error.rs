@@ -6,29 +6,53 @@ pub enum Error {
     Read(#[source] std::io::Error),
     /// The content is not one of the supported image formats (recognised by content, not by name).
     #[error("not an image: expected PNG, JPEG, BMP, GIF, WebP or TIFF content, found {found}")]
-    NotAnImage { found: String },
+    NotAnImage {
+        /// What the content is instead: `an empty file` or `unrecognised content (N bytes)`.
+        found: String,
+    },
     /// The image is larger than the decoder limits allow (a decompression bomb, or simply too big).
     #[error("too large to decode safely: {detail}")]
-    TooLarge { detail: String },
+    TooLarge {
+        /// Which limit was exceeded, with the limits in force.
+        detail: String,
+    },
     /// The content starts like an image of `format` but does not decode (truncated, corrupt).
     #[error("cannot decode as {format}: {source}")]
     Decode {
+        /// The format the content was recognised as (its `Debug` name, e.g. `Png`).
         format: String,
+        /// The `image` crate's error.
         #[source]
         source: image::ImageError,
     },
     /// The image has no pixels.
     #[error("an empty image ({width}x{height} pixels)")]
-    EmptyImage { width: u32, height: u32 },
+    EmptyImage {
+        /// Width from the image's header.
+        width: u32,
+        /// Height from the image's header.
+        height: u32,
+    },
     /// Input pixels of the wrong size were handed to [`Session::probabilities`](crate::Session::probabilities).
     #[error("expected {expected} bytes per image (3x32x32 RGB), found {found}")]
-    InputSize { expected: usize, found: usize },
+    InputSize {
+        /// Bytes an image must have: [`INPUT_BYTES`](crate::INPUT_BYTES).
+        expected: usize,
+        /// Bytes the offending image has.
+        found: usize,
+    },
     /// The model's output does not match the class names of its metadata.
     #[error("the model has {outputs} outputs but the metadata names {classes} classes")]
-    ClassCount { outputs: usize, classes: usize },
+    ClassCount {
+        /// Probabilities per image the model returned.
+        outputs: usize,
+        /// Class names in the checkpoint's metadata.
+        classes: usize,
+    },
     /// Loading the checkpoint or building its model failed (boxed: `model::Error` is large).
     #[error(transparent)]
     Model(Box<model::Error>),
+    /// A candle operation failed (building the input tensor, running the model, reading the result).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -49,6 +73,8 @@ pub enum ErrorKind {
 }
 
 impl Error {
+    /// What kind of failure this is: the input's fault ([`ErrorKind::NotAnImage`], [`ErrorKind::TooLarge`],
+    /// [`ErrorKind::Corrupt`]), a file read ([`ErrorKind::Io`]) or [`ErrorKind::Internal`].
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Read(_) => ErrorKind::Io,
@@ -69,4 +95,5 @@ impl From<model::Error> for Error {
     }
 }
 
+/// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

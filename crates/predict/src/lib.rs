@@ -11,24 +11,26 @@
 //! augmentation), and [`top_k`] ranks them.
 //!
 //! ```
-//! use predict::{Crop, DecodeLimits, Session};
+//! use cifar10_predict::{Crop, DecodeLimits, Session};
 //! let dir = tempfile::tempdir().unwrap();
 //! let ckpt = dir.path().join("best.safetensors");
 //! let dev = candle_core::Device::Cpu;
 //! let net = model::registry::build("cnn-dnn", &dev, 1).unwrap();
 //! model::checkpoint::save_model(net.as_ref(), &ckpt, Default::default()).unwrap();
 //!
-//! let session = Session::load(&ckpt, &dev, predict::Tta::None).unwrap();
+//! let session = Session::load(&ckpt, &dev, cifar10_predict::Tta::None).unwrap();
 //! let mut png = Vec::new();
 //! image::DynamicImage::new_rgb8(48, 40)
 //!     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
 //!     .unwrap();
-//! let input = predict::load_bytes(&png, Crop::Center, DecodeLimits::default()).unwrap();
+//! let input = cifar10_predict::load_bytes(&png, Crop::Center, DecodeLimits::default()).unwrap();
 //! let p = session.probabilities(&[&input.pixels]).unwrap();
-//! let top = predict::top_k(&p[0], session.class_names(), 3);
+//! let top = cifar10_predict::top_k(&p[0], session.class_names(), 3);
 //! assert_eq!(top.len(), 3);
 //! assert!(top[0].probability >= top[1].probability);
 //! ```
+
+#![warn(missing_docs)]
 
 mod decode;
 mod error;

@@ -45,6 +45,12 @@ impl Session {
         }
     }
 
+    /// The session with test-time augmentation `tta` (e.g. the checkpoint's own, `meta().eval_tta`).
+    pub fn with_tta(mut self, tta: Tta) -> Self {
+        self.tta = tta;
+        self
+    }
+
     /// The session with the model's passes on `kernels` (e.g. bf16 convolutions: `model::device::kernels`).
     pub fn with_kernels(mut self, kernels: KernelConfig) -> Result<Self> {
         self.net.set_kernels(kernels)?;
@@ -56,10 +62,12 @@ impl Session {
         self.net.kernels()
     }
 
+    /// The checkpoint's metadata: model name and arguments, normalization, class names, format version.
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
     }
 
+    /// The class names of the metadata, in the order of the probabilities.
     pub fn class_names(&self) -> &[String] {
         &self.meta.class_names
     }
@@ -69,6 +77,7 @@ impl Session {
         self.net.name()
     }
 
+    /// The test-time augmentation [`Session::probabilities`] applies.
     pub fn tta(&self) -> Tta {
         self.tta
     }
@@ -78,6 +87,7 @@ impl Session {
         &self.checkpoint
     }
 
+    /// The device the model runs on.
     pub fn device(&self) -> &Device {
         self.net.device()
     }
@@ -142,8 +152,11 @@ pub fn note_defaults(path: &Path, meta: &ModelMeta) {
 /// One predicted class.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ranked<'a> {
+    /// The class name (`?` when the names do not cover `index`).
     pub class: &'a str,
+    /// The class index (the position in the probability row).
     pub index: usize,
+    /// Its probability: the value at `index` of the row handed to [`top_k`].
     pub probability: f32,
 }
 

@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! cargo run --release -p cli -- serve --checkpoint runs/NAME/best.safetensors --device cpu &
-//! cargo run --release -p serve --example loadgen -- --url http://127.0.0.1:8080 [--concurrency 1,8,64]
+//! cargo run --release -p cifar10-serve --example loadgen -- --url http://127.0.0.1:8080 [--concurrency 1,8,64]
 //!     [--seconds 10] [--image PHOTO.jpg]
-//! cargo run --release -p serve --example loadgen -- --checkpoint runs/NAME/best.safetensors   # in-process
+//! cargo run --release -p cifar10-serve --example loadgen -- --checkpoint runs/NAME/best.safetensors   # in-process
 //! ```
 //!
 //! The image defaults to the built-in `cat` sample (a 32x32 PNG); `--image` sends a file of yours instead (any
@@ -116,7 +116,7 @@ fn main() -> Result<()> {
     }
     let image = match &a.image {
         Some(p) => std::fs::read(p).with_context(|| format!("{}", p.display()))?,
-        None => serve::samples::get("cat")
+        None => cifar10_serve::samples::get("cat")
             .context("no built-in cat sample")?
             .to_vec(),
     };
@@ -134,11 +134,11 @@ fn main() -> Result<()> {
                     .enable_all()
                     .build()?;
                 rt.block_on(async move {
-                    let config = serve::Config {
+                    let config = cifar10_serve::Config {
                         addr: ([127, 0, 0, 1], 0).into(),
-                        ..serve::Config::default()
+                        ..cifar10_serve::Config::default()
                     };
-                    let server = serve::Server::bind(session, config).await?;
+                    let server = cifar10_serve::Server::bind(session, config).await?;
                     let _ = tx.send(server.url());
                     server
                         .run(async {

@@ -96,8 +96,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/samples", get(sample_list))
         .route("/samples/{name}", get(sample))
         .route("/run/{name}", get(run_file))
+        .route("/favicon.ico", get(favicon))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// The access log: one line per request at info level with the method, the path (no query string), the
+/// status, the milliseconds taken and the response's size in bytes when known. Nothing a client sent (no image,
+/// no header) is logged.
+pub async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::body::HttpBody;
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let bytes = resp
+        .body()
+        .size_hint()
+        .exact()
+        .map_or_else(|| "?".to_string(), |b| b.to_string());
+    tracing::info!(
+        "{method} {path} {} {ms:.1} ms {bytes} B",
+        resp.status().as_u16()
+    );
+    resp
 }
 
 async fn not_found() -> ApiError {
@@ -105,6 +128,20 @@ async fn not_found() -> ApiError {
         StatusCode::NOT_FOUND,
         "no such page: try GET /, POST /predict, GET /model or GET /health",
     )
+}
+
+/// The page's icon (an SVG: three bars in the page's colours), so that browsers' automatic request is no 404.
+const FAVICON: &str = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><rect width='16' height='16' rx='3' fill='#fafbfc'/><rect x='2' y='3' width='12' height='3' fill='#2ca02c'/><rect x='2' y='7' width='7' height='3' fill='#98a8bf'/><rect x='2' y='11' width='4' height='3' fill='#98a8bf'/></svg>";
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        FAVICON,
+    )
+        .into_response()
 }
 
 async fn page() -> Response {

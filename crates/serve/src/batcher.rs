@@ -24,9 +24,13 @@ enum Msg {
 /// What the inference thread has done (for `/health` and the tests).
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Forward passes run, failed and panicked ones included.
     pub batches: AtomicU64,
+    /// Images in those forward passes (requests withdrawn before their batch ran are not counted).
     pub images: AtomicU64,
+    /// The most images one forward pass has taken (at most `max_batch`).
     pub largest_batch: AtomicUsize,
+    /// Whether the inference thread is taking requests: set after the warm-up image, cleared when it ends.
     pub alive: AtomicBool,
 }
 
@@ -34,6 +38,7 @@ pub struct Stats {
 pub struct Batcher {
     tx: mpsc::Sender<Msg>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The inference thread's counters, shared with it.
     pub stats: Arc<Stats>,
 }
 

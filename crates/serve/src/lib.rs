@@ -20,11 +20,11 @@
 //! batch and answers each request; under load, concurrent requests share forward passes.
 //!
 //! ```no_run
-//! # async fn demo() -> serve::Result<()> {
+//! # async fn demo() -> cifar10_serve::Result<()> {
 //! let device = candle_core::Device::Cpu;
 //! # let path = std::path::Path::new("runs/x/best.safetensors");
 //! let session = predict::Session::load(path, &device, predict::Tta::None).expect("a checkpoint");
-//! let server = serve::Server::bind(session, serve::Config::default()).await?;
+//! let server = cifar10_serve::Server::bind(session, cifar10_serve::Config::default()).await?;
 //! println!("{}", server.url());
 //! // Serves until `stop.send(())` (`cifar serve` waits for Ctrl-C or SIGTERM).
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -32,6 +32,8 @@
 //! server.run(async { stopped.await.ok(); }).await
 //! # }
 //! ```
+
+#![warn(missing_docs)]
 
 mod api;
 mod api_error;
@@ -202,7 +204,8 @@ impl Server {
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
-            ));
+            ))
+            .layer(axum::middleware::from_fn(api::access_log));
         // Our own accept loop over hyper's HTTP/1 connections, so that a client gets at most `timeout` to send its
         // headers (axum::serve sets no such limit: a client trickling a header line kept its connection forever).
         let mut http = hyper::server::conn::http1::Builder::new();

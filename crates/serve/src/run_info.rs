@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// The test accuracy shown on the page.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TestAccuracy {
+    /// The fraction of test images classified correctly, in `[0, 1]`, from `test_report.json`.
     pub accuracy: f64,
     /// The test-time augmentation the figure was measured with (`none`, `mirror`, `mirror+shift`).
     pub tta: String,
@@ -18,7 +19,9 @@ pub struct TestAccuracy {
 /// so no request can name another file (no `..`, no links followed out of the folder).
 #[derive(Debug, Clone, Default)]
 pub struct RunInfo {
+    /// The run directory's own name (its last path component), if it has one.
     pub dir_name: Option<String>,
+    /// The test accuracy from the run's `test_report.json` (None when the file is missing or unreadable).
     pub test_accuracy: Option<TestAccuracy>,
     files: BTreeMap<String, PathBuf>,
 }

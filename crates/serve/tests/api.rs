@@ -75,7 +75,7 @@ fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_images_of_every_format_get_the_predict_librarys_answer() {
-    let s = TestServer::start(serve::Config::default());
+    let s = TestServer::start(cifar10_serve::Config::default());
     let lib = session(&s.checkpoint);
     let client = reqwest::Client::new();
     let rgb = picture(40, 30, 1);
@@ -186,9 +186,9 @@ async fn good_images_of_every_format_get_the_predict_librarys_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_request_gets_a_json_4xx_and_the_server_keeps_serving() {
-    let s = TestServer::start(serve::Config {
+    let s = TestServer::start(cifar10_serve::Config {
         max_body: 1024 * 1024,
-        ..serve::Config::default()
+        ..cifar10_serve::Config::default()
     });
     let client = reqwest::Client::new();
     let url = format!("{}/predict", s.url);
@@ -350,7 +350,7 @@ async fn every_bad_request_gets_a_json_4xx_and_the_server_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_requests_are_answered_like_predict_in_shared_batches() {
-    let s = TestServer::start(serve::Config::default());
+    let s = TestServer::start(cifar10_serve::Config::default());
     let lib = session(&s.checkpoint);
     let images: Vec<Vec<u8>> = (0..20).map(|i| png(24 + i, 40 - i, i)).collect();
     let want: Vec<Vec<(String, f32)>> = images.iter().map(|b| library_top(&lib, b, 3)).collect();
@@ -392,10 +392,10 @@ async fn two_hundred_concurrent_requests_are_answered_like_predict_in_shared_bat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_answers_503_and_a_slow_body_408() {
-    let s = TestServer::start(serve::Config {
+    let s = TestServer::start(cifar10_serve::Config {
         max_concurrent: 1,
         timeout: Duration::from_millis(1500),
-        ..serve::Config::default()
+        ..cifar10_serve::Config::default()
     });
     let addr = s.addr;
     // One request holds the only slot: its body arrives slowly and never completes.
@@ -434,7 +434,7 @@ async fn a_full_server_answers_503_and_a_slow_body_408() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_model_samples_and_run_files() {
     let report = r#"{"accuracy":0.806,"loss":0.6,"tta":"mirror","accuracy_without_tta":0.8012,"per_class":[],"confusion_matrix":[]}"#;
-    let s = TestServer::start_with(serve::Config::default(), |dir| {
+    let s = TestServer::start_with(cifar10_serve::Config::default(), |dir| {
         std::fs::write(dir.join("test_report.json"), report).unwrap();
         std::fs::write(
             dir.join("report.html"),
@@ -527,9 +527,9 @@ async fn the_page_model_samples_and_run_files() {
 
 #[test]
 fn shutdown_answers_the_request_in_flight_then_stops() {
-    let mut s = TestServer::start(serve::Config {
+    let mut s = TestServer::start(cifar10_serve::Config {
         timeout: Duration::from_secs(2),
-        ..serve::Config::default()
+        ..cifar10_serve::Config::default()
     });
     let addr = s.addr;
     // A client that never finishes its headers does not hold the shutdown up for more than the grace period.
@@ -572,22 +572,22 @@ fn shutdown_answers_the_request_in_flight_then_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_that_does_not_run_or_a_taken_port_fails_at_start() {
-    let s = TestServer::start(serve::Config::default());
-    let taken = serve::Config {
+    let s = TestServer::start(cifar10_serve::Config::default());
+    let taken = cifar10_serve::Config {
         addr: s.addr,
-        ..serve::Config::default()
+        ..cifar10_serve::Config::default()
     };
-    match serve::Server::bind(session(&s.checkpoint), taken).await {
-        Err(serve::Error::Bind { .. }) => {}
+    match cifar10_serve::Server::bind(session(&s.checkpoint), taken).await {
+        Err(cifar10_serve::Error::Bind { .. }) => {}
         Err(e) => panic!("expected a bind error, got {e}"),
         Ok(_) => panic!("bound a port already in use"),
     }
-    let bad = serve::Config {
+    let bad = cifar10_serve::Config {
         max_batch: 0,
-        ..serve::Config::default()
+        ..cifar10_serve::Config::default()
     };
-    match serve::Server::bind(session(&s.checkpoint), bad).await {
-        Err(serve::Error::Setting { setting, .. }) => assert_eq!(setting, "max_batch"),
+    match cifar10_serve::Server::bind(session(&s.checkpoint), bad).await {
+        Err(cifar10_serve::Error::Setting { setting, .. }) => assert_eq!(setting, "max_batch"),
         Err(e) => panic!("expected a setting error, got {e}"),
         Ok(_) => panic!("accepted max_batch 0"),
     }
@@ -599,12 +599,14 @@ async fn a_model_that_does_not_run_or_a_taken_port_fails_at_start() {
         vec!["a".into(), "b".into()],
     );
     let wrong = predict::Session::new(net, meta, predict::Tta::None);
-    let cfg = serve::Config {
+    let cfg = cifar10_serve::Config {
         addr: ([127, 0, 0, 1], 0).into(),
-        ..serve::Config::default()
+        ..cifar10_serve::Config::default()
     };
-    match serve::Server::bind(wrong, cfg).await {
-        Err(e @ serve::Error::Model(_)) => assert!(e.to_string().contains("10 outputs"), "{e}"),
+    match cifar10_serve::Server::bind(wrong, cfg).await {
+        Err(e @ cifar10_serve::Error::Model(_)) => {
+            assert!(e.to_string().contains("10 outputs"), "{e}")
+        }
         Err(e) => panic!("expected a model error, got {e}"),
         Ok(_) => panic!("served a model with 10 outputs and 2 class names"),
     }
@@ -615,9 +617,9 @@ async fn a_model_that_does_not_run_or_a_taken_port_fails_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trickling_its_headers_is_cut_off_at_the_timeout() {
     use std::io::{Read, Write};
-    let s = TestServer::start(serve::Config {
+    let s = TestServer::start(cifar10_serve::Config {
         timeout: Duration::from_millis(1500),
-        ..serve::Config::default()
+        ..cifar10_serve::Config::default()
     });
     let addr = s.addr;
     let trickler = std::thread::spawn(move || {

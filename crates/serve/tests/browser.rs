@@ -62,19 +62,17 @@ fn dump_dom(browser: &PathBuf, url: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs headless Chromium (apt-get install chromium, or CHROMIUM=path): cargo test -p cifar10-serve --test browser -- --ignored"]
 fn headless_chromium_shows_the_predictions_of_the_samples() {
-    let Some(browser) = chromium() else {
-        eprintln!(
-            "skipped: no Chromium found (install Debian's `chromium` package, or set CHROMIUM)"
-        );
-        return;
-    };
-    let s = TestServer::start(serve::Config::default());
+    let browser = chromium().expect(
+        "no Chromium found: install Debian's `chromium` package, or set CHROMIUM to the browser's path",
+    );
+    let s = TestServer::start(cifar10_serve::Config::default());
     let dom = dump_dom(&browser, &format!("{}/?demo", s.url));
-    let n = serve::samples::SAMPLES.len();
+    let n = cifar10_serve::samples::SAMPLES.len();
     assert_eq!(dom.matches("class=\"card done").count(), n, "{dom}");
     assert!(!dom.contains("card failed"), "{dom}");
-    for (name, _) in serve::samples::SAMPLES {
+    for (name, _) in cifar10_serve::samples::SAMPLES {
         assert!(
             dom.contains(&format!("sample: true {name}, predicted ")),
             "{name}: {dom}"

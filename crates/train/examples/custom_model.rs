@@ -1,22 +1,22 @@
 //! Train your own model with this crate, without touching the registry: implement `model::Classifier` (four
 //! methods; buffers, data-dependent init and per-epoch hooks are optional), bring your own optimizer (a
-//! `train::optim::Optimizer`) and a callback (a `train::Callback`), and hand them to `train::TrainerBuilder`.
+//! `cifar10_train::optim::Optimizer`) and a callback (a `cifar10_train::Callback`), and hand them to `cifar10_train::TrainerBuilder`.
 //!
 //! ```sh
-//! cargo run --release -p train --example custom_model              # synthetic data, a few seconds
-//! cargo run --release -p train --example custom_model -- data      # CIFAR-10 from a data directory
+//! cargo run --release -p cifar10-train --example custom_model              # synthetic data, a few seconds
+//! cargo run --release -p cifar10-train --example custom_model -- data      # CIFAR-10 from a data directory
 //! ```
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar10_train::optim::Optimizer;
+use cifar10_train::{Callback, Control, Data, EpochEnd, TrainConfig, TrainerBuilder};
 use model::{Classifier, Mode, Params};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::Path;
-use train::optim::Optimizer;
-use train::{Callback, Control, Data, EpochEnd, TrainConfig, TrainerBuilder};
 
 /// A tiny classifier: 4x4 average pooling, then one linear layer (3·8·8 → 10).
 struct PooledLinear {
@@ -75,7 +75,7 @@ impl Optimizer for PlainSgd {
         "plain-sgd"
     }
 
-    fn step(&mut self, grads: &GradStore) -> train::Result<()> {
+    fn step(&mut self, grads: &GradStore) -> cifar10_train::Result<()> {
         for p in &self.params {
             if let Some(g) = grads.get(p.as_tensor()) {
                 p.set(&(p.as_tensor() - (g * self.lr)?)?)?;
@@ -98,7 +98,7 @@ impl Optimizer for PlainSgd {
     }
 
     // No state beyond the step count, so nothing to save for a resume.
-    fn state(&self) -> train::Result<(Vec<(String, Tensor)>, u64)> {
+    fn state(&self) -> cifar10_train::Result<(Vec<(String, Tensor)>, u64)> {
         Ok((Vec::new(), self.steps))
     }
 
@@ -107,7 +107,7 @@ impl Optimizer for PlainSgd {
         _: &HashMap<String, Tensor>,
         steps: u64,
         _: &Path,
-    ) -> train::Result<()> {
+    ) -> cifar10_train::Result<()> {
         self.steps = steps;
         Ok(())
     }

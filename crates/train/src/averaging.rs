@@ -20,15 +20,25 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
 pub enum Averaging {
+    /// No average: the run's weights are the optimizer's.
     #[default]
     None,
+    /// airbench's Lookahead: every `every` steps `avg ← d·avg + (1 − d)·θ` with `d = base · (step/total)^power`,
+    /// then `θ ← avg`.
     Lookahead {
+        /// Optimizer steps between updates (at least 1).
         every: usize,
+        /// The decay `d` at the last step, in `[0, 1]`.
         base: f64,
+        /// The exponent of `step/total` (finite, at least 0; 0 keeps `d` at `base`).
         power: f64,
     },
+    /// An exponential moving average with a constant decay; the weights are left alone until the end of the run,
+    /// when they become the average.
     Ema {
+        /// Optimizer steps between updates (at least 1).
         every: usize,
+        /// The weight `d` of the old average, in `[0, 1]`.
         decay: f64,
     },
 }
@@ -43,7 +53,8 @@ impl Averaging {
         }
     }
 
-    /// Checks the numbers (`what` names the setting in errors).
+    /// Checks the numbers (the ranges above); the error message says which is out of range, and the caller names
+    /// the setting (`averaging`).
     pub fn validate(&self) -> std::result::Result<(), String> {
         match *self {
             Averaging::None => Ok(()),

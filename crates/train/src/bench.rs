@@ -4,8 +4,8 @@
 //!
 //! ```no_run
 //! let dev = candle_core::Device::Cpu;
-//! let m = train::bench::Subject { model: "cnn-dnn", device: &dev, kernels: model::KernelConfig::default() };
-//! let r = train::bench::train_step(&m, 64, 5, 20, 3).unwrap();
+//! let m = cifar10_train::bench::Subject { model: "cnn-dnn", device: &dev, kernels: model::KernelConfig::default() };
+//! let r = cifar10_train::bench::train_step(&m, 64, 5, 20, 3).unwrap();
 //! println!("{}", r.json());
 //! ```
 
@@ -25,8 +25,11 @@ pub struct BenchResult {
     pub bench: &'static str,
     /// The model measured (None for the data pipeline).
     pub model: Option<String>,
+    /// Images per step (for `data`: per batch prepared).
     pub batch: usize,
+    /// The median of `repeats`, in images per second.
     pub img_per_s: f64,
+    /// Every repeat's images per second, in ascending order.
     pub repeats: Vec<f64>,
     /// The convolution arithmetic the model ran with (None for the data pipeline).
     pub precision: Option<model::Precision>,
@@ -46,7 +49,8 @@ impl BenchResult {
         }
     }
 
-    /// The reference script's `--bench` JSON line.
+    /// One JSON line in the format of the reference script's (`bench/reference_seed.py`) bench output: `bench`,
+    /// `model`, `batch`, `img_per_s` (one decimal) and `precision` (`model` and `precision` only when known).
     pub fn json(&self) -> String {
         let model = self
             .model
@@ -125,6 +129,12 @@ pub fn train_step(
     // A plan as long as a CIFAR-10 run, so the schedule and the averaging behave as in training.
     trainer.plan(50_000)?;
     let (x, y) = random_input(batch, device, &mut rng)?;
+    // The model's data-dependent initialisation (airbench's whitening), as a run does before its first step:
+    // without it airbench94's recipe diverges within a few steps on these inputs.
+    let n = net.init_images().min(batch);
+    if n > 0 {
+        net.init_from_data(&x.narrow(0, 0, n)?)?;
+    }
     let rates = timed(
         batch,
         warmup,

@@ -31,7 +31,7 @@ pub struct RunStart<'a> {
     pub precision: model::Precision,
     /// The optimizer's name.
     pub optimizer: &'a str,
-    /// Image counts.
+    /// Training images.
     pub train_images: usize,
     /// Validation images (0: no validation).
     pub val_images: usize,
@@ -86,7 +86,7 @@ pub struct EpochEnd<'a> {
 /// Hooks into a training run. Every method has a default that does nothing (and continues).
 ///
 /// ```
-/// use train::{Callback, Control, EpochEnd};
+/// use cifar10_train::{Callback, Control, EpochEnd};
 /// /// Stops the run once the training accuracy passes 90%.
 /// struct StopAt90;
 /// impl Callback for StopAt90 {

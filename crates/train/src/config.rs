@@ -35,13 +35,16 @@ pub struct TrainConfig {
     pub preset: String,
     /// Registry name of the architecture.
     pub model: String,
+    /// Length of the run in epochs (at least 1); with `fractional_epochs`, its ceiling.
     pub epochs: usize,
     /// A fractional run length in epochs (airbench's 9.9): the run takes `ceil(steps_per_epoch × this)` steps,
     /// and `epochs` is its ceiling. None: `epochs` whole epochs.
     pub fractional_epochs: Option<f64>,
+    /// Training images per optimizer step (at least 1).
     pub batch_size: usize,
     /// Drop each epoch's incomplete last batch.
     pub drop_last: bool,
+    /// The optimizer, set up from `lr`, `weight_decay` and (SGD) `momentum`, `nesterov`, `norm_lr_scale`.
     pub optimizer: OptimizerKind,
     /// Base (peak) learning rate.
     pub lr: f64,
@@ -59,6 +62,7 @@ pub struct TrainConfig {
     pub loss_reduction: LossReduction,
     /// Weight averaging (airbench: Lookahead).
     pub averaging: Averaging,
+    /// The shape of the learning rate over the run's steps, peaking at `lr` (warm-up length: `warmup_epochs`).
     pub schedule: Schedule,
     /// Linear warm-up length in epochs (fractions allowed).
     pub warmup_epochs: f64,
@@ -70,6 +74,8 @@ pub struct TrainConfig {
     pub val_fraction: f64,
     /// Hold out the same fraction of every class.
     pub stratified: bool,
+    /// Seeds the run's randomness: the model's initialisation ([`build_model`](crate::build_model)), the epoch
+    /// order, the augmentation and the dropout masks (and the validation split the application makes).
     pub seed: u64,
     /// `auto | cpu | cuda[:N]`.
     pub device: String,
@@ -82,7 +88,10 @@ pub struct TrainConfig {
     /// views, 6 in all, logits averaged). Files written before it was one setting (`"tta": true`,
     /// `"tta_shift": true`) are read by [`TrainConfig::from_json`].
     pub tta: Tta,
+    /// Images per forward pass when evaluating (validation and test; at least 1).
     pub eval_batch_size: usize,
+    /// Where the application keeps the CIFAR-10 data (`cifar-10-batches-bin/` inside); recorded in `config.json`,
+    /// not read by the trainer, which takes its images as [`Data`](crate::Data).
     pub data_dir: PathBuf,
     /// Candle's stock CPU ops instead of the cpu-ops kernels (for comparisons; slow).
     pub stock_ops: bool,
@@ -163,7 +172,7 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// Checks every value but the model name (for a model the registry does not know, see `train::run_model`).
+    /// Checks every value but the model name (for a model the registry does not know, see `cifar10_train::run_model`).
     pub fn validate_recipe(&self) -> Result<()> {
         let bad = |setting: &'static str, want: &str, found: String| {
             Err(Error::Setting {
@@ -307,10 +316,13 @@ impl TrainConfig {
     }
 }
 
-/// A named starting point for the configuration; flags given on the command line override it.
+/// A named starting point for the configuration; a caller may change any field of the result.
 pub struct Preset {
+    /// The name [`TrainConfig::preset`] looks up, recorded in the config's `preset` field.
     pub name: &'static str,
+    /// A one-line summary of the recipe, for listings.
     pub description: &'static str,
+    /// Turns the default config (the reference recipe) into the preset's.
     pub apply: fn(&mut TrainConfig),
 }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 pub struct Evaluation {
     /// Mean cross-entropy (with TTA: of the averaged probabilities).
     pub loss: f64,
+    /// The fraction of images whose most probable class is their label, in `[0, 1]`.
     pub accuracy: f64,
+    /// Every image's class probabilities (with TTA) and label, in the set's order.
     pub predictions: Predictions,
 }
 

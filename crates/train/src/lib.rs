@@ -3,7 +3,7 @@
 //! smoothing, weight decay, flip test-time augmentation), with resumable, atomic checkpoints.
 //!
 //! A run directory holds `config.json`, `metrics.csv`, `history.json`, `best.safetensors`, `last.safetensors`
-//! (weights, Adam moments and the training state, so `--resume` continues exactly), `test_report.json` and
+//! (weights, Adam moments and the training state, so a resumed run continues exactly), `test_report.json` and
 //! `predictions.json`.
 //!
 //! CPU training is ~25% faster with two process-wide settings that a library must not make on its own: call
@@ -11,15 +11,17 @@
 //! as the global allocator for the allocator half).
 //!
 //! ```no_run
-//! use train::{TrainConfig, Data, run};
-//! # fn main() -> train::Result<()> {
+//! use cifar10_train::{TrainConfig, Data, run};
+//! # fn main() -> cifar10_train::Result<()> {
 //! # let (train_set, val, test): (cifar_types::ImageSet, cifar_types::ImageSet, cifar_types::ImageSet) = todo!();
 //! let cfg = TrainConfig::default();
 //! let data = Data { train: train_set, val, test };
-//! let outcome = run(&cfg, &data, std::path::Path::new("runs/demo"), &train::StopFlag::default(), false)?;
+//! let outcome = run(&cfg, &data, std::path::Path::new("runs/demo"), &cifar10_train::StopFlag::default(), false)?;
 //! println!("{:?}", outcome.test_report.map(|r| r.accuracy));
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod averaging;
 pub mod bench;

@@ -4,7 +4,7 @@
 //! use candle_core::{Device, Tensor};
 //! let logits = Tensor::new(&[[2.0f32, 0.0], [0.0, 2.0]], &Device::Cpu).unwrap();
 //! let labels = Tensor::new(&[0u32, 0], &Device::Cpu).unwrap();
-//! let l = train::loss::cross_entropy(&logits, &labels, 0.0).unwrap().to_scalar::<f32>().unwrap();
+//! let l = cifar10_train::loss::cross_entropy(&logits, &labels, 0.0).unwrap().to_scalar::<f32>().unwrap();
 //! assert!((l - 1.1269).abs() < 1e-3);
 //! ```
 

@@ -30,7 +30,7 @@ const PURGE_DELAY_MS: std::ffi::c_long = -1;
 ///
 /// ```no_run
 /// // SAFETY: first thing in main, while the process has one thread.
-/// unsafe { train::tune_cpu_process(false) };
+/// unsafe { cifar10_train::tune_cpu_process(false) };
 /// ```
 ///
 /// # Safety

@@ -9,22 +9,32 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// `config.json`: the run's [`TrainConfig`].
     pub const CONFIG: &'static str = run_files::CONFIG;
+    /// `history.json`: every finished epoch's metrics.
     pub const HISTORY: &'static str = run_files::HISTORY;
+    /// `metrics.csv`: the same metrics, one row per epoch.
     pub const METRICS: &'static str = run_files::METRICS;
+    /// `best.safetensors`: the run's model (chosen by the checkpoint policy) with its metadata.
     pub const BEST: &'static str = run_files::BEST;
+    /// `last.safetensors`: weights, buffers, optimizer state, weight average and training state, to resume from.
     pub const LAST: &'static str = run_files::LAST;
+    /// `test_report.json`: the run's model evaluated on the test set.
     pub const TEST_REPORT: &'static str = run_files::TEST_REPORT;
+    /// `predictions.json`: every test image's class probabilities.
     pub const PREDICTIONS: &'static str = run_files::PREDICTIONS;
 
+    /// The run directory at `path` (nothing is read or created yet).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
 
+    /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The path of the file `name` in the directory, e.g. `file(RunDir::BEST)`.
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
@@ -91,10 +101,12 @@ impl RunDir {
         Ok(())
     }
 
+    /// Reads `history.json`.
     pub fn read_history(&self) -> Result<History> {
         Ok(atomic::read_json(&self.file(Self::HISTORY))?)
     }
 
+    /// Writes `test_report.json` and `predictions.json`, each atomically.
     pub fn write_test(&self, report: &TestReport, predictions: &Predictions) -> Result<()> {
         atomic::write_json(&self.file(Self::TEST_REPORT), report)?;
         atomic::write_json(&self.file(Self::PREDICTIONS), predictions)?;

@@ -1,7 +1,7 @@
 //! Learning-rate schedules, evaluated per optimizer step.
 //!
 //! ```
-//! use train::Schedule;
+//! use cifar10_train::Schedule;
 //! assert_eq!(Schedule::Constant.lr(1e-3, 0, 100, 0), 1e-3);
 //! let end = Schedule::Cosine.lr(1e-3, 100, 100, 0);
 //! assert!(end < 1e-9);
@@ -41,7 +41,7 @@ pub const LINEAR_END: f64 = 0.07;
 /// `Fn(step, total_steps) -> f64` is one; [`ConfigSchedule`] is what a [`crate::TrainConfig`] describes.
 ///
 /// ```
-/// use train::LrSchedule;
+/// use cifar10_train::LrSchedule;
 /// let halving = |step: usize, _total: usize| 0.1 * 0.5f64.powi((step / 100) as i32);
 /// assert_eq!(halving.lr(250, 1000), 0.025);
 /// ```

@@ -85,11 +85,11 @@ pub(crate) fn save_last(
         ("optimizer".to_string(), opt.name().to_string()),
     ]);
     // The normalization the model trains with is the run's config.json's (written when the run was created).
-    match dir
-        .read_config()
-        .ok()
-        .and_then(|c| serde_json::to_string(&c.augment.normalize).ok())
-    {
+    let config = dir.read_config().ok();
+    if let Some(c) = &config {
+        meta.insert(checkpoint::keys::TTA.to_string(), c.tta.name().to_string());
+    }
+    match config.and_then(|c| serde_json::to_string(&c.augment.normalize).ok()) {
         Some(n) => {
             meta.insert(checkpoint::keys::NORMALIZE.to_string(), n);
         }

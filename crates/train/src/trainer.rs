@@ -105,8 +105,8 @@ pub struct StepOutput {
 /// describes and may be replaced.
 ///
 /// ```no_run
-/// # fn main() -> train::Result<()> {
-/// use train::{TrainConfig, TrainerBuilder, optim::{Sgd, SgdConfig, ParamGroup}};
+/// # fn main() -> cifar10_train::Result<()> {
+/// use cifar10_train::{TrainConfig, TrainerBuilder, optim::{Sgd, SgdConfig, ParamGroup}};
 /// let net = model::CnnDnn::new(&candle_core::Device::Cpu, 1)?;
 /// let cfg = TrainConfig { epochs: 2, ..TrainConfig::default() };
 /// let params = model::Classifier::params(&net).iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
@@ -117,7 +117,7 @@ pub struct StepOutput {
 ///     .optimizer(Box::new(sgd))
 ///     .schedule(|step: usize, total: usize| 0.05 * (1.0 - step as f64 / total as f64))
 ///     .build()?;
-/// # let data: train::Data = todo!();
+/// # let data: cifar10_train::Data = todo!();
 /// let outcome = trainer.fit(&data)?;
 /// # Ok(()) }
 /// ```
@@ -258,7 +258,6 @@ impl<'m> TrainerBuilder<'m> {
             setting: "averaging",
             message,
         })?;
-        let average = WeightAverage::new(averaging, self.model)?;
         let early_stopping = self.early_stopping.unwrap_or_else(|| {
             Box::new(ValLossPatience {
                 patience: self.cfg.patience,
@@ -274,7 +273,8 @@ impl<'m> TrainerBuilder<'m> {
             resume: self.resume,
             optimizer,
             schedule: self.schedule,
-            average,
+            averaging,
+            average: None,
             checkpoint: self.checkpoint,
             early_stopping,
             callbacks: self.callbacks,
@@ -308,6 +308,8 @@ pub struct Trainer<'m> {
     resume: bool,
     optimizer: Box<dyn Optimizer>,
     schedule: Option<Box<dyn LrSchedule>>,
+    averaging: Averaging,
+    /// The running average, made once the weights it starts from exist (after the data-dependent init).
     average: Option<WeightAverage>,
     checkpoint: Box<dyn CheckpointPolicy>,
     early_stopping: Box<dyn EarlyStoppingPolicy>,
@@ -382,6 +384,7 @@ impl<'m> Trainer<'m> {
     /// run's seed, the epoch and the batch), the loss (label smoothing, mean or sum), backward, the optimizer
     /// update and the weight average. The batch is the epoch's next one (its index goes up by one).
     pub fn step(&mut self, x: &Tensor, y: &Tensor) -> Result<StepOutput> {
+        self.ensure_average()?;
         let epoch = self.state.epoch;
         let batch = self.state.next_batch;
         let step = (epoch - 1) * self.plan.steps_per_epoch + batch;
@@ -438,6 +441,7 @@ impl<'m> Trainer<'m> {
         }
         self.plan(data.train.len())?;
         if self.resume {
+            self.ensure_average()?;
             let dir = self.dir.as_ref().ok_or_else(|| {
                 Error::Config("resuming needs the run directory (TrainerBuilder::run_dir)".into())
             })?;
@@ -453,6 +457,8 @@ impl<'m> Trainer<'m> {
                 dir.create(&self.cfg)?;
             }
             init_from_data(self.model, &data.train, &self.cfg)?;
+            // The average starts from the initialised weights (airbench's whitening filters included).
+            self.ensure_average()?;
         }
         self.started = true;
         let start = RunStart {
@@ -637,6 +643,14 @@ impl<'m> Trainer<'m> {
         })
     }
 
+    /// Makes the weight average from the model's current weights, once.
+    fn ensure_average(&mut self) -> Result<()> {
+        if self.average.is_none() && self.averaging != Averaging::None {
+            self.average = WeightAverage::new(self.averaging, self.model)?;
+        }
+        Ok(())
+    }
+
     fn save_last(&mut self, epoch: usize) -> Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
@@ -739,6 +753,10 @@ fn save_best(
         .map_err(|e| Error::Config(format!("cannot serialise the normalization: {e}")))?;
     let mut meta = vec![
         (crate::NORMALIZE_KEY.to_string(), normalize),
+        (
+            model::checkpoint::keys::TTA.to_string(),
+            cfg.tta.name().to_string(),
+        ),
         ("epoch".to_string(), m.epoch.to_string()),
     ];
     if m.val_acc.is_finite() {

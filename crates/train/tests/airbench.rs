@@ -5,8 +5,8 @@
 mod common;
 
 use candle_core::Device;
+use cifar10_train::{Data, RunDir, StopFlag, TrainConfig, run_model};
 use model::{AirBench94, Classifier};
-use train::{Data, RunDir, StopFlag, TrainConfig, run_model};
 
 fn small() -> AirBench94 {
     AirBench94::with_widths(&Device::Cpu, 5, [8, 16, 16]).unwrap()
@@ -56,7 +56,10 @@ fn learns_without_validation_and_reports_both_accuracies() {
     let meta = model::checkpoint::read(&out.join(RunDir::BEST), &Device::Cpu)
         .unwrap()
         .metadata;
-    assert!(meta[train::NORMALIZE_KEY].contains("0.4914"), "{meta:?}");
+    assert!(
+        meta[cifar10_train::NORMALIZE_KEY].contains("0.4914"),
+        "{meta:?}"
+    );
 }
 
 #[test]

@@ -5,8 +5,8 @@ mod common;
 use augment::{Normalize, hflip};
 use candle_core::Device;
 use cifar_types::{IMAGE_BYTES, ImageSet};
+use cifar10_train::{Tta, evaluate};
 use std::sync::Arc;
-use train::{Tta, evaluate};
 
 fn flipped(set: &ImageSet) -> ImageSet {
     let mut px = set.pixels().to_vec();

@@ -3,8 +3,8 @@
 //! committed: the checkpoint's training state has its own compatibility test in `state.rs`), and files that lack
 //! fields added since (every saved struct has `#[serde(default)]`).
 
+use cifar10_train::{RunDir, TrainConfig};
 use std::path::Path;
-use train::{RunDir, TrainConfig};
 
 fn fixture() -> RunDir {
     RunDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-0.1.0"))

@@ -3,7 +3,7 @@
 mod common;
 
 use cifar_types::History;
-use train::{Error, RunDir, StopFlag, run};
+use cifar10_train::{Error, RunDir, StopFlag, run};
 
 fn strip_times(h: &History) -> Vec<(usize, f64, f64, f64, f64, f64)> {
     h.epochs
@@ -109,7 +109,7 @@ fn divergence_is_a_clear_error_and_keeps_good_checkpoints() {
     let data = common::data();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("nan");
-    let cfg = train::TrainConfig {
+    let cfg = cifar10_train::TrainConfig {
         lr: 1e38,
         ..common::tiny_config(2)
     };
@@ -139,9 +139,9 @@ fn resume_of_a_missing_run_is_a_clear_error() {
 fn early_stopping_and_schedule_are_recorded() {
     let data = common::data();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = train::TrainConfig {
+    let cfg = cifar10_train::TrainConfig {
         patience: Some(1),
-        schedule: train::Schedule::Cosine,
+        schedule: cifar10_train::Schedule::Cosine,
         lr: 3e-3,
         ..common::tiny_config(12)
     };

@@ -6,15 +6,15 @@ mod common;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use cifar_types::EpochMetrics;
+use cifar10_train::optim::Optimizer;
+use cifar10_train::{
+    Callback, CheckpointPolicy, Control, EarlyStoppingPolicy, EpochEnd, Outcome, Record, RunDir,
+    RunStart, StepEnd, TrainConfig, TrainerBuilder,
+};
 use model::{Classifier, KernelConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use train::optim::Optimizer;
-use train::{
-    Callback, CheckpointPolicy, Control, EarlyStoppingPolicy, EpochEnd, Outcome, Record, RunDir,
-    RunStart, StepEnd, TrainConfig, TrainerBuilder,
-};
 
 /// Plain SGD written in the test: `θ ← θ − lr·g`, counting its calls.
 struct TestSgd {
@@ -28,7 +28,7 @@ impl Optimizer for TestSgd {
     fn name(&self) -> &'static str {
         "test-sgd"
     }
-    fn step(&mut self, grads: &GradStore) -> train::Result<()> {
+    fn step(&mut self, grads: &GradStore) -> cifar10_train::Result<()> {
         for p in &self.params {
             if let Some(g) = grads.get(p.as_tensor()) {
                 p.set(&(p.as_tensor() - (g * self.lr)?)?)?;
@@ -47,10 +47,15 @@ impl Optimizer for TestSgd {
     fn steps(&self) -> u64 {
         self.steps
     }
-    fn state(&self) -> train::Result<(Vec<(String, Tensor)>, u64)> {
+    fn state(&self) -> cifar10_train::Result<(Vec<(String, Tensor)>, u64)> {
         Ok((Vec::new(), self.steps))
     }
-    fn load_state(&mut self, _: &HashMap<String, Tensor>, s: u64, _: &Path) -> train::Result<()> {
+    fn load_state(
+        &mut self,
+        _: &HashMap<String, Tensor>,
+        s: u64,
+        _: &Path,
+    ) -> cifar10_train::Result<()> {
         self.steps = s;
         Ok(())
     }
@@ -198,6 +203,8 @@ fn replaceable_policies() {
     assert_eq!(o.best_epoch, 1);
     let best = model::checkpoint::read_header(&out.join(RunDir::BEST)).unwrap();
     assert_eq!(best.metadata.get("epoch").map(String::as_str), Some("1"));
+    // The run's model says how it is evaluated (predict and serve use it by default).
+    assert_eq!(best.metadata.get("tta").map(String::as_str), Some("none"));
 }
 
 /// The trainer's step is the benchmark's: driving it by hand on one batch changes the weights, reports the loss
@@ -259,7 +266,7 @@ fn the_config_and_the_models_kernels_must_agree() {
     assert!(
         matches!(
             err,
-            train::Error::Setting {
+            cifar10_train::Error::Setting {
                 setting: "stock_ops",
                 ..
             }

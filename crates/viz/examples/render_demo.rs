@@ -1,4 +1,4 @@
-//! Renders every chart of a synthetic run, to look at them: `cargo run -p viz --example render_demo -- DIR [png|svg] [IMAGES]`.
+//! Renders every chart of a synthetic run, to look at them: `cargo run -p cifar10-viz --example render_demo -- DIR [png|svg] [IMAGES]`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -8,7 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "viz-demo".into()));
     let format = match args.next() {
         Some(f) => f.parse()?,
-        None => viz::Format::Png,
+        None => cifar10_viz::Format::Png,
     };
     let images = match args.next() {
         Some(n) => n.parse()?,
@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let run = common::run(images, 20);
     let made = started.elapsed();
     let started = std::time::Instant::now();
-    for p in viz::render_run(&dir, &run, format)? {
+    for p in cifar10_viz::render_run(&dir, &run, format)? {
         println!("{}", p.display());
     }
     eprintln!(
@@ -26,27 +26,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed()
     );
     let one = dir.join("one_epoch");
-    viz::accuracy_curve(
+    cifar10_viz::accuracy_curve(
         &common::history(1),
-        &viz::chart_path(&dir, "one_epoch_accuracy", format),
+        &cifar10_viz::chart_path(&dir, "one_epoch_accuracy", format),
         format,
     )?;
-    viz::loss_curve(
+    cifar10_viz::loss_curve(
         &common::history(1),
-        &viz::chart_path(&dir, "one_epoch_loss", format),
+        &cifar10_viz::chart_path(&dir, "one_epoch_loss", format),
         format,
     )?;
     let _ = one;
     let two: Vec<String> = vec!["cat".into(), "automobile".into()];
-    viz::confusion_matrix(
+    cifar10_viz::confusion_matrix(
         &[vec![30, 2], vec![5, 0]],
         &two,
         true,
-        &viz::chart_path(&dir, "two_classes", format),
+        &cifar10_viz::chart_path(&dir, "two_classes", format),
         format,
     )?;
     let mut nan = common::history(3);
     nan.epochs[1].val_loss = f64::NAN;
-    viz::loss_curve(&nan, &viz::chart_path(&dir, "nan_loss", format), format)?;
+    cifar10_viz::loss_curve(
+        &nan,
+        &cifar10_viz::chart_path(&dir, "nan_loss", format),
+        format,
+    )?;
     Ok(())
 }

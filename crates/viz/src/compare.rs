@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 
 /// File name of the comparison page.
 pub const COMPARE_FILE: &str = "compare.html";
-/// Chart stems of the comparison.
+/// Chart stem of the overlaid validation accuracy curves; the extension comes from [`Format::extension`].
 pub const COMPARE_VAL_ACCURACY: &str = "compare_val_accuracy";
+/// Chart stem of the overlaid validation loss curves.
 pub const COMPARE_VAL_LOSS: &str = "compare_val_loss";
+/// Chart stem of the per-class test accuracy (recall), one bar per run in each class's group.
 pub const COMPARE_PER_CLASS: &str = "compare_per_class_accuracy";
 
 /// One run of a comparison, as read from its directory by [`load_compared_run`].
@@ -27,10 +29,13 @@ pub const COMPARE_PER_CLASS: &str = "compare_per_class_accuracy";
 pub struct ComparedRun {
     /// The name shown in the charts and the table (the directory's name, made unique by [`compare_runs`]).
     pub label: String,
+    /// The run directory, as given to [`load_compared_run`].
     pub dir: PathBuf,
     /// `config.json`, parsed.
     pub config: serde_json::Value,
+    /// `history.json`.
     pub history: History,
+    /// `test_report.json`, when the run has one.
     pub report: Option<TestReport>,
     /// `run_summary.json` (all fields empty when the run has none). Callers may fill in what it lacks, such as
     /// the parameter and FLOP counts of a registered model.
@@ -83,7 +88,7 @@ impl ComparedRun {
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
-/// let err = viz::load_compared_run(dir.path()).unwrap_err().to_string();
+/// let err = cifar10_viz::load_compared_run(dir.path()).unwrap_err().to_string();
 /// assert!(err.contains("not a training run"), "{err}");
 /// ```
 pub fn load_compared_run(dir: &Path) -> Result<ComparedRun> {
@@ -637,7 +642,7 @@ pub fn write_compare_html(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>CIFAR-10 runs compared</title><style>{STYLE}</style></head><body>\n\
-         <h1>CIFAR-10 runs compared</h1>\n<h2>Summary</h2>\n<table><tr><th>run</th>"
+         <h1>CIFAR-10 runs compared</h1>\n<h2>Summary</h2>\n<div class=\"scroll\"><table><tr><th>run</th>"
     );
     for head in HEADERS {
         let _ = write!(h, "<th>{}</th>", escape(head));
@@ -661,7 +666,7 @@ pub fn write_compare_html(
         h.push_str("</tr>\n");
     }
     h.push_str(
-        "</table>\n<p class=\"note\">MFLOP / image: forward pass, 2 × the multiply-adds of the convolutions and \
+        "</table></div>\n<p class=\"note\">MFLOP / image: forward pass, 2 × the multiply-adds of the convolutions and \
          linear layers. Wall time: the whole <code>cifar train</code> command (data loading, epochs, evaluation) \
          when the run recorded it (<code>run_summary.json</code>), else (≈) the sum of the epochs' times. Train images/s: the mean over the epochs. \
          Best validation accuracy: “—” for runs trained without a validation split. Peak memory: the training \
@@ -702,7 +707,9 @@ pub fn write_compare_html(
         .filter_map(|r| r.report.as_ref().map(|t| (r, t)))
         .collect();
     if let Some((_, first)) = with.first() {
-        h.push_str("<h2>Test accuracy per class (recall)</h2>\n<table><tr><th>class</th>");
+        h.push_str(
+            "<h2>Test accuracy per class (recall)</h2>\n<div class=\"scroll\"><table><tr><th>class</th>",
+        );
         for (r, _) in &with {
             let _ = write!(h, "<th>{}</th>", escape(&r.label));
         }
@@ -715,7 +722,7 @@ pub fn write_compare_html(
             }
             h.push_str("</tr>\n");
         }
-        h.push_str("</table>\n");
+        h.push_str("</table></div>\n");
     }
     h.push_str("<h2>Runs</h2>\n<ul>\n");
     for r in runs {

@@ -19,7 +19,7 @@ use std::path::Path;
 /// let cm = vec![vec![40, 10], vec![5, 45]];
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("confusion_matrix.png");
-/// viz::confusion_matrix(&cm, &names, false, &path, viz::Format::Png).unwrap();
+/// cifar10_viz::confusion_matrix(&cm, &names, false, &path, cifar10_viz::Format::Png).unwrap();
 /// assert!(path.exists());
 /// ```
 pub fn confusion_matrix(

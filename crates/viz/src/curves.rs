@@ -31,7 +31,7 @@ struct Curves<'a> {
 /// let history = History { epochs: vec![e(1, 2.0), e(2, 1.5)] };
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("loss_curve.png");
-/// viz::loss_curve(&history, &path, viz::Format::Png).unwrap();
+/// cifar10_viz::loss_curve(&history, &path, cifar10_viz::Format::Png).unwrap();
 /// assert!(path.exists());
 /// ```
 pub fn loss_curve(history: &History, path: &Path, format: Format) -> Result<()> {
@@ -48,7 +48,7 @@ pub fn loss_curve(history: &History, path: &Path, format: Format) -> Result<()> 
 /// let history = History { epochs: vec![e(1, 0.4), e(2, 0.6)] };
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("accuracy_curve.svg");
-/// viz::accuracy_curve(&history, &path, viz::Format::Svg).unwrap();
+/// cifar10_viz::accuracy_curve(&history, &path, cifar10_viz::Format::Svg).unwrap();
 /// assert!(std::fs::read_to_string(&path).unwrap().contains("<svg"));
 /// ```
 pub fn accuracy_curve(history: &History, path: &Path, format: Format) -> Result<()> {

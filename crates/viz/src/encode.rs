@@ -12,14 +12,16 @@ use std::path::Path;
 /// Output format of a chart.
 ///
 /// ```
-/// use viz::Format;
+/// use cifar10_viz::Format;
 /// assert_eq!(Format::default().extension(), "png");
 /// assert_eq!("svg".parse::<Format>().unwrap(), Format::Svg);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
+    /// A PNG bitmap (the default).
     #[default]
     Png,
+    /// An SVG document.
     Svg,
 }
 

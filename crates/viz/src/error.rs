@@ -5,17 +5,29 @@ use std::path::PathBuf;
 pub enum Error {
     /// plotters failed while drawing a chart.
     #[error("{path}: drawing the chart failed: {message}")]
-    Draw { path: PathBuf, message: String },
+    Draw {
+        /// The chart file being written.
+        path: PathBuf,
+        /// plotters' error message.
+        message: String,
+    },
     /// The rendered bitmap could not be encoded as PNG.
     #[error("{path}: PNG encoding failed: {source}")]
     Png {
+        /// The chart file being written.
         path: PathBuf,
+        /// The PNG encoder's error.
         #[source]
         source: png::EncodingError,
     },
     /// The chart has nothing to show (an empty history, no samples to draw...).
     #[error("{chart}: nothing to draw: {reason}")]
-    NoData { chart: String, reason: String },
+    NoData {
+        /// The chart (e.g. `loss curve`).
+        chart: String,
+        /// What is missing.
+        reason: String,
+    },
     /// Inputs that do not fit together (matrix not square, index out of range, ...).
     #[error("{0}")]
     Invalid(String),
@@ -24,7 +36,12 @@ pub enum Error {
     Font,
     /// A run directory that cannot be used.
     #[error("run directory {path}: {reason}")]
-    RunDir { path: PathBuf, reason: String },
+    RunDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why it cannot be used (missing, or lacking a required file).
+        reason: String,
+    },
     /// File I/O and JSON errors from the shared types (they name the file).
     #[error(transparent)]
     Types(#[from] cifar_types::Error),

@@ -16,10 +16,12 @@
 //! ```
 //! let dir = tempfile::tempdir().unwrap();
 //! cifar_types::atomic::write_json(&dir.path().join("history.json"), &cifar_types::History::default()).unwrap();
-//! let run = viz::load_run(dir.path()).unwrap();
-//! let written = viz::render_run(dir.path(), &run, viz::Format::Png).unwrap();
+//! let run = cifar10_viz::load_run(dir.path()).unwrap();
+//! let written = cifar10_viz::render_run(dir.path(), &run, cifar10_viz::Format::Png).unwrap();
 //! assert_eq!(written, vec![dir.path().join("report.html")]); // nothing to chart yet
 //! ```
+
+#![warn(missing_docs)]
 
 mod compare;
 mod confusion;

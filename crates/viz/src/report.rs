@@ -56,7 +56,8 @@ fn loss(v: f64) -> String {
 
 const STYLE: &str = "body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1250px;\
 color:#222;padding:0 1em}h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}\
-table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .7em;text-align:right}\
+table{border-collapse:collapse;margin:.5em 0;font-size:.92em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}\
+.scroll{overflow-x:auto;max-width:100%}\
 th{background:#f3f6fa}td:first-child,th:first-child{text-align:left}tr.best td{background:#e8f5e9;font-weight:bold}\
 pre{background:#f6f8fa;padding:1em;overflow:auto;border:1px solid #e1e4e8}\
 figure{margin:1.5em 0}figure img,figure svg{max-width:100%;height:auto;border:1px solid #eee}\
@@ -66,10 +67,10 @@ figcaption{color:#555;font-size:.9em}";
 /// base64 data URIs, SVG files inline; other paths, like an earlier report, are ignored). Returns its path.
 ///
 /// ```
-/// let run = viz::RunArtifacts { history: Default::default(), report: None, predictions: None,
+/// let run = cifar10_viz::RunArtifacts { history: Default::default(), report: None, predictions: None,
 ///     test_images: None, config: Some(r#"{"epochs": 0}"#.into()) };
 /// let dir = tempfile::tempdir().unwrap();
-/// let page = viz::write_report_html(dir.path(), &run, &[]).unwrap();
+/// let page = cifar10_viz::write_report_html(dir.path(), &run, &[]).unwrap();
 /// assert!(std::fs::read_to_string(page).unwrap().contains("&quot;epochs&quot;: 0"));
 /// ```
 pub fn write_report_html(

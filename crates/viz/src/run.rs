@@ -16,13 +16,19 @@ pub const PREDICTIONS_FILE: &str = cifar_types::run_files::PREDICTIONS;
 /// The run's configuration (optional, shown verbatim).
 pub const CONFIG_FILE: &str = cifar_types::run_files::CONFIG;
 
-/// Chart file stems; the extension comes from [`Format::extension`].
+/// Chart file stem of [`loss_curve`]; the extension comes from [`Format::extension`].
 pub const LOSS_CURVE: &str = "loss_curve";
+/// Chart file stem of [`accuracy_curve`].
 pub const ACCURACY_CURVE: &str = "accuracy_curve";
+/// Chart file stem of the [`confusion_matrix`] in counts.
 pub const CONFUSION_MATRIX: &str = "confusion_matrix";
+/// Chart file stem of the row-normalized [`confusion_matrix`].
 pub const CONFUSION_MATRIX_NORMALIZED: &str = "confusion_matrix_normalized";
+/// Chart file stem of the [`sample_grid`] of misclassified test images, most confident first.
 pub const MISCLASSIFIED_SAMPLES: &str = "misclassified_samples";
+/// Chart file stem of the [`sample_grid`] of correctly classified test images with the lowest confidence.
 pub const CORRECT_LOW_CONFIDENCE: &str = "correct_low_confidence";
+/// Chart file stem of the [`probability_bars`].
 pub const PREDICTION_PROBABILITIES: &str = "prediction_probabilities";
 
 /// Images per sample grid (5x5).
@@ -33,8 +39,11 @@ pub const PROBABILITY_SAMPLES: usize = 6;
 /// Everything a run directory offers; missing parts are skipped (curves need only the history).
 #[derive(Debug, Clone, Default)]
 pub struct RunArtifacts {
+    /// `history.json`: the per-epoch metrics.
     pub history: History,
+    /// `test_report.json`, when present.
     pub report: Option<TestReport>,
+    /// `predictions.json` (every test image's probabilities), when present.
     pub predictions: Option<Predictions>,
     /// The test images the predictions belong to (same order); [`load_run`] leaves this `None`.
     pub test_images: Option<ImageSet>,
@@ -53,9 +62,9 @@ pub fn chart_path(out_dir: &Path, stem: &str, format: Format) -> PathBuf {
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
-/// assert!(viz::load_run(dir.path()).unwrap_err().to_string().contains("history.json"));
+/// assert!(cifar10_viz::load_run(dir.path()).unwrap_err().to_string().contains("history.json"));
 /// cifar_types::atomic::write_json(&dir.path().join("history.json"), &cifar_types::History::default()).unwrap();
-/// let run = viz::load_run(dir.path()).unwrap();
+/// let run = cifar10_viz::load_run(dir.path()).unwrap();
 /// assert!(run.report.is_none() && run.config.is_none());
 /// ```
 pub fn load_run(run_dir: &Path) -> Result<RunArtifacts> {
@@ -130,9 +139,9 @@ fn class_names(run: &RunArtifacts, n: usize) -> Vec<String> {
 /// use cifar_types::{EpochMetrics, History};
 /// let e = EpochMetrics { epoch: 1, train_loss: 2.0, train_acc: 0.3, val_loss: 1.9, val_acc: 0.32,
 ///     lr: 1e-3, epoch_secs: 10.0, train_images_per_sec: 500.0 };
-/// let run = viz::RunArtifacts { history: History { epochs: vec![e] }, ..Default::default() };
+/// let run = cifar10_viz::RunArtifacts { history: History { epochs: vec![e] }, ..Default::default() };
 /// let dir = tempfile::tempdir().unwrap();
-/// let written = viz::render_run(dir.path(), &run, viz::Format::Png).unwrap();
+/// let written = cifar10_viz::render_run(dir.path(), &run, cifar10_viz::Format::Png).unwrap();
 /// assert_eq!(written.len(), 3); // two curves and report.html
 /// ```
 pub fn render_run(out_dir: &Path, run: &RunArtifacts, format: Format) -> Result<Vec<PathBuf>> {

@@ -77,11 +77,11 @@ fn class_name(images: &ImageSet, c: usize) -> &str {
 /// [`Error::NoData`].
 ///
 /// ```no_run
-/// # fn demo(images: &cifar_types::ImageSet, preds: &cifar_types::Predictions) -> viz::Result<()> {
+/// # fn demo(images: &cifar_types::ImageSet, preds: &cifar_types::Predictions) -> cifar10_viz::Result<()> {
 /// let wrong = preds.misclassified();
 /// let n = wrong.len().min(25);
-/// viz::sample_grid(images, preds, &wrong[..n], "Misclassified test images",
-///     std::path::Path::new("runs/x/misclassified_samples.png"), viz::Format::Png)?;
+/// cifar10_viz::sample_grid(images, preds, &wrong[..n], "Misclassified test images",
+///     std::path::Path::new("runs/x/misclassified_samples.png"), cifar10_viz::Format::Png)?;
 /// # Ok(()) }
 /// ```
 pub fn sample_grid(
@@ -165,7 +165,7 @@ impl Chart for Grid<'_> {
 ///
 /// ```
 /// let preds = cifar_types::Predictions::new(2, vec![1, 1, 0], vec![0.5; 6]).unwrap();
-/// assert_eq!(viz::pick_probability_samples(&preds, 3), vec![2, 0, 1]);
+/// assert_eq!(cifar10_viz::pick_probability_samples(&preds, 3), vec![2, 0, 1]);
 /// ```
 pub fn pick_probability_samples(preds: &Predictions, count: usize) -> Vec<usize> {
     let mut picked: Vec<usize> = (0..preds.classes)
@@ -186,10 +186,10 @@ pub fn pick_probability_samples(preds: &Predictions, count: usize) -> Vec<usize>
 /// probabilities: the true class in green, a wrong top prediction in red, the rest grey.
 ///
 /// ```no_run
-/// # fn demo(images: &cifar_types::ImageSet, preds: &cifar_types::Predictions) -> viz::Result<()> {
-/// let pick = viz::pick_probability_samples(preds, 6);
-/// viz::probability_bars(images, preds, &pick,
-///     std::path::Path::new("runs/x/prediction_probabilities.png"), viz::Format::Png)?;
+/// # fn demo(images: &cifar_types::ImageSet, preds: &cifar_types::Predictions) -> cifar10_viz::Result<()> {
+/// let pick = cifar10_viz::pick_probability_samples(preds, 6);
+/// cifar10_viz::probability_bars(images, preds, &pick,
+///     std::path::Path::new("runs/x/prediction_probabilities.png"), cifar10_viz::Format::Png)?;
 /// # Ok(()) }
 /// ```
 pub fn probability_bars(

@@ -2,8 +2,8 @@
 
 mod common;
 
+use cifar10_viz::{Error, Format};
 use common::*;
-use viz::{Error, Format};
 
 const TRAIN: [u8; 3] = [31, 119, 180];
 const VAL: [u8; 3] = [255, 127, 14];
@@ -28,7 +28,7 @@ fn curves_have_size_both_series_and_best_marker() {
     let dir = tempfile::tempdir().unwrap();
     let h = history(15);
     let loss = dir.path().join("loss_curve.png");
-    viz::loss_curve(&h, &loss, Format::Png).unwrap();
+    cifar10_viz::loss_curve(&h, &loss, Format::Png).unwrap();
     let (w, hgt, rgb) = decode_png(&loss);
     assert_eq!((w, hgt), (1000, 620));
     assert!(distinct_colours(&rgb) > 50, "loss curve looks blank");
@@ -40,7 +40,7 @@ fn curves_have_size_both_series_and_best_marker() {
     );
 
     let acc = dir.path().join("accuracy_curve.png");
-    viz::accuracy_curve(&h, &acc, Format::Png).unwrap();
+    cifar10_viz::accuracy_curve(&h, &acc, Format::Png).unwrap();
     let (_, _, rgb) = decode_png(&acc);
     assert!(count(&rgb, TRAIN) > 500 && count(&rgb, VAL) > 500);
     assert!(count(&rgb, GOOD) > 300, "best epoch is not marked");
@@ -53,11 +53,11 @@ fn empty_history_is_no_data_and_writes_nothing() {
     let p = dir.path().join("loss_curve.png");
     let empty = cifar_types::History::default();
     assert!(matches!(
-        viz::loss_curve(&empty, &p, Format::Png),
+        cifar10_viz::loss_curve(&empty, &p, Format::Png),
         Err(Error::NoData { .. })
     ));
     assert!(matches!(
-        viz::accuracy_curve(&empty, &p, Format::Svg),
+        cifar10_viz::accuracy_curve(&empty, &p, Format::Svg),
         Err(Error::NoData { .. })
     ));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -68,8 +68,8 @@ fn one_epoch_draws_single_points() {
     let dir = tempfile::tempdir().unwrap();
     let h = history(1);
     for (name, f) in [
-        ("l.png", viz::loss_curve as fn(&_, &_, _) -> _),
-        ("a.png", viz::accuracy_curve),
+        ("l.png", cifar10_viz::loss_curve as fn(&_, &_, _) -> _),
+        ("a.png", cifar10_viz::accuracy_curve),
     ] {
         let p = dir.path().join(name);
         f(&h, &p, Format::Png).unwrap();
@@ -101,7 +101,7 @@ fn heatmap_diagonal_is_dark_and_text_contrasts() {
         })
         .collect();
     let p = dir.path().join("cm.png");
-    viz::confusion_matrix(&cm, &names(), false, &p, Format::Png).unwrap();
+    cifar10_viz::confusion_matrix(&cm, &names(), false, &p, Format::Png).unwrap();
     let (w, h, rgb) = decode_png(&p);
     assert!(distinct_colours(&rgb) > 20);
     // The matrix frame is the longest run of its outline colour: find its top edge.
@@ -165,16 +165,18 @@ fn normalized_heatmap_and_bad_matrices() {
     let dir = tempfile::tempdir().unwrap();
     let names2: Vec<String> = vec!["a".into(), "b".into()];
     let p = dir.path().join("n.svg");
-    viz::confusion_matrix(&[vec![3, 1], vec![0, 0]], &names2, true, &p, Format::Svg).unwrap();
+    cifar10_viz::confusion_matrix(&[vec![3, 1], vec![0, 0]], &names2, true, &p, Format::Svg)
+        .unwrap();
     let svg = std::fs::read_to_string(&p).unwrap();
     assert!(svg.contains("<svg") && svg.contains("0.75") && svg.contains("0.25"));
     assert!(svg.contains("Predicted label") && svg.contains("True label"));
 
-    let bad = viz::confusion_matrix(&[vec![1, 2], vec![3]], &names2, false, &p, Format::Png);
+    let bad =
+        cifar10_viz::confusion_matrix(&[vec![1, 2], vec![3]], &names2, false, &p, Format::Png);
     assert!(matches!(bad, Err(Error::Invalid(m)) if m.contains("row 1")));
-    let bad = viz::confusion_matrix(&[vec![1]], &names2, false, &p, Format::Png);
+    let bad = cifar10_viz::confusion_matrix(&[vec![1]], &names2, false, &p, Format::Png);
     assert!(matches!(bad, Err(Error::Invalid(m)) if m.contains("class names")));
-    let bad = viz::confusion_matrix(&[], &[], false, &p, Format::Png);
+    let bad = cifar10_viz::confusion_matrix(&[], &[], false, &p, Format::Png);
     assert!(matches!(bad, Err(Error::NoData { .. })));
 }
 
@@ -196,7 +198,7 @@ fn sample_grid_draws_enlarged_images_and_labels() {
     let p = dir.path().join("grid.png");
     let wrong = preds.misclassified();
     assert!(wrong.len() >= 3);
-    viz::sample_grid(
+    cifar10_viz::sample_grid(
         &solid,
         &preds,
         &wrong[..3],
@@ -217,7 +219,7 @@ fn sample_grid_draws_enlarged_images_and_labels() {
     );
 
     let idx: Vec<usize> = (0..25).collect();
-    viz::sample_grid(&solid, &preds, &idx, "All", &p, Format::Png).unwrap();
+    cifar10_viz::sample_grid(&solid, &preds, &idx, "All", &p, Format::Png).unwrap();
     let (w25, h25, rgb) = decode_png(&p);
     assert_eq!(count(&rgb, [255, 0, 255]), 25 * 128 * 128);
     assert!(
@@ -226,7 +228,7 @@ fn sample_grid_draws_enlarged_images_and_labels() {
     );
 
     let svg = dir.path().join("grid.svg");
-    viz::sample_grid(&images(40), &preds, &idx, "All", &svg, Format::Svg).unwrap();
+    cifar10_viz::sample_grid(&images(40), &preds, &idx, "All", &svg, Format::Svg).unwrap();
     let s = std::fs::read_to_string(&svg).unwrap();
     assert_eq!(s.matches("<image").count(), 25);
     assert!(!s.contains("VIZ-IMAGE"));
@@ -238,15 +240,15 @@ fn sample_inputs_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.png");
     let preds = predictions(20);
-    let r = viz::sample_grid(&images(20), &preds, &[20], "t", &p, Format::Png);
+    let r = cifar10_viz::sample_grid(&images(20), &preds, &[20], "t", &p, Format::Png);
     assert!(matches!(r, Err(Error::Invalid(m)) if m.contains("index 20")));
-    let r = viz::sample_grid(&images(10), &preds, &[0], "t", &p, Format::Png);
+    let r = cifar10_viz::sample_grid(&images(10), &preds, &[0], "t", &p, Format::Png);
     assert!(matches!(r, Err(Error::Invalid(m)) if m.contains("10 images but 20 predictions")));
-    let r = viz::probability_bars(&images(20), &preds, &[], &p, Format::Png);
+    let r = cifar10_viz::probability_bars(&images(20), &preds, &[], &p, Format::Png);
     assert!(matches!(r, Err(Error::NoData { .. })));
     // Labels that disagree: the images are not the predicted set.
     let shifted = images(21).subset(&(1..21).collect::<Vec<_>>());
-    let r = viz::probability_bars(&shifted, &preds, &[0], &p, Format::Png);
+    let r = cifar10_viz::probability_bars(&shifted, &preds, &[0], &p, Format::Png);
     assert!(matches!(r, Err(Error::Invalid(m)) if m.contains("not of the same set")));
     assert!(!p.exists());
 }
@@ -255,11 +257,12 @@ fn sample_inputs_are_checked() {
 fn probability_bars_highlight_true_and_wrong_classes() {
     let dir = tempfile::tempdir().unwrap();
     let preds = predictions(60);
-    let pick = viz::pick_probability_samples(&preds, 6);
+    let pick = cifar10_viz::pick_probability_samples(&preds, 6);
     assert_eq!(pick, vec![0, 1, 2, 3, 4, 5]);
     let wrong = preds.misclassified()[0];
     let p = dir.path().join("bars.png");
-    viz::probability_bars(&magenta(60), &preds, &[pick[0], wrong], &p, Format::Png).unwrap();
+    cifar10_viz::probability_bars(&magenta(60), &preds, &[pick[0], wrong], &p, Format::Png)
+        .unwrap();
     let (w, h, rgb) = decode_png(&p);
     assert!(w > 1000 && h > 200);
     assert_eq!(count(&rgb, [255, 0, 255]), 2 * 128 * 128);
@@ -267,7 +270,7 @@ fn probability_bars_highlight_true_and_wrong_classes() {
     assert!(count(&rgb, BAD) > 200, "the wrong top prediction is red");
 
     let svg = dir.path().join("bars.svg");
-    viz::probability_bars(&images(60), &preds, &pick, &svg, Format::Svg).unwrap();
+    cifar10_viz::probability_bars(&images(60), &preds, &pick, &svg, Format::Svg).unwrap();
     let s = std::fs::read_to_string(&svg).unwrap();
     assert!(s.contains("automobile") && s.contains("probability"));
     assert_eq!(s.matches("<image").count(), 6);
@@ -277,7 +280,7 @@ fn probability_bars_highlight_true_and_wrong_classes() {
 fn svg_curves_contain_labels() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("acc.svg");
-    viz::accuracy_curve(&history(5), &p, Format::Svg).unwrap();
+    cifar10_viz::accuracy_curve(&history(5), &p, Format::Svg).unwrap();
     let s = std::fs::read_to_string(&p).unwrap();
     assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
     for label in [
@@ -298,13 +301,13 @@ fn non_finite_values_are_left_out() {
     let mut h = history(4);
     h.epochs[2].val_loss = f64::NAN;
     h.epochs[3].train_loss = f64::INFINITY;
-    viz::loss_curve(&h, &p, Format::Png).unwrap();
+    cifar10_viz::loss_curve(&h, &p, Format::Png).unwrap();
     let (_, _, rgb) = decode_png(&p);
     assert!(count(&rgb, VAL) > 100 && count(&rgb, TRAIN) > 100);
     for e in &mut h.epochs {
         e.train_loss = f64::NAN;
         e.val_loss = f64::NAN;
     }
-    let r = viz::loss_curve(&h, &p, Format::Png);
+    let r = cifar10_viz::loss_curve(&h, &p, Format::Png);
     assert!(matches!(r, Err(Error::NoData { reason, .. }) if reason.contains("NaN")));
 }

@@ -3,9 +3,9 @@
 mod common;
 
 use cifar_types::{History, RunSummary, TestReport, atomic};
+use cifar10_viz::{Error, Format};
 use common::*;
 use std::path::{Path, PathBuf};
-use viz::{Error, Format};
 
 /// A synthetic run directory: `epochs` epochs (validation values NaN when `val` is false), a test report whose
 /// predictions are shifted by `skill`, an optional run summary.
@@ -59,9 +59,9 @@ fn write_run(
     dir
 }
 
-fn load(dirs: &[PathBuf]) -> Vec<viz::ComparedRun> {
+fn load(dirs: &[PathBuf]) -> Vec<cifar10_viz::ComparedRun> {
     dirs.iter()
-        .map(|d| viz::load_compared_run(d).unwrap())
+        .map(|d| cifar10_viz::load_compared_run(d).unwrap())
         .collect()
 }
 
@@ -71,7 +71,7 @@ fn two_runs_of_different_lengths() {
     let a = write_run(root.path(), "cnn", "cnn-dnn", 18, true, 0.05, true);
     let b = write_run(root.path(), "mlp", "mlp", 30, true, -0.2, false);
     let out = root.path().join("cmp");
-    let written = viz::compare_runs(&out, &load(&[a, b]), Format::Png).unwrap();
+    let written = cifar10_viz::compare_runs(&out, &load(&[a, b]), Format::Png).unwrap();
     let names: Vec<String> = written
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -130,7 +130,7 @@ fn five_runs_one_without_validation_svg_too() {
     let out = std::env::var_os("VIZ_COMPARE_DEMO")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.path().join("cmp"));
-    let written = viz::compare_runs(&out, &runs, Format::Png).unwrap();
+    let written = cifar10_viz::compare_runs(&out, &runs, Format::Png).unwrap();
     assert_eq!(written.len(), 4);
     let html = std::fs::read_to_string(out.join("compare.html")).unwrap();
     assert!(html.contains("— (no validation)"));
@@ -138,7 +138,7 @@ fn five_runs_one_without_validation_svg_too() {
     // Epochs as run (config.json's epochs match the history here).
     assert!(html.contains("<td>18</td>") && html.contains("<td>40</td>"));
     assert_eq!(html.matches("<tr><td title=").count(), 5);
-    let svg = viz::compare_runs(&root.path().join("svg"), &runs, Format::Svg).unwrap();
+    let svg = cifar10_viz::compare_runs(&root.path().join("svg"), &runs, Format::Svg).unwrap();
     assert_eq!(svg.len(), 4);
     let html = std::fs::read_to_string(root.path().join("svg/compare.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 3);
@@ -158,7 +158,7 @@ fn only_runs_without_validation_skip_the_curves() {
         false,
     );
     let runs = load(&[a, b]);
-    let written = viz::compare_runs(&root.path().join("cmp"), &runs, Format::Png).unwrap();
+    let written = cifar10_viz::compare_runs(&root.path().join("cmp"), &runs, Format::Png).unwrap();
     assert_eq!(written.len(), 2, "{written:?}");
     let html = std::fs::read_to_string(&written[1]).unwrap();
     // Two runs with the same directory name are told apart.
@@ -174,7 +174,8 @@ fn unfinished_runs_show_their_progress() {
     config["epochs"] = 18.into();
     atomic::write_json(&a.join("config.json"), &config).unwrap();
     std::fs::remove_file(a.join("test_report.json")).unwrap();
-    let written = viz::compare_runs(&root.path().join("cmp"), &load(&[a]), Format::Png).unwrap();
+    let written =
+        cifar10_viz::compare_runs(&root.path().join("cmp"), &load(&[a]), Format::Png).unwrap();
     assert_eq!(
         written.len(),
         3,
@@ -188,13 +189,15 @@ fn unfinished_runs_show_their_progress() {
 fn directories_that_are_not_runs_are_refused() {
     let root = tempfile::tempdir().unwrap();
     let missing = root.path().join("nope");
-    let e = viz::load_compared_run(&missing).unwrap_err();
+    let e = cifar10_viz::load_compared_run(&missing).unwrap_err();
     assert!(matches!(e, Error::RunDir { .. }), "{e}");
     assert!(e.to_string().contains("does not exist"));
 
     let empty = root.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let e = viz::load_compared_run(&empty).unwrap_err().to_string();
+    let e = cifar10_viz::load_compared_run(&empty)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("not a training run") && e.contains("config.json and history.json"),
         "{e}"
@@ -203,30 +206,36 @@ fn directories_that_are_not_runs_are_refused() {
     let half = root.path().join("half");
     std::fs::create_dir_all(&half).unwrap();
     std::fs::write(half.join("history.json"), "{\"epochs\": []}").unwrap();
-    let e = viz::load_compared_run(&half).unwrap_err().to_string();
+    let e = cifar10_viz::load_compared_run(&half)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("config.json is missing"), "{e}");
 
     std::fs::write(half.join("config.json"), "[1, 2]").unwrap();
-    let e = viz::load_compared_run(&half).unwrap_err().to_string();
+    let e = cifar10_viz::load_compared_run(&half)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("JSON object"), "{e}");
 
     std::fs::write(half.join("config.json"), "{ not json").unwrap();
-    let e = viz::load_compared_run(&half).unwrap_err().to_string();
+    let e = cifar10_viz::load_compared_run(&half)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("config.json"), "{e}");
 
     let file = root.path().join("file.txt");
     std::fs::write(&file, "x").unwrap();
-    assert!(viz::load_compared_run(&file).is_err());
+    assert!(cifar10_viz::load_compared_run(&file).is_err());
 
-    assert!(viz::compare_runs(&root.path().join("cmp"), &[], Format::Png).is_err());
+    assert!(cifar10_viz::compare_runs(&root.path().join("cmp"), &[], Format::Png).is_err());
 }
 
 /// report.html: the charts come right after the summary, the long per-epoch table last.
 #[test]
 fn report_puts_charts_first_and_the_epoch_table_last() {
     let dir = tempfile::tempdir().unwrap();
-    viz::render_run(dir.path(), &run(100, 12), Format::Png).unwrap();
-    let html = std::fs::read_to_string(dir.path().join(viz::REPORT_FILE)).unwrap();
+    cifar10_viz::render_run(dir.path(), &run(100, 12), Format::Png).unwrap();
+    let html = std::fs::read_to_string(dir.path().join(cifar10_viz::REPORT_FILE)).unwrap();
     let at = |s: &str| html.find(s).unwrap_or_else(|| panic!("report lacks {s}"));
     assert!(at("<h2>Summary") < at("<h2>Charts"));
     assert!(at("<h2>Charts") < at("<h2>Per-class results"));

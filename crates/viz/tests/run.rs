@@ -2,29 +2,29 @@
 
 mod common;
 
+use cifar10_viz::{Error, Format, RunArtifacts};
 use common::*;
-use viz::{Error, Format, RunArtifacts};
 
 const ALL_CHARTS: [&str; 7] = [
-    viz::LOSS_CURVE,
-    viz::ACCURACY_CURVE,
-    viz::CONFUSION_MATRIX,
-    viz::CONFUSION_MATRIX_NORMALIZED,
-    viz::MISCLASSIFIED_SAMPLES,
-    viz::CORRECT_LOW_CONFIDENCE,
-    viz::PREDICTION_PROBABILITIES,
+    cifar10_viz::LOSS_CURVE,
+    cifar10_viz::ACCURACY_CURVE,
+    cifar10_viz::CONFUSION_MATRIX,
+    cifar10_viz::CONFUSION_MATRIX_NORMALIZED,
+    cifar10_viz::MISCLASSIFIED_SAMPLES,
+    cifar10_viz::CORRECT_LOW_CONFIDENCE,
+    cifar10_viz::PREDICTION_PROBABILITIES,
 ];
 
 #[test]
 fn render_run_writes_every_chart_and_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let run = run(300, 12);
-    let written = viz::render_run(dir.path(), &run, Format::Png).unwrap();
+    let written = cifar10_viz::render_run(dir.path(), &run, Format::Png).unwrap();
     let mut expected: Vec<_> = ALL_CHARTS
         .iter()
-        .map(|s| viz::chart_path(dir.path(), s, Format::Png))
+        .map(|s| cifar10_viz::chart_path(dir.path(), s, Format::Png))
         .collect();
-    expected.push(dir.path().join(viz::REPORT_FILE));
+    expected.push(dir.path().join(cifar10_viz::REPORT_FILE));
     assert_eq!(written, expected);
     for p in &written[..7] {
         let (w, h, rgb) = decode_png(p);
@@ -59,7 +59,7 @@ fn render_run_writes_every_chart_and_the_report() {
 #[test]
 fn render_run_svg_inlines_charts() {
     let dir = tempfile::tempdir().unwrap();
-    let written = viz::render_run(dir.path(), &run(100, 3), Format::Svg).unwrap();
+    let written = cifar10_viz::render_run(dir.path(), &run(100, 3), Format::Svg).unwrap();
     assert_eq!(written.len(), 8);
     assert!(written[..7].iter().all(|p| p.extension().unwrap() == "svg"));
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
@@ -76,7 +76,7 @@ fn missing_parts_are_skipped() {
     let mut r = run(50, 2);
     r.test_images = None;
     r.report = None;
-    let written = viz::render_run(dir.path(), &r, Format::Png).unwrap();
+    let written = cifar10_viz::render_run(dir.path(), &r, Format::Png).unwrap();
     let names: Vec<String> = written
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -99,7 +99,7 @@ fn missing_parts_are_skipped() {
         ..Default::default()
     };
     let out = dir.path().join("empty");
-    let written = viz::render_run(&out, &empty, Format::Png).unwrap();
+    let written = cifar10_viz::render_run(&out, &empty, Format::Png).unwrap();
     assert_eq!(written, vec![out.join("report.html")]);
     let html = std::fs::read_to_string(&written[0]).unwrap();
     assert!(html.contains("No epochs and no test report yet"));
@@ -121,7 +121,7 @@ fn all_correct_predictions_skip_the_mistake_grid() {
         test_images: Some(images(n)),
         ..Default::default()
     };
-    let written = viz::render_run(dir.path(), &r, Format::Png).unwrap();
+    let written = cifar10_viz::render_run(dir.path(), &r, Format::Png).unwrap();
     assert!(
         !written
             .iter()
@@ -145,7 +145,7 @@ fn load_run_reads_what_training_writes() {
     cifar_types::atomic::write_json(&at("predictions.json"), r.predictions.as_ref().unwrap())
         .unwrap();
     std::fs::write(dir.path().join("config.json"), r.config.as_deref().unwrap()).unwrap();
-    let loaded = viz::load_run(dir.path()).unwrap();
+    let loaded = cifar10_viz::load_run(dir.path()).unwrap();
     assert_eq!(loaded.history, r.history);
     assert_eq!(loaded.report, r.report);
     assert_eq!(loaded.predictions, r.predictions);
@@ -155,7 +155,7 @@ fn load_run_reads_what_training_writes() {
     // Optional files are optional.
     std::fs::remove_file(dir.path().join("predictions.json")).unwrap();
     std::fs::remove_file(dir.path().join("config.json")).unwrap();
-    let loaded = viz::load_run(dir.path()).unwrap();
+    let loaded = cifar10_viz::load_run(dir.path()).unwrap();
     assert!(loaded.predictions.is_none() && loaded.config.is_none() && loaded.report.is_some());
 }
 
@@ -163,15 +163,15 @@ fn load_run_reads_what_training_writes() {
 fn bad_run_directories_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-run");
-    let e = viz::load_run(&missing).unwrap_err();
+    let e = cifar10_viz::load_run(&missing).unwrap_err();
     assert!(matches!(e, Error::RunDir { .. }));
     assert!(e.to_string().contains("no-such-run"), "{e}");
 
-    let e = viz::load_run(dir.path()).unwrap_err();
+    let e = cifar10_viz::load_run(dir.path()).unwrap_err();
     assert!(e.to_string().contains("history.json is missing"), "{e}");
 
     std::fs::write(dir.path().join("history.json"), b"{ not json").unwrap();
-    let e = viz::load_run(dir.path()).unwrap_err().to_string();
+    let e = cifar10_viz::load_run(dir.path()).unwrap_err().to_string();
     assert!(
         e.contains("history.json") && e.contains("invalid JSON"),
         "{e}"
@@ -183,7 +183,7 @@ fn bad_run_directories_are_clear_errors() {
         br#"{"classes":2,"labels":[0],"probs":[1.0]}"#,
     )
     .unwrap();
-    let e = viz::load_run(dir.path()).unwrap_err().to_string();
+    let e = cifar10_viz::load_run(dir.path()).unwrap_err().to_string();
     assert!(
         e.contains("predictions.json") && e.contains("1 probabilities for 1 labels"),
         "{e}"

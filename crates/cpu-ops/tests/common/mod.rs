@@ -147,7 +147,8 @@ pub fn check_fused_fd(label: &str, c: &FusedFd, tol: f32) {
     let wt = var(&Tensor::from_vec(wv.clone(), (co, ci, 3, 3), &dev).unwrap());
     let b = var(&Tensor::from_vec(bv.clone(), co, &dev).unwrap());
     let r = Tensor::from_vec(rv.clone(), (n, co, h / 2, w / 2), &dev).unwrap();
-    let y = cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
+    let y =
+        candle_cpu_ops::conv3x3_relu_pool(x.as_tensor(), wt.as_tensor(), b.as_tensor()).unwrap();
     assert!(flat(&y).contains(&0.0) && flat(&y).iter().any(|&v| v > 0.0));
     let grads = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
     let (x64, w64, b64, r64) = (to64(&xv), to64(&wv), to64(&bv), to64(&rv));

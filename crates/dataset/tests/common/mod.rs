@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES};
-use dataset::{BATCH_DIR, Layout, META_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES};
+use cifar10_dataset::{BATCH_DIR, Layout, META_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

@@ -32,16 +32,16 @@ pub struct TestServer {
     pub checkpoint: PathBuf,
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<serve::Result<()>>>,
+    thread: Option<std::thread::JoinHandle<cifar10_serve::Result<()>>>,
 }
 
 impl TestServer {
     /// Starts a server for a fresh checkpoint in a temp dir; `prepare` may add run files before it starts.
-    pub fn start_with(config: serve::Config, prepare: impl FnOnce(&Path)) -> Self {
+    pub fn start_with(config: cifar10_serve::Config, prepare: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let checkpoint = make_checkpoint(dir.path());
         prepare(dir.path());
-        let config = serve::Config {
+        let config = cifar10_serve::Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..config
         };
@@ -55,7 +55,7 @@ impl TestServer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let server = match serve::Server::bind(session(&ckpt), config).await {
+                let server = match cifar10_serve::Server::bind(session(&ckpt), config).await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(Err(e.to_string()));
@@ -81,12 +81,12 @@ impl TestServer {
         }
     }
 
-    pub fn start(config: serve::Config) -> Self {
+    pub fn start(config: cifar10_serve::Config) -> Self {
         Self::start_with(config, |_| {})
     }
 
     /// Sends the shutdown signal and waits for `Server::run` to return; its result.
-    pub fn stop(&mut self) -> serve::Result<()> {
+    pub fn stop(&mut self) -> cifar10_serve::Result<()> {
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }

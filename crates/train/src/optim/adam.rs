@@ -17,9 +17,13 @@ use std::sync::Mutex;
 /// Adam hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
+    /// The learning rate (default 1e-3); [`Optimizer::set_lr`] changes it.
     pub lr: f64,
+    /// Decay of the first-moment (mean gradient) estimate (default 0.9).
     pub beta1: f64,
+    /// Decay of the second-moment (squared gradient) estimate (default 0.999).
     pub beta2: f64,
+    /// Added to the bias-corrected square root of the second moment, against division by zero (default 1e-8).
     pub eps: f64,
     /// Decoupled weight decay (AdamW): `θ ← θ·(1 − lr·wd)` before the Adam step; 0 is plain Adam.
     pub weight_decay: f64,
@@ -107,10 +111,11 @@ struct Slot {
     moments: Moments,
 }
 
-/// The optimizer.
+/// The optimizer: Adam's moments for every parameter and the step count.
 pub struct Adam {
     slots: Vec<Slot>,
     step: u64,
+    /// The hyper-parameters; `lr` is the current learning rate.
     pub config: AdamConfig,
 }
 
@@ -151,12 +156,9 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
+    /// `adam`, with or without (decoupled) weight decay: the name `config.json` (`optimizer`) and the reports use.
     fn name(&self) -> &'static str {
-        if self.config.weight_decay > 0.0 {
-            "adamw"
-        } else {
-            "adam"
-        }
+        "adam"
     }
 
     fn set_lr(&mut self, lr: f64) {

@@ -20,7 +20,7 @@ use std::path::Path;
 
 /// A first-order optimizer over named parameters.
 pub trait Optimizer: Send {
-    /// A short name for logs (`adam`, `adamw`, `sgd`).
+    /// A short name for logs and checkpoints (`adam`, `sgd`: as `TrainConfig::optimizer` names them).
     fn name(&self) -> &'static str;
     /// One update from the gradients in `grads`; parameters without a gradient (frozen this step) are left alone.
     fn step(&mut self, grads: &GradStore) -> Result<()>;

@@ -15,15 +15,20 @@ use std::sync::Mutex;
 pub struct SgdConfig {
     /// Base learning rate (a group's rate is this times its `lr_scale`).
     pub lr: f64,
+    /// The momentum factor μ (0: plain SGD).
     pub momentum: f64,
+    /// Nesterov momentum: each step is `d + μ·b` instead of `b`.
     pub nesterov: bool,
 }
 
 /// A set of parameters with its own learning-rate scale and (coupled, PyTorch-style) weight decay.
 #[derive(Debug, Clone)]
 pub struct ParamGroup {
+    /// The parameters with their names (which key the saved state, `sgd.momentum.<name>`).
     pub params: Vec<(String, Var)>,
+    /// Multiplies the base learning rate for these parameters.
     pub lr_scale: f64,
+    /// Coupled weight decay: `wd·θ` is added to the gradient before the momentum.
     pub weight_decay: f64,
 }
 
@@ -97,10 +102,13 @@ struct Slot {
 pub struct Sgd {
     slots: Vec<Slot>,
     step: u64,
+    /// The hyper-parameters; `lr` is the current base learning rate.
     pub config: SgdConfig,
 }
 
 impl Sgd {
+    /// SGD over `groups`, with zero momentum buffers. The values are not checked; it fails only when a buffer
+    /// cannot be allocated on a parameter's device.
     pub fn new(groups: Vec<ParamGroup>, config: SgdConfig) -> Result<Self> {
         let mut slots = Vec::new();
         for g in groups {

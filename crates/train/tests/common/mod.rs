@@ -2,9 +2,9 @@
 #![allow(dead_code)] // each test binary uses its own subset of the helpers
 
 use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar10_train::{Data, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use train::{Data, TrainConfig};
 
 /// `n` images whose class decides the colour of a centred blob (robust to flips and small crops), with noise.
 pub fn synthetic(n: usize, seed: u64) -> ImageSet {

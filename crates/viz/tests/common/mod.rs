@@ -4,7 +4,7 @@
 use cifar_types::{
     CLASS_NAMES, EpochMetrics, History, IMAGE_BYTES, IMAGE_SIDE, ImageSet, Predictions, TestReport,
 };
-use viz::RunArtifacts;
+use cifar10_viz::RunArtifacts;
 
 pub fn names() -> Vec<String> {
     CLASS_NAMES.iter().map(|s| s.to_string()).collect()
