@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use predict::{DecodeLimits, Ranked, Session};
+use predict::{DecodeLimits, Ranked};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::io::Write;
@@ -91,16 +91,8 @@ pub fn predict_cmd(a: PredictArgs) -> Result<ExitCode> {
         bail!("--top-k: expected at least 1, found 0");
     }
     let t0 = Instant::now();
-    let (device, desc, kernels) = a.compute.open(false)?;
-    let session = Session::load(&a.checkpoint, &device, predict::Tta::None)
-        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?
-        .with_kernels(kernels)
-        .context("--precision")?;
-    // By default the checkpoint's own evaluation (the TTA its test accuracy was measured with).
-    let tta = a
-        .tta
-        .apply(session.meta().eval_tta.unwrap_or(predict::Tta::None))?;
-    let session = session.with_tta(tta);
+    let (session, desc) = crate::shared_args::open_session(&a.checkpoint, &a.compute, &a.tta)?;
+    let tta = session.tta();
     let meta = session.meta();
     let top_k = a.top_k.min(meta.class_names.len());
     let crop = predict::Crop::from(a.crop);

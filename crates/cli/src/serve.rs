@@ -88,16 +88,8 @@ pub fn serve_cmd(a: ServeArgs) -> Result<ExitCode> {
         }
         e => e.into(),
     })?;
-    let (device, desc, kernels) = a.compute.open(false)?;
-    let session = predict::Session::load(&a.checkpoint, &device, predict::Tta::None)
-        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?
-        .with_kernels(kernels)
-        .context("--precision")?;
-    // By default the checkpoint's own evaluation (the TTA its test accuracy was measured with).
-    let tta = a
-        .tta
-        .apply(session.meta().eval_tta.unwrap_or(predict::Tta::None))?;
-    let session = session.with_tta(tta);
+    let (session, desc) = crate::shared_args::open_session(&a.checkpoint, &a.compute, &a.tta)?;
+    let tta = session.tta();
     let model_name = session.model_name();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))

@@ -81,6 +81,23 @@ impl TtaArgs {
     }
 }
 
+/// The checkpoint's classifier session for `predict` and `serve`: on the `--device` with the `--precision` kernels,
+/// with the TTA the flags ask for on top of the checkpoint's own evaluation (the TTA its test accuracy was measured
+/// with; none for a checkpoint that does not say). Returns it with the device's description.
+pub fn open_session(
+    checkpoint: &std::path::Path,
+    compute: &ComputeArgs,
+    tta: &TtaArgs,
+) -> Result<(predict::Session, String)> {
+    let (device, desc, kernels) = compute.open(false)?;
+    let session = predict::Session::load(checkpoint, &device, predict::Tta::None)
+        .with_context(|| format!("--checkpoint {}", checkpoint.display()))?
+        .with_kernels(kernels)
+        .context("--precision")?;
+    let tta = tta.apply(session.meta().eval_tta.unwrap_or(predict::Tta::None))?;
+    Ok((session.with_tta(tta), desc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

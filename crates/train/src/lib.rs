@@ -33,6 +33,7 @@ pub mod loss;
 pub mod optim;
 mod policies;
 mod process;
+mod run;
 mod run_dir;
 pub mod schedule;
 mod state;
@@ -48,11 +49,11 @@ pub use policies::{
     ValLossPatience,
 };
 pub use process::tune_cpu_process;
+pub use run::{build_model, build_optimizer, run, run_model};
 pub use run_dir::RunDir;
 pub use schedule::{ConfigSchedule, LrSchedule, Schedule};
 pub use trainer::{
-    Data, EpochEndKind, Outcome, Plan, StepOutput, StopFlag, Trainer, TrainerBuilder, build_model,
-    build_optimizer, run, run_model,
+    Data, EpochEndKind, Outcome, Plan, StepOutput, StopFlag, Trainer, TrainerBuilder,
 };
 
 /// The metadata key of `best.safetensors` and `last.safetensors` holding the input normalization (JSON

@@ -5,20 +5,21 @@
 
 use crate::averaging::{Averaging, WeightAverage};
 use crate::callback::{Callback, Control, EpochEnd, RunStart, StepEnd};
-use crate::config::{LossReduction, OptimizerKind};
+use crate::config::LossReduction;
 use crate::evaluate::{Tta, evaluate};
 use crate::loss::cross_entropy;
-use crate::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd, SgdConfig};
+use crate::optim::Optimizer;
 use crate::policies::{
     BestValidationAccuracy, CheckpointPolicy, EarlyStoppingPolicy, Record, ValLossPatience,
 };
+use crate::run::build_optimizer;
 use crate::schedule::{ConfigSchedule, LrSchedule};
 use crate::state::{TrainState, load_last, save_last};
 use crate::{Error, Result, RunDir, TrainConfig};
 use augment::{EpochPlan, Loader, batch_seed, batch_to_tensor};
 use candle_core::{D, DType, Tensor};
 use cifar_types::{EpochMetrics, ImageSet, TestReport};
-use model::{Classifier, Mode, checkpoint, registry};
+use model::{Classifier, Mode, checkpoint};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -287,6 +288,7 @@ impl<'m> TrainerBuilder<'m> {
                 epochs: 1,
             },
             started: false,
+            sets: None,
         })
     }
 }
@@ -319,6 +321,8 @@ pub struct Trainer<'m> {
     state: TrainState,
     plan: Plan,
     started: bool,
+    /// The training and validation images, shared with the batch loader (made once, in [`Trainer::start`]).
+    sets: Option<(Arc<ImageSet>, Arc<ImageSet>)>,
 }
 
 /// How an epoch ended.
@@ -461,6 +465,7 @@ impl<'m> Trainer<'m> {
             self.ensure_average()?;
         }
         self.started = true;
+        self.sets = Some((Arc::new(data.train.clone()), Arc::new(data.val.clone())));
         let start = RunStart {
             model: self.model.name(),
             parameters: self.model.params().count(),
@@ -491,11 +496,14 @@ impl<'m> Trainer<'m> {
 
     /// Trains the next epoch (or the rest of one, when resuming), validates, applies the policies, writes
     /// `last.safetensors` and the history, and tells the callbacks.
-    pub fn epoch(&mut self, data: &Data, train: &Arc<ImageSet>) -> Result<EpochEndKind> {
+    pub fn epoch(&mut self, data: &Data) -> Result<EpochEndKind> {
         self.start(data)?;
         if self.is_finished() {
             return Ok(EpochEndKind::Finished);
         }
+        let Some((train, val)) = self.sets.clone() else {
+            return Err(Error::Config("the trainer did not start".into()));
+        };
         let Plan {
             steps_per_epoch,
             total_steps,
@@ -565,12 +573,12 @@ impl<'m> Trainer<'m> {
         if last_epoch && let Some(a) = self.average.as_mut() {
             a.finish(self.model)?;
         }
-        let (val_loss, val_acc) = if data.val.is_empty() {
+        let (val_loss, val_acc) = if val.is_empty() {
             (f64::NAN, f64::NAN)
         } else {
             let v = evaluate(
                 self.model,
-                &Arc::new(data.val.clone()),
+                &val,
                 self.cfg.eval_batch_size,
                 self.cfg.augment.normalize,
                 self.cfg.tta,
@@ -730,10 +738,9 @@ impl<'m> Trainer<'m> {
     /// Runs the whole training: epochs until the plan, the early-stopping policy, a callback or the stop flag
     /// ends it, then [`Trainer::finish`].
     pub fn fit(mut self, data: &Data) -> Result<Outcome> {
-        let train = Arc::new(data.train.clone());
         self.start(data)?;
         loop {
-            match self.epoch(data, &train)? {
+            match self.epoch(data)? {
                 EpochEndKind::Continue => {}
                 EpochEndKind::Finished => return self.finish(data, false),
                 EpochEndKind::Interrupted => return self.finish(data, true),
@@ -764,94 +771,6 @@ fn save_best(
     }
     checkpoint::save_model(model, path, meta.into_iter().collect())?;
     Ok(())
-}
-
-/// The registered model `cfg.model` on the device `cfg.device` names, with the kernel settings of `cfg`
-/// (`precision`, `stock_ops`), initialised from `cfg.seed`; with a one-line description of the device.
-pub fn build_model(cfg: &TrainConfig) -> Result<(Box<dyn Classifier>, String)> {
-    cfg.validate()?;
-    let (device, device_desc) = model::device::select(&cfg.device)?;
-    let kernels = model::device::kernels(&device, cfg.precision, cfg.stock_ops)?;
-    let mut model = registry::build(&cfg.model, &device, cfg.seed)?;
-    model.set_kernels(kernels)?;
-    Ok((model, device_desc))
-}
-
-/// Trains the registered model `cfg.model` per `cfg` into `out` (a new run directory, or an existing one with
-/// `resume`), evaluates the run's model on the test set and writes every artifact. With `resume`, `cfg` must be
-/// the run's own config (`RunDir::read_config`). For callbacks, another optimizer, schedule or policy, use
-/// [`build_model`] and [`TrainerBuilder`].
-pub fn run(
-    cfg: &TrainConfig,
-    data: &Data,
-    out: &std::path::Path,
-    stop: &StopFlag,
-    resume: bool,
-) -> Result<Outcome> {
-    let (model, device) = build_model(cfg)?;
-    run_model(model.as_ref(), &device, cfg, data, out, stop, resume)
-}
-
-/// Trains any [`Classifier`] (one of ours or a library user's, built on the device and with the kernel settings it
-/// should train with) per `cfg` into `out`, as [`run`] does; `device` describes the device in the outcome. For
-/// other optimizers, schedules, policies or callbacks use [`TrainerBuilder`].
-pub fn run_model(
-    model: &dyn Classifier,
-    device: &str,
-    cfg: &TrainConfig,
-    data: &Data,
-    out: &std::path::Path,
-    stop: &StopFlag,
-    resume: bool,
-) -> Result<Outcome> {
-    TrainerBuilder::new(model, cfg.clone())
-        .run_dir(out)
-        .resume(resume)
-        .stop_flag(stop.clone())
-        .device_description(device)
-        .build()?
-        .fit(data)
-}
-
-/// The optimizer the config names, over the model's parameters (SGD: normalisation parameters in their own group).
-pub fn build_optimizer(cfg: &TrainConfig, model: &dyn Classifier) -> Result<Box<dyn Optimizer>> {
-    Ok(match cfg.optimizer {
-        OptimizerKind::Adam => Box::new(Adam::new(
-            model.params().iter(),
-            AdamConfig {
-                lr: cfg.lr,
-                weight_decay: cfg.weight_decay,
-                ..Default::default()
-            },
-        )?),
-        OptimizerKind::Sgd => {
-            let (norm, other): (Vec<_>, Vec<_>) = model
-                .params()
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.clone()))
-                .partition(|(n, _)| model.is_norm_param(n));
-            let groups = vec![
-                ParamGroup {
-                    params: norm,
-                    lr_scale: cfg.norm_lr_scale,
-                    weight_decay: cfg.weight_decay / cfg.norm_lr_scale,
-                },
-                ParamGroup {
-                    params: other,
-                    lr_scale: 1.0,
-                    weight_decay: cfg.weight_decay,
-                },
-            ];
-            Box::new(Sgd::new(
-                groups,
-                SgdConfig {
-                    lr: cfg.lr,
-                    momentum: cfg.momentum,
-                    nesterov: cfg.nesterov,
-                },
-            )?)
-        }
-    })
 }
 
 /// Runs the model's data-dependent initialisation on the first `model.init_images()` training images, normalized
