@@ -1,38 +1,9 @@
 /// Errors of the predict crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The file could not be opened or read.
-    #[error("cannot read: {0}")]
-    Read(#[source] std::io::Error),
-    /// The content is not one of the supported image formats (recognised by content, not by name).
-    #[error("not an image: expected PNG, JPEG, BMP, GIF, WebP or TIFF content, found {found}")]
-    NotAnImage {
-        /// What the content is instead: `an empty file` or `unrecognised content (N bytes)`.
-        found: String,
-    },
-    /// The image is larger than the decoder limits allow (a decompression bomb, or simply too big).
-    #[error("too large to decode safely: {detail}")]
-    TooLarge {
-        /// Which limit was exceeded, with the limits in force.
-        detail: String,
-    },
-    /// The content starts like an image of `format` but does not decode (truncated, corrupt).
-    #[error("cannot decode as {format}: {source}")]
-    Decode {
-        /// The format the content was recognised as (its `Debug` name, e.g. `Png`).
-        format: String,
-        /// The `image` crate's error.
-        #[source]
-        source: image::ImageError,
-    },
-    /// The image has no pixels.
-    #[error("an empty image ({width}x{height} pixels)")]
-    EmptyImage {
-        /// Width from the image's header.
-        width: u32,
-        /// Height from the image's header.
-        height: u32,
-    },
+    /// The image could not be decoded (unreadable, not an image, too large, damaged).
+    #[error(transparent)]
+    Image(#[from] imagefile::Error),
     /// Input pixels of the wrong size were handed to [`Session::probabilities`](crate::Session::probabilities).
     #[error("expected {expected} bytes per image (3x32x32 RGB), found {found}")]
     InputSize {
@@ -77,10 +48,12 @@ impl Error {
     /// [`ErrorKind::Corrupt`]), a file read ([`ErrorKind::Io`]) or [`ErrorKind::Internal`].
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Read(_) => ErrorKind::Io,
-            Error::NotAnImage { .. } => ErrorKind::NotAnImage,
-            Error::TooLarge { .. } => ErrorKind::TooLarge,
-            Error::Decode { .. } | Error::EmptyImage { .. } => ErrorKind::Corrupt,
+            Error::Image(e) => match e.kind() {
+                imagefile::ErrorKind::NotAnImage => ErrorKind::NotAnImage,
+                imagefile::ErrorKind::TooLarge => ErrorKind::TooLarge,
+                imagefile::ErrorKind::Corrupt => ErrorKind::Corrupt,
+                imagefile::ErrorKind::Io => ErrorKind::Io,
+            },
             Error::InputSize { .. }
             | Error::ClassCount { .. }
             | Error::Model(_)

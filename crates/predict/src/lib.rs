@@ -1,6 +1,6 @@
 //! Classify a user's own images with a saved CIFAR-10 model: what `cifar predict` and `cifar serve` share.
 //!
-//! Each image (a file, [`load_path`], or bytes in memory, [`load_bytes`]) is decoded with the `image` crate (PNG,
+//! Each image (a file, [`load_path`], or bytes in memory, [`load_bytes`]) is decoded by `cifar10-imagefile` (PNG,
 //! JPEG, BMP, GIF's first frame, WebP, TIFF; any colour type and bit depth; the format recognised by content,
 //! never by name) under [`DecodeLimits`] against decompression bombs, turned upright by its EXIF orientation,
 //! cropped to its centred square ([`Crop::Center`]), converted to 8-bit RGB (grey is replicated, alpha is
@@ -32,15 +32,23 @@
 
 #![warn(missing_docs)]
 
-mod decode;
 mod error;
 mod session;
 
-pub use decode::{
-    Crop, DecodeLimits, INPUT_BYTES, Input, MAX_DECODED_BYTES, MAX_SIDE, SIDE, load_bytes,
-    load_path, to_input,
-};
 pub use error::{Error, ErrorKind, Result};
+pub use imagefile::{
+    Crop, DecodeLimits, INPUT_BYTES, Input, MAX_DECODED_BYTES, MAX_SIDE, SIDE, to_input,
+};
+
+/// Decodes the file `path` into the model's input ([`imagefile::load_path`]).
+pub fn load_path(path: &std::path::Path, crop: Crop, limits: DecodeLimits) -> Result<Input> {
+    Ok(imagefile::load_path(path, crop, limits)?)
+}
+
+/// Decodes an image held in memory into the model's input ([`imagefile::load_bytes`]).
+pub fn load_bytes(bytes: &[u8], crop: Crop, limits: DecodeLimits) -> Result<Input> {
+    Ok(imagefile::load_bytes(bytes, crop, limits)?)
+}
 pub use model::KernelConfig;
 pub use model::infer::Tta;
 pub use session::{Ranked, Session, note_defaults, top_k};

@@ -1,9 +1,9 @@
 //! A loaded model ready to classify decoded images: checkpoint, metadata, normalization and TTA together.
 
 use crate::Tta;
-use crate::decode::{INPUT_BYTES, SIDE};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
+use imagefile::{INPUT_BYTES, SIDE};
 use model::KernelConfig;
 use model::checkpoint::ModelMeta;
 use serde::Serialize;

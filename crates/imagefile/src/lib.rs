@@ -1,7 +1,33 @@
-//! Decoding a user's image (a file or bytes in memory) into the model's 32x32 RGB input.
+//! Decoding a user's image (a file or bytes in memory) into 32x32 RGB pixels, the input of a CIFAR-sized model.
+//!
+//! Each image (a file, [`load_path`], or bytes in memory, [`load_bytes`]) is decoded with the `image` crate (PNG,
+//! JPEG, BMP, GIF's first frame, WebP, TIFF; any colour type and bit depth; the format recognised by content,
+//! never by name) under [`DecodeLimits`] against decompression bombs, turned upright by its EXIF orientation,
+//! cropped to its centred square ([`Crop::Center`]), converted to 8-bit RGB (grey is replicated, alpha is
+//! dropped, 16-bit is rounded to 8-bit), resized to 32x32 with an antialiased triangle (bilinear) filter whose
+//! support widens with the scale factor, so a downscale averages every source pixel under the output pixel
+//! (Pillow's `BILINEAR` resize; an image already 32x32 is not resampled).
+//!
+//! Prediction (`cifar10-predict`) and image-folder data sets (`cifar10-dataset`'s `folder` feature) both decode
+//! through this crate, so a model is trained and queried on the same pixels.
+//!
+//! ```
+//! use cifar10_imagefile::{Crop, DecodeLimits, load_bytes};
+//! let mut png = Vec::new();
+//! image::DynamicImage::new_rgb8(48, 40)
+//!     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+//!     .unwrap();
+//! let input = load_bytes(&png, Crop::Center, DecodeLimits::default()).unwrap();
+//! assert_eq!(input.pixels.len(), 3 * 32 * 32);
+//! ```
 
-use crate::{Error, Result};
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+#![warn(missing_docs)]
+
+mod error;
+
+pub use error::{Error, ErrorKind, Result};
+pub use image::ImageFormat;
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
@@ -204,7 +230,6 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_errors_of_the_right_kind() {
-        use crate::ErrorKind;
         let limits = DecodeLimits::default();
         let kind = |b: &[u8], l| load_bytes(b, Crop::Center, l).unwrap_err().kind();
         assert_eq!(kind(b"", limits), ErrorKind::NotAnImage);
