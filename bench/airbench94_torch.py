@@ -17,17 +17,22 @@ Network (nn.Sequential, so the state_dict keys are `0.weight`, `0.bias`, `2.conv
 Modes:
 
     # full run (9.9 epochs, 476 steps of 1024) on the binary archive, read in place
-    python3 bench/airbench94_torch.py --archive ../shared/data/cifar-10-binary.tar.gz --seed 0 --threads 2
+    python3 bench/airbench94_torch.py --archive path/to/cifar-10-binary.tar.gz --seed 0 --threads 2
     # training smoke test: 2 steps, a small test subset
     python3 bench/airbench94_torch.py --limit-train 2048 --epochs 1 --limit-test 512
-    # throughput on random data: JSON lines for `cargo xtask bench`
-    python3 bench/airbench94_torch.py --bench --batch 1024,256 --steps 3
+    # step throughput (JSON lines for `cargo xtask bench`): real augmented batches of the archive when it exists,
+    # each step timed after --warmup untimed ones; NCHW and channels_last, plus torch.compile rows on request
+    python3 bench/airbench94_torch.py --bench --batch 1024,256 --steps 12 --compile-layouts channels_last
     # evaluate a checkpoint written by the Rust side (safetensors, same keys)
     python3 bench/airbench94_torch.py --load-safetensors runs/x/model.safetensors
 
+PyTorch's allocator matters here: run it as `cargo xtask bench` does (jemalloc preloaded, decay off; see
+docs/performance.md), e.g. LD_PRELOAD=path/to/libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1.
+Every JSON row names the allocator the process actually runs with.
+
 Needs: torch, numpy (and safetensors for --load-safetensors / --save-safetensors).
 """
-import argparse, json, math, tarfile, time
+import argparse, json, math, os, resource, tarfile, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -283,6 +288,7 @@ def train(a):
     print(json.dumps(param_counts(net)), flush=True)
     init_whitening(net[0], normalize(xtr[:WHITEN_IMAGES]))
     net = net.to(memory_format=mf)
+    model = torch.compile(net, dynamic=False) if a.compile else net
     loader = TrainLoader(xtr, ytr, a.batch_size)
     total = math.ceil(len(loader) * a.epochs)
     opt, sched = make_optimizer(net, total)
@@ -297,7 +303,7 @@ def train(a):
         tot_loss, correct, seen = 0.0, 0, 0
         for x, y in loader:
             x = x.contiguous(memory_format=mf)
-            out = net(x)
+            out = model(x)
             loss = loss_fn(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -317,21 +323,23 @@ def train(a):
                 "train_s": train_s}
         if a.epoch_eval:
             tv = time.perf_counter()
-            line["test_acc"], line["test_loss"] = evaluate(net, xte, yte, 0, mf)
+            line["test_acc"], line["test_loss"] = evaluate(model, xte, yte, 0, mf)
             eval_s += time.perf_counter() - tv
         print(json.dumps(line), flush=True)
         if step >= total:
             break
 
     tv = time.perf_counter()
-    acc, loss = evaluate(net, xte, yte, 0, mf)
-    acc_tta, loss_tta = evaluate(net, xte, yte, a.tta_level, mf)
+    acc, loss = evaluate(model, xte, yte, 0, mf)
+    acc_tta, loss_tta = evaluate(model, xte, yte, a.tta_level, mf)
     eval_s += time.perf_counter() - tv
     print(json.dumps({"model": MODEL, "seed": a.seed, "steps": step, "test_acc": acc, "test_loss": loss,
                       "test_acc_tta": acc_tta, "test_loss_tta": loss_tta, "tta_level": a.tta_level,
                       "train_s": train_s, "eval_s": eval_s, "load_s": load_s,
-                      "total_s": time.perf_counter() - t0, "threads": torch.get_num_threads(),
-                      "channels_last": a.channels_last, "torch": torch.__version__}), flush=True)
+                      "total_s": time.perf_counter() - t0, "channels_last": a.channels_last,
+                      "compile": "inductor" if a.compile else "eager",
+                      "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      **torch_config(a.threads)}), flush=True)
     if a.save_safetensors:
         from safetensors.torch import save_file
         state = {k: v.contiguous() for k, v in net.to(memory_format=torch.contiguous_format).state_dict().items()
@@ -342,46 +350,141 @@ def train(a):
 
 # ---------------------------------------------------------------------------------------------- modes
 
+def torch_config(threads):
+    """What this process runs with, as `cargo xtask bench` reports it per row: the allocator actually mapped
+    (not merely asked for), its settings, the thread counts and the versions."""
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except OSError:
+        maps = ""
+    allocator = next((n for n in ("jemalloc", "tcmalloc") if f"lib{n}" in maps), "glibc")
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "threads_asked": threads,
+            "interop_threads": torch.get_num_interop_threads(), "allocator": allocator,
+            "malloc_conf": os.environ.get("MALLOC_CONF", ""), "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""), "mkldnn": torch.backends.mkldnn.is_available()}
+
+
+def bench_batches(a, bs, n):
+    """`n` training batches of `bs` (images in NCHW, labels): real augmented CIFAR-10 batches from the loader of
+    the recipe when the archive is there (random data changes BatchNorm/GELU outputs and max-pool ties), else
+    random normal images. Returns (batches, "cifar10" | "random")."""
+    if a.archive and os.path.isfile(a.archive):
+        if not hasattr(bench_batches, "train"):
+            (bench_batches.train, _) = load(a.archive)
+        xtr, ytr = bench_batches.train
+        loader = TrainLoader(xtr, ytr, bs)
+        out = []
+        while len(out) < n:
+            for batch in loader:
+                out.append(batch)
+                if len(out) == n:
+                    break
+        return out, "cifar10"
+    if a.require_data:
+        raise SystemExit(f"--bench --require-data: no archive at {a.archive}")
+    g = torch.Generator().manual_seed(a.seed)
+    return [(torch.randn(bs, 3, 32, 32, generator=g), torch.randint(0, 10, (bs,), generator=g))
+            for _ in range(n)], "random"
+
+
+def spread(rates):
+    s = sorted(rates)
+    return {"img_per_s": s[len(s) // 2], "img_per_s_min": s[0], "img_per_s_max": s[-1]}
+
+
+def timed(fn, warmup, steps, images):
+    """Runs `fn(i)` `warmup` times untimed, then `steps` times timed one by one; img/s of every step."""
+    warm, rates = [], []
+    for i in range(warmup):
+        t = time.perf_counter()
+        fn(i)
+        warm.append(images / (time.perf_counter() - t))
+    for i in range(steps):
+        t = time.perf_counter()
+        fn(warmup + i)
+        rates.append(images / (time.perf_counter() - t))
+    return warm, rates
+
+
 def bench(a):
-    """Training-step (forward + backward + SGD) and TTA-inference throughput on random data, both layouts."""
+    """Training-step and inference throughput (JSON lines for `cargo xtask bench`): every layout of
+    --layouts in eager mode, and each of --compile-layouts under torch.compile (inductor). Each row times
+    --steps steps one by one after --warmup untimed ones (the first compiled step includes the compilation,
+    reported apart as compile_s) and gives the median step's rate with the slowest and fastest."""
     batches = [int(b) for b in a.batch.split(",") if b]
     infer_batch = a.infer_batch or batches[0]
+    config = torch_config(a.threads)
     print(json.dumps(param_counts(make_net())), flush=True)
-    for layout, mf in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
-        torch.manual_seed(a.seed)
-        net = make_net().to(memory_format=mf)
-        opt, _ = make_optimizer(net, 1000)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING, reduction="sum")
-        net.train()
-        for bs in batches:
-            x = torch.randn(bs, 3, 32, 32).contiguous(memory_format=mf)
-            y = torch.randint(0, 10, (bs,))
+    layouts = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+    rows = [(l, False) for l in a.layouts.split(",") if l]
+    rows += [(l, True) for l in a.compile_layouts.split(",") if l]
+    for layout, compiled in rows:
+        if layout not in layouts:
+            raise SystemExit(f"--layouts/--compile-layouts: expected nchw or channels_last, found {layout!r}")
+        try:
+            bench_layout(a, layout, layouts[layout], compiled, batches, infer_batch, config)
+        except Exception as e:  # a torch.compile that does not work here: say so and go on with the other rows
+            if not compiled:
+                raise
+            print(json.dumps({"bench": "train", "model": MODEL, "batch": batches[0], "layout": layout,
+                              "compile": "inductor", **config, "error": f"{type(e).__name__}: {e}"[:500]}),
+                  flush=True)
 
-            def step():
-                loss = loss_fn(net(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
 
-            for _ in range(a.warmup):
-                step()
-            t = time.perf_counter()
-            for _ in range(a.steps):
-                step()
-            print(json.dumps({"bench": "train", "model": MODEL, "batch": bs, "layout": layout,
-                              "img_per_s": bs * a.steps / (time.perf_counter() - t)}), flush=True)
-        net.eval()
-        x = torch.randn(infer_batch, 3, 32, 32).contiguous(memory_format=mf)
-        for name, level in (("infer", 0), ("infer_tta", a.tta_level)):
-            with torch.no_grad():
-                for _ in range(a.warmup):
-                    logits_tta(net, x, level)
-                t = time.perf_counter()
-                for _ in range(a.steps):
-                    logits_tta(net, x, level)
-                rate = infer_batch * a.steps / (time.perf_counter() - t)
-            print(json.dumps({"bench": name, "model": MODEL, "batch": infer_batch, "layout": layout,
-                              "tta_level": level, "img_per_s": rate}), flush=True)
+def bench_layout(a, layout, mf, compiled, batches, infer_batch, config):
+    torch.manual_seed(a.seed)
+    base = make_net().to(memory_format=mf)
+    net = torch.compile(base, dynamic=False) if compiled else base
+    n_steps = a.warmup + a.steps
+    total = 1000
+    opt, sched = make_optimizer(base, total)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING, reduction="sum")
+    lookahead = Lookahead(base)
+    counter = [0]
+    common = dict(model=MODEL, layout=layout, compile="inductor" if compiled else "eager",
+                  warmup=a.warmup, steps=a.steps, **config)
+    for bs in batches:
+        data, source = bench_batches(a, bs, min(n_steps, 50_000 // bs))
+        data = [(x.contiguous(memory_format=mf), y) for x, y in data]
+        base.train()
+
+        # The step of the real training loop (train() above): forward, summed loss, SGD-Nesterov, the
+        # schedule, the loss and accuracy read back, Lookahead every 5 steps.
+        def step(i):
+            x, y = data[i % len(data)]
+            out = net(x)
+            loss = loss_fn(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss.item(); (out.argmax(1) == y).sum().item()
+            counter[0] += 1
+            if counter[0] % LOOKAHEAD_EVERY == 0:
+                lookahead.update(base, 0.95 ** 5 * (counter[0] / total) ** 3)
+
+        # A compiled row compiles in its first step: at least that one is untimed.
+        warm, rates = timed(step, max(a.warmup, 1) if compiled else a.warmup, a.steps, bs)
+        row = dict(bench="train", batch=bs, data=source, **common, **spread(rates))
+        if compiled:
+            row["compile_s"] = bs / warm[0] - bs / row["img_per_s"] if warm else None
+        row["warmup_img_per_s"] = [round(r, 1) for r in warm]
+        row["step_img_per_s"] = [round(r, 1) for r in rates]
+        print(json.dumps(row), flush=True)
+    base.eval()
+    data, source = bench_batches(a, infer_batch, 1)
+    x = data[0][0].contiguous(memory_format=mf)
+    for name, level in (("infer", 0), ("infer_tta", a.tta_level)):
+        n = a.infer_steps if level == 0 else max(a.infer_steps // 4, 2)
+        with torch.no_grad():
+            warmup = max(a.infer_warmup, 1) if compiled else a.infer_warmup
+            warm, rates = timed(lambda _: logits_tta(net, x, level), warmup, n, infer_batch)
+        row = dict(bench=name, batch=infer_batch, tta_level=level, data=source, **common, **spread(rates))
+        row["warmup"], row["steps"] = warmup, n
+        if compiled:
+            row["compile_s"] = infer_batch / warm[0] - infer_batch / row["img_per_s"] if warm else None
+        print(json.dumps(row), flush=True)
 
 
 def load_checkpoint(a):
@@ -421,11 +524,19 @@ def main():
     ap.add_argument("--epoch-eval", action="store_true", help="also evaluate (no TTA) after every epoch")
     ap.add_argument("--save-safetensors", metavar="PATH", help="write the trained float state_dict")
     ap.add_argument("--load-safetensors", metavar="PATH", help="evaluate this checkpoint instead of training")
-    ap.add_argument("--bench", action="store_true", help="throughput on random data (JSON lines)")
+    ap.add_argument("--compile", action="store_true", help="train under torch.compile (inductor)")
+    ap.add_argument("--bench", action="store_true",
+                    help="step throughput (JSON lines): real CIFAR-10 batches when --archive exists, else random")
+    ap.add_argument("--require-data", action="store_true", help="--bench: fail instead of using random data")
     ap.add_argument("--batch", default="1024,256", help="--bench: training batch sizes, comma-separated")
     ap.add_argument("--infer-batch", type=int, default=0, help="--bench: inference batch [first --batch]")
-    ap.add_argument("--steps", type=int, default=3, help="--bench: timed steps per measurement")
-    ap.add_argument("--warmup", type=int, default=1, help="--bench: untimed steps first")
+    ap.add_argument("--steps", type=int, default=10, help="--bench: timed training steps per row")
+    ap.add_argument("--warmup", type=int, default=6, help="--bench: untimed training steps first")
+    ap.add_argument("--infer-steps", type=int, default=12, help="--bench: timed inference batches (TTA: a quarter)")
+    ap.add_argument("--infer-warmup", type=int, default=3, help="--bench: untimed inference batches first")
+    ap.add_argument("--layouts", default="nchw,channels_last", help="--bench: eager layouts, comma-separated")
+    ap.add_argument("--compile-layouts", default="",
+                    help="--bench: layouts also measured under torch.compile (inductor), e.g. channels_last")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.bench:

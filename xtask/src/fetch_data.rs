@@ -1,17 +1,21 @@
-//! `cargo xtask fetch-data`: make sure CIFAR-10 is extracted in the data dir, then report what is there.
+//! `cargo xtask fetch-data`: make sure CIFAR-10 (or CIFAR-100) is extracted in the data dir, then report what is
+//! there.
 
 use anyhow::Context;
-use dataset::{DownloadBar, FetchOptions, FetchOutcome};
+use dataset::{Dataset, DownloadBar, FetchOptions, FetchOutcome, Labels, Layout};
 use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Folder that receives cifar-10-batches-bin/ (relative to the current directory).
+    /// Folder that receives cifar-10-batches-bin/ or cifar-100-binary/ (relative to the current directory).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
+    /// The data set: cifar10 or cifar100 (official archive md5 03b5dce01913d631647c71ecec9e9cb8).
+    #[arg(long, value_enum, default_value_t = DatasetArg::Cifar10)]
+    pub dataset: DatasetArg,
     /// Download from this URL instead of the official one (a mirror is verified by structure, and by
-    /// --sha256 when given). Default: env CIFAR10_URL, else the official URL.
+    /// --sha256 when given). Default: env CIFAR10_URL (CIFAR-10 only), else the official URL.
     #[arg(long, conflicts_with = "from")]
     pub url: Option<String>,
     /// Extract this local .tar.gz instead of downloading.
@@ -28,11 +32,24 @@ pub struct Args {
     pub retries: u32,
 }
 
+/// A `--dataset` value.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatasetArg {
+    /// CIFAR-10.
+    Cifar10,
+    /// CIFAR-100.
+    Cifar100,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    // A mirror from env CIFAR10_URL when neither --url nor --from is given.
-    let url = match (&args.url, &args.from) {
-        (None, None) => dataset::url_from_env(),
+    let ds = match args.dataset {
+        DatasetArg::Cifar10 => Dataset::Cifar10,
+        DatasetArg::Cifar100 => Dataset::Cifar100,
+    };
+    // A mirror from env CIFAR10_URL when neither --url nor --from is given (it names a CIFAR-10 archive).
+    let url = match (&args.url, &args.from, ds) {
+        (None, None, Dataset::Cifar10) => dataset::url_from_env(),
         _ => args.url,
     };
     let opts = FetchOptions {
@@ -41,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         sha256: args.sha256,
         force: args.force,
         retries: args.retries,
+        dataset: ds,
     };
     let mut bar = DownloadBar::new();
     let outcome = dataset::fetch(&args.data_dir, &opts, &mut |done, total| {
@@ -48,11 +66,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     bar.finish();
     let outcome =
-        outcome.with_context(|| format!("fetching CIFAR-10 into {}", args.data_dir.display()))?;
+        outcome.with_context(|| format!("fetching {ds} into {}", args.data_dir.display()))?;
     match &outcome {
         FetchOutcome::AlreadyPresent => {
             println!(
-                "CIFAR-10 already present in {} (use --force to fetch again)",
+                "{ds} already present in {} (use --force to fetch again)",
                 args.data_dir.display()
             );
         }
@@ -60,13 +78,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         FetchOutcome::Extracted { from } => println!("extracted {}", from.display()),
     }
 
-    let data = dataset::load(&args.data_dir).with_context(|| {
-        format!(
-            "loading the extracted data from {}",
-            args.data_dir.display()
-        )
-    })?;
-    let dir = args.data_dir.join(dataset::BATCH_DIR);
+    let data = dataset::load_labels(&args.data_dir, Layout::official(ds), Labels::Fine)
+        .with_context(|| {
+            format!(
+                "loading the extracted data from {}",
+                args.data_dir.display()
+            )
+        })?;
+    let dir = args.data_dir.join(ds.dir());
     let shown = std::path::absolute(&dir).unwrap_or(dir);
     println!("data: {}", shown.display());
     println!(
@@ -75,9 +94,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         data.test.len()
     );
     let (train, test) = (data.train.class_counts(), data.test.class_counts());
-    println!("{:<12} {:>7} {:>7}", "class", "train", "test");
+    println!("{:<14} {:>7} {:>7}", "class", "train", "test");
     for (i, name) in data.train.class_names().iter().enumerate() {
-        println!("{:<12} {:>7} {:>7}", name, train[i], test[i]);
+        println!("{:<14} {:>7} {:>7}", name, train[i], test[i]);
     }
     println!("done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())

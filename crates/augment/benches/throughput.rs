@@ -1,12 +1,12 @@
 //! Augmentation throughput (images/s) on synthetic images: `cargo bench -p cifar10-augment`.
 use candle_core::Device;
-use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES, ImageSet};
 use cifar10_augment::{Augment, batch_to_tensor};
 use std::time::Instant;
 
 fn main() {
     let n = 10_000;
-    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     let px = (0..n * IMAGE_BYTES).map(|i| (i * 31 % 256) as u8).collect();
     let Ok(set) = ImageSet::new(px, vec![0; n], names) else {
         eprintln!("could not build the synthetic set");

@@ -9,7 +9,7 @@
 //! `cifar10_dataset::load` as the same `ImageSet` type.
 
 use candle_core::{Device, Tensor};
-use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet, Normalize};
+use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES, ImageSet, Normalize};
 use cifar10_augment::{Augment, EpochPlan, Loader, batch_to_tensor};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -22,7 +22,7 @@ fn synthetic(n: usize, seed: u64) -> Result<ImageSet, cifar_types::Error> {
     let mut pixels = vec![0u8; n * IMAGE_BYTES];
     rng.fill(&mut pixels[..]);
     let labels = (0..n).map(|i| (i % 10) as u8).collect();
-    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     ImageSet::new(pixels, labels, names)
 }
 

@@ -10,8 +10,8 @@
 //!
 //! ```
 //! use cifar10_augment::{Augment, batch_to_tensor};
-//! use cifar_types::{ImageSet, IMAGE_BYTES, CLASS_NAMES};
-//! let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+//! use cifar_types::{ImageSet, IMAGE_BYTES, CIFAR10_CLASS_NAMES};
+//! let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
 //! let set = ImageSet::new(vec![255; 2 * IMAGE_BYTES], vec![0, 1], names).unwrap();
 //! let batch = batch_to_tensor(&set, &[0, 1], &Augment::none(), 7, &candle_core::Device::Cpu).unwrap();
 //! assert_eq!(batch.images.dims(), &[2, 3, 32, 32]);

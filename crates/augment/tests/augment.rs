@@ -1,12 +1,12 @@
 //! Augmentation output statistics, determinism and the prefetching loader.
 
 use candle_core::{DType, Device};
-use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES, ImageSet};
 use cifar10_augment::{Augment, EpochPlan, Loader, batch_to_tensor};
 use std::sync::Arc;
 
 fn set(n: usize, value: u8) -> ImageSet {
-    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     let labels = (0..n).map(|i| (i % 10) as u8).collect();
     ImageSet::new(vec![value; n * IMAGE_BYTES], labels, names).unwrap()
 }
@@ -62,7 +62,7 @@ fn flip_rate_is_half() {
             *p = 255;
         }
     }
-    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     let s = ImageSet::new(px, vec![0; n], names).unwrap();
     let aug = Augment {
         crop_pad: 0,

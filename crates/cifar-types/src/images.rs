@@ -1,16 +1,19 @@
 use crate::{Error, Result};
 use std::sync::Arc;
 
-/// Number of CIFAR-10 classes.
-pub const NUM_CLASSES: usize = 10;
 /// Colour planes per image (R, G, B).
 pub const CHANNELS: usize = 3;
 /// Width and height of an image.
 pub const IMAGE_SIDE: usize = 32;
 /// Bytes per image: 3 planes of 32x32.
 pub const IMAGE_BYTES: usize = CHANNELS * IMAGE_SIDE * IMAGE_SIDE;
-/// The official class names, in label order.
-pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
+/// The most classes an [`ImageSet`] can hold (labels are one byte).
+pub const MAX_CLASSES: usize = 256;
+
+/// CIFAR-10's class names, in label order. Data sets carry their own class names ([`ImageSet::class_names`]);
+/// this list is CIFAR-10's (what its `batches.meta.txt` says) and the names [`default_class_names`] gives a
+/// 10-class file written before class names were recorded.
+pub const CIFAR10_CLASS_NAMES: [&str; 10] = [
     "airplane",
     "automobile",
     "bird",
@@ -23,6 +26,21 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
     "truck",
 ];
 
+/// Class names for a model or file that records none: CIFAR-10's for 10 classes (every such file this project
+/// wrote is a CIFAR-10 one), `class 0`, `class 1`, ... otherwise.
+///
+/// ```
+/// assert_eq!(cifar10_types::default_class_names(10)[3], "cat");
+/// assert_eq!(cifar10_types::default_class_names(3), ["class 0", "class 1", "class 2"]);
+/// ```
+pub fn default_class_names(num_classes: usize) -> Vec<String> {
+    if num_classes == CIFAR10_CLASS_NAMES.len() {
+        CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        (0..num_classes).map(|i| format!("class {i}")).collect()
+    }
+}
+
 /// An in-memory set of images: u8 pixels laid out `[N, 3, 32, 32]` (planar R, G, B; each plane row-major),
 /// one label per image and the class names.
 ///
@@ -30,8 +48,8 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
 /// set (e.g. to hand it to a loader thread or wrap it in an `Arc`) does not copy its 150 MB of training images.
 ///
 /// ```
-/// use cifar10_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
-/// let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+/// use cifar10_types::{IMAGE_BYTES, ImageSet};
+/// let names = vec!["cat".to_string(), "dog".to_string(), "ship".to_string()];
 /// let set = ImageSet::new(vec![0; 2 * IMAGE_BYTES], vec![1, 2], names).unwrap();
 /// let copy = set.clone();
 /// assert!(std::ptr::eq(set.pixels(), copy.pixels())); // shared, not copied
@@ -44,8 +62,15 @@ pub struct ImageSet {
 }
 
 impl ImageSet {
-    /// Builds a set, checking that `pixels` holds exactly one image per label and every label names a class.
+    /// Builds a set, checking that `pixels` holds exactly one image per label, every label names a class and
+    /// there are at most [`MAX_CLASSES`] classes.
     pub fn new(pixels: Vec<u8>, labels: Vec<u8>, class_names: Vec<String>) -> Result<Self> {
+        if class_names.len() > MAX_CLASSES {
+            return Err(Error::Invalid(format!(
+                "image set: {} classes, but at most {MAX_CLASSES} are supported (labels are one byte)",
+                class_names.len()
+            )));
+        }
         if pixels.len() != labels.len() * IMAGE_BYTES {
             return Err(Error::Invalid(format!(
                 "image set: {} pixel bytes for {} labels (expected {} bytes)",
@@ -182,7 +207,7 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        CLASS_NAMES.iter().map(|s| s.to_string()).collect()
+        CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]

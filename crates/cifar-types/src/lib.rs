@@ -1,4 +1,5 @@
-//! Shared types that connect the CIFAR-10 crates without pulling in candle or a network stack.
+//! Shared types that connect the crates (CIFAR-10, CIFAR-100, image folders: any number of classes) without
+//! pulling in candle or a network stack.
 //!
 //! - [`ImageSet`]: u8 images `[N, 3, 32, 32]` (planar R, G, B, row-major) with their labels and class names.
 //! - [`EpochMetrics`] and [`History`]: what training reports per epoch.
@@ -11,8 +12,8 @@
 //! - [`error_text`]: an error and its causes as one `error: ...` paragraph.
 //!
 //! ```
-//! use cifar10_types::{ConfusionMatrix, NUM_CLASSES};
-//! let mut cm = ConfusionMatrix::new(NUM_CLASSES);
+//! use cifar10_types::ConfusionMatrix;
+//! let mut cm = ConfusionMatrix::new(10);
 //! cm.add(3, 3);
 //! cm.add(3, 5);
 //! assert_eq!(cm.total(), 2);
@@ -31,7 +32,10 @@ pub mod run_files;
 mod summary;
 
 pub use error::{Error, Result};
-pub use images::{CHANNELS, CLASS_NAMES, IMAGE_BYTES, IMAGE_SIDE, ImageSet, NUM_CLASSES};
+pub use images::{
+    CHANNELS, CIFAR10_CLASS_NAMES, IMAGE_BYTES, IMAGE_SIDE, ImageSet, MAX_CLASSES,
+    default_class_names,
+};
 pub use metrics::{ClassReport, ConfusionMatrix, EpochMetrics, History, Predictions, TestReport};
 pub use normalize::Normalize;
 pub use summary::{RUN_SUMMARY_FILE, RunSummary};

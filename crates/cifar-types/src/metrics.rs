@@ -211,6 +211,10 @@ pub struct TestReport {
     /// Accuracy of the same model without test-time augmentation, when `tta` is not `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy_without_tta: Option<f64>,
+    /// Fraction of test images whose true class is among the 5 most probable (with the TTA named by `tta`),
+    /// reported when there are more than [`TestReport::TOP5_ABOVE`] classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top5_accuracy: Option<f64>,
     /// One report per class, in label order.
     pub per_class: Vec<ClassReport>,
     /// Rows are the true class, columns the predicted one.
@@ -218,7 +222,11 @@ pub struct TestReport {
 }
 
 impl TestReport {
-    /// Builds the report from predictions and the mean loss.
+    /// Top-5 accuracy is reported for data sets of more classes than this.
+    pub const TOP5_ABOVE: usize = 10;
+
+    /// Builds the report from predictions and the mean loss (top-5 accuracy included when there are more than
+    /// [`TestReport::TOP5_ABOVE`] classes).
     pub fn from_predictions(preds: &Predictions, loss: f64, class_names: &[String]) -> Self {
         let cm = preds.confusion_matrix();
         Self {
@@ -226,6 +234,7 @@ impl TestReport {
             loss,
             tta: None,
             accuracy_without_tta: None,
+            top5_accuracy: (preds.classes > Self::TOP5_ABOVE).then(|| preds.top_k_accuracy(5)),
             per_class: cm.class_reports(class_names),
             confusion_matrix: cm.rows().to_vec(),
         }
@@ -293,6 +302,29 @@ impl Predictions {
             )
     }
 
+    /// Fraction of images whose true class is among the `k` most probable (ties broken towards the lower class
+    /// index, as [`predicted`](Self::predicted) does); `k ≥ classes` gives 1. 0 for an empty set.
+    pub fn top_k_accuracy(&self, k: usize) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        let hits = (0..self.len())
+            .filter(|&i| {
+                let row = self.row(i);
+                let label = usize::from(self.labels[i]);
+                let p = row[label];
+                // Classes ranked above the true one: more probable, or as probable with a lower index.
+                let above = row
+                    .iter()
+                    .enumerate()
+                    .filter(|&(c, &q)| q > p || (q == p && c < label))
+                    .count();
+                above < k
+            })
+            .count();
+        hits as f64 / self.len() as f64
+    }
+
     /// The confusion matrix of the true labels against the [`predicted`](Self::predicted) classes.
     pub fn confusion_matrix(&self) -> ConfusionMatrix {
         let mut cm = ConfusionMatrix::new(self.classes);
@@ -327,6 +359,28 @@ mod tests {
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("c{i}")).collect()
+    }
+
+    #[test]
+    fn top_k_counts_the_true_class_among_the_k_most_probable() {
+        // 3 images of 4 classes: true class ranked 1st, 3rd, and tied for 2nd/3rd (lower index wins).
+        let probs = vec![
+            0.7, 0.1, 0.1, 0.1, //
+            0.4, 0.3, 0.2, 0.1, //
+            0.5, 0.2, 0.2, 0.1,
+        ];
+        let p = Predictions::new(4, vec![0, 2, 2], probs).unwrap();
+        assert_eq!(p.top_k_accuracy(1), 1.0 / 3.0);
+        assert_eq!(p.top_k_accuracy(2), 1.0 / 3.0);
+        assert_eq!(p.top_k_accuracy(3), 1.0);
+        assert_eq!(p.top_k_accuracy(9), 1.0);
+        let r = TestReport::from_predictions(&p, 0.5, &names(4));
+        assert_eq!(r.top5_accuracy, None);
+        let many = Predictions::new(11, vec![10], (0..11).map(|c| c as f32).collect()).unwrap();
+        let r = TestReport::from_predictions(&many, 0.5, &names(11));
+        assert_eq!(r.top5_accuracy, Some(1.0));
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"top5_accuracy\":1.0"), "{json}");
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub enum Command {
     /// Measure training, inference and data-pipeline throughput on random data.
     #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
+    /// Train a grid of runs (seeds x settings) here or as a Slurm job array; status and statistics of a sweep.
+    #[command(allow_negative_numbers = true)]
+    Sweep(Box<crate::sweep::SweepArgs>),
     /// List the registered models and the presets.
     List,
 }
@@ -83,10 +86,12 @@ pub struct BenchArgs {
 
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
-    /// Directory holding (or receiving) cifar-10-batches-bin; the data set is downloaded when missing
-    /// [default: data].
+    /// Directory holding (or receiving) cifar-10-batches-bin or cifar-100-binary (downloaded when missing), or
+    /// image folders (see --dataset) [default: data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: crate::data::DataArgs,
     /// Run directory [default: runs/<preset>-seed<seed>-<UTC date-time>, e.g. runs/fast-seed42-20261204-171502].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -97,7 +102,7 @@ pub struct TrainArgs {
     /// fast: 18; fast-long: 40; airbench94: 9.9].
     #[arg(long)]
     pub epochs: Option<f64>,
-    /// Optimizer: adam | sgd [presets: adam; airbench94: sgd].
+    /// Optimizer: adam | sgd | muon [presets: adam; airbench94: sgd; airbench94-muon: muon].
     #[arg(long)]
     pub optimizer: Option<String>,
     /// SGD momentum (ignored by Adam) [presets: 0.9; airbench94: 0.85].
@@ -183,9 +188,12 @@ pub struct EvaluateArgs {
     /// A model checkpoint (best.safetensors or last.safetensors).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Directory holding cifar-10-batches-bin (`cargo xtask fetch-data` fills it).
+    /// Directory holding cifar-10-batches-bin or cifar-100-binary (`cargo xtask fetch-data` fills them), or image
+    /// folders.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub data: crate::data::DataArgs,
     #[command(flatten)]
     pub compute: crate::shared_args::ComputeArgs,
     /// Images evaluated together.
@@ -193,6 +201,10 @@ pub struct EvaluateArgs {
     pub batch_size: usize,
     #[command(flatten)]
     pub tta: crate::shared_args::TtaArgs,
+    /// Selective TTA: the `--tta` views only for the images whose plain-view top probability is below this (in
+    /// (0, 1]; the others keep their plain-view prediction) [default: every image].
+    #[arg(long, value_name = "P")]
+    pub tta_threshold: Option<f32>,
     /// Also write the report (test_report.json layout) to this file [default: none].
     #[arg(long)]
     pub report: Option<PathBuf>,

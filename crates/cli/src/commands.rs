@@ -7,6 +7,7 @@ use std::sync::Arc;
 use train::{RunDir, StopFlag, TrainConfig};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet;
     match cli.command {
         Command::Train(a) => train_cmd(*a),
         Command::Evaluate(a) => evaluate_cmd(a),
@@ -16,22 +17,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plot(a) => plot_cmd(a),
         Command::Compare(a) => crate::compare::compare_cmd(a),
         Command::Bench(a) => bench_cmd(a),
+        Command::Sweep(a) => crate::sweep::sweep_cmd(*a, quiet),
         Command::List => {
-            println!("models:");
+            // Sizes and costs with CIFAR-10's 10-class head.
+            let classes = cifar_types::CIFAR10_CLASS_NAMES.len();
+            println!("models (parameters and cost with a {classes}-class head):");
             println!(
                 "  {:<12} {:>10} {:>13}  description",
                 "name", "parameters", "MFLOP/image"
             );
             for m in model::registry::MODELS {
                 let params = m
-                    .param_count()
+                    .param_count(classes)
                     .map(|n| n.to_string())
                     .unwrap_or_else(|_| "?".into());
                 println!(
                     "  {:<12} {:>10} {:>13.2}  {}",
                     m.name,
                     params,
-                    m.mflops_per_image(),
+                    m.mflops_per_image(classes),
                     m.description
                 );
             }
@@ -61,7 +65,8 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
         c.optimizer = match o.to_ascii_lowercase().as_str() {
             "adam" | "adamw" => train::OptimizerKind::Adam,
             "sgd" => train::OptimizerKind::Sgd,
-            _ => bail!("--optimizer: expected adam or sgd, found {o:?}"),
+            "muon" => train::OptimizerKind::Muon,
+            _ => bail!("--optimizer: expected adam, sgd or muon, found {o:?}"),
         };
     }
     set!(
@@ -79,6 +84,7 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
         eval_batch_size,
         data_dir
     );
+    a.data.apply(&mut c)?;
     if a.limit_train.is_some() {
         c.limit_train = a.limit_train;
     }
@@ -164,11 +170,12 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
         root,
     });
     tracing::info!("config: {}", serde_json::to_string(&cfg)?);
-    ensure_data(&cfg.data_dir, a.url.as_deref())?;
-    let data = load_data(&cfg)?;
+    crate::data::ensure(&cfg.data_dir, cfg.dataset, a.url.as_deref())?;
+    let data = crate::data::load_data(&cfg)?;
     let stop = StopFlag::default();
     crate::progress::install_ctrl_c(&stop)?;
-    let (net, device) = train::build_model(&cfg).map_err(crate::errors::train_flag_error)?;
+    let (net, device) = train::build_model(&cfg, data.train.num_classes())
+        .map_err(crate::errors::train_flag_error)?;
     let outcome = train::TrainerBuilder::new(net.as_ref(), cfg.clone())
         .run_dir(&out)
         .resume(resume)
@@ -189,6 +196,7 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     crate::compare::write_run_summary(
         &out,
         &cfg.model,
+        data.train.num_classes(),
         started.elapsed().as_secs_f64(),
         rayon_threads(),
     );
@@ -232,8 +240,12 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
             .accuracy_without_tta
             .map(|a| format!(" ({:.2}% without TTA)", 100.0 * a))
             .unwrap_or_default();
+        let top5 = r
+            .top5_accuracy
+            .map(|a| format!(", top-5 {:.2}%", 100.0 * a))
+            .unwrap_or_default();
         println!(
-            "test accuracy {:.2}%{plain}, loss {:.4}",
+            "test accuracy {:.2}%{plain}{top5}, loss {:.4}",
             100.0 * r.accuracy,
             r.loss
         );
@@ -286,73 +298,6 @@ pub fn unique_dir(parent: &Path, stem: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
-/// Fetches the data set when the directory holds none (like torchvision's `download=True`).
-fn ensure_data(data_dir: &Path, url: Option<&str>) -> Result<()> {
-    let Err(problem) = dataset::check(data_dir) else {
-        return Ok(());
-    };
-    let env_url = dataset::url_from_env();
-    let url = dataset::resolve_url(url.or(env_url.as_deref()));
-    if data_dir.join(dataset::BATCH_DIR).exists() {
-        // Damaged data: say what is wrong with which file before fetching it again.
-        tracing::warn!("CIFAR-10 in {} is damaged: {problem}", data_dir.display());
-        tracing::info!("fetching CIFAR-10 again ({url})");
-    } else {
-        tracing::info!(
-            "no CIFAR-10 data in {}; downloading {url}",
-            data_dir.display()
-        );
-    }
-    let opts = dataset::FetchOptions {
-        url: Some(url.clone()),
-        ..Default::default()
-    };
-    let mut bar = dataset::DownloadBar::new();
-    let official = url == dataset::OFFICIAL_URL;
-    dataset::fetch(data_dir, &opts, &mut |done, total| bar.update(done, total)).with_context(|| {
-        if official {
-            format!(
-                "cannot fetch CIFAR-10 into {} (offline? use `cargo xtask fetch-data --from FILE`, or a mirror with --url or CIFAR10_URL)",
-                data_dir.display()
-            )
-        } else {
-            format!(
-                "cannot fetch CIFAR-10 from the mirror {url} into {} (check the URL, or use `cargo xtask fetch-data --from FILE`)",
-                data_dir.display()
-            )
-        }
-    })?;
-    bar.finish();
-    Ok(())
-}
-
-fn load_data(cfg: &TrainConfig) -> Result<train::Data> {
-    let t = std::time::Instant::now();
-    let all = dataset::load(&cfg.data_dir).with_context(|| {
-        format!(
-            "--data-dir {}: cannot load CIFAR-10",
-            cfg.data_dir.display()
-        )
-    })?;
-    let pool = match cfg.limit_train {
-        Some(n) => all.train.take(n),
-        None => all.train,
-    };
-    let (train, val) = dataset::split(&pool, cfg.val_fraction, cfg.seed, cfg.stratified)?;
-    tracing::info!(
-        "loaded {} train / {} val / {} test images in {:.2}s",
-        train.len(),
-        val.len(),
-        all.test.len(),
-        t.elapsed().as_secs_f64()
-    );
-    Ok(train::Data {
-        train,
-        val,
-        test: all.test,
-    })
-}
-
 fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
     if a.batch_size == 0 {
         bail!("--batch-size: expected at least 1, found 0");
@@ -364,8 +309,30 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
     net.set_kernels(kernels).context("--precision")?;
     predict::note_defaults(&a.checkpoint, &meta);
     let normalize = meta.normalize;
-    let data = dataset::load(&a.data_dir)
-        .with_context(|| format!("--data-dir {}: cannot load CIFAR-10", a.data_dir.display()))?;
+    let source = a.data.source(&a.data_dir)?;
+    let data = crate::data::load(&a.data_dir, source, a.data.skip_bad_images)?;
+    if data.test.class_names() != meta.class_names.as_slice() {
+        bail!(
+            "--checkpoint {} was trained on {} classes ({}), but the test set in --data-dir {} has {} ({}): pass the data it was trained on (--dataset, --labels)",
+            a.checkpoint.display(),
+            meta.class_names.len(),
+            meta.class_names
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.data_dir.display(),
+            data.test.class_names().len(),
+            data.test
+                .class_names()
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     tracing::info!(
         "evaluating {} ({}) on {desc} ({} convolutions)",
         a.checkpoint.display(),
@@ -373,11 +340,35 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
         a.compute.precision
     );
     let test = Arc::new(data.test);
-    let e = train::evaluate(net.as_ref(), &test, a.batch_size, normalize, tta)?;
+    let started = std::time::Instant::now();
+    let e = match a.tta_threshold {
+        None => train::evaluate(net.as_ref(), &test, a.batch_size, normalize, tta)?,
+        Some(t) => {
+            if !(t > 0.0 && t <= 1.0) {
+                bail!("--tta-threshold: expected a probability in (0, 1], found {t}");
+            }
+            if tta == train::Tta::None {
+                bail!("--tta-threshold: needs --tta (the views for the uncertain images)");
+            }
+            let selective = train::Selective { tta, threshold: t };
+            let (e, n) =
+                train::evaluate_selective(net.as_ref(), &test, a.batch_size, normalize, selective)?;
+            tracing::info!(
+                "selective TTA: {tta} for {n} of {} images (plain-view confidence below {t})",
+                test.len()
+            );
+            e
+        }
+    };
+    tracing::info!("evaluated in {:.1}s", started.elapsed().as_secs_f64());
     let report =
         cifar_types::TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
+    let top5 = report
+        .top5_accuracy
+        .map(|a| format!("  top-5 {:.2}%", 100.0 * a))
+        .unwrap_or_default();
     println!(
-        "test accuracy {:.2}%  loss {:.4}  ({} images)",
+        "test accuracy {:.2}%{top5}  loss {:.4}  ({} images)",
         100.0 * report.accuracy,
         report.loss,
         test.len()
@@ -420,19 +411,21 @@ fn plot_cmd(a: PlotArgs) -> Result<ExitCode> {
         ChartFormat::Svg => viz::Format::Svg,
     };
     let rd = RunDir::new(&a.run);
+    let config = rd.read_config().ok();
+    let source = config.as_ref().map(|c| c.dataset).unwrap_or_default();
+    let skip_bad = config.as_ref().is_some_and(|c| c.skip_bad_images);
     let data_dir = match a.data_dir {
         Some(d) => Some(d),
-        None => rd.read_config().ok().map(|c| c.data_dir),
+        None => config.map(|c| c.data_dir),
     };
     let test = match data_dir {
-        Some(d) if dataset::is_present(&d) => Some(Arc::new(dataset::load(&d)?.test)),
-        Some(d) => {
-            tracing::warn!(
-                "no CIFAR-10 data in {}: image grids are skipped",
-                d.display()
-            );
-            None
-        }
+        Some(d) => match crate::data::load(&d, source, skip_bad) {
+            Ok(l) => Some(Arc::new(l.test)),
+            Err(e) => {
+                tracing::warn!("image grids are skipped: {e:#}");
+                None
+            }
+        },
         None => None,
     };
     let written = plot_run(&a.run, test, format)?;
@@ -442,7 +435,7 @@ fn plot_cmd(a: PlotArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plot_run(
+pub(crate) fn plot_run(
     run_dir: &Path,
     test: Option<Arc<ImageSet>>,
     format: viz::Format,
@@ -542,7 +535,7 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn rayon_threads() -> usize {
+pub(crate) fn rayon_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())

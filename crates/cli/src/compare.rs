@@ -46,12 +46,19 @@ pub fn compare_cmd(a: CompareArgs) -> Result<ExitCode> {
         let mut run = viz::load_compared_run(dir)?;
         // Runs without run_summary.json (older runs): the model's size and cost from the registry.
         if let Some(spec) = run.model().as_deref().and_then(model::registry::spec) {
+            // Such runs are CIFAR-10 ones unless their report lists other classes.
+            let classes = run
+                .report
+                .as_ref()
+                .map_or(cifar_types::CIFAR10_CLASS_NAMES.len(), |r| {
+                    r.per_class.len()
+                });
             if run.summary.parameters.is_none() {
-                run.summary.parameters = spec.param_count().ok().map(|n| n as u64);
+                run.summary.parameters = spec.param_count(classes).ok().map(|n| n as u64);
             }
             run.summary
                 .flops_per_image
-                .get_or_insert(spec.flops_per_image);
+                .get_or_insert(spec.flops_per_image(classes));
         }
         runs.push(run);
     }
@@ -65,12 +72,20 @@ pub fn compare_cmd(a: CompareArgs) -> Result<ExitCode> {
 
 /// Writes `run_summary.json` into a finished run's directory: the model's size and cost, the wall time of this
 /// `train` command and the process's peak memory. A failure is logged, not fatal (the run itself is complete).
-pub fn write_run_summary(out: &std::path::Path, model: &str, wall_secs: f64, threads: usize) {
+pub fn write_run_summary(
+    out: &std::path::Path,
+    model: &str,
+    num_classes: usize,
+    wall_secs: f64,
+    threads: usize,
+) {
     let spec = model::registry::spec(model);
     let summary = cifar_types::RunSummary {
         model: Some(model.to_string()),
-        parameters: spec.and_then(|s| s.param_count().ok()).map(|n| n as u64),
-        flops_per_image: spec.map(|s| s.flops_per_image),
+        parameters: spec
+            .and_then(|s| s.param_count(num_classes).ok())
+            .map(|n| n as u64),
+        flops_per_image: spec.map(|s| s.flops_per_image(num_classes)),
         wall_secs: Some(wall_secs),
         peak_rss_bytes: train::bench::peak_rss_bytes(),
         threads: Some(threads),

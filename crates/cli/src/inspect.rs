@@ -71,17 +71,21 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<ExitCode> {
         println!("{k:<12} {v}");
     }
     // Which tensors are the model's parameters and buffers: the model built from the metadata says.
-    let (params, buffers): (HashSet<String>, HashSet<String>) =
-        match model::registry::build(&meta.model, &candle_core::Device::Cpu, 0) {
-            Ok(m) => (
-                m.params().iter().map(|(n, _)| n.to_string()).collect(),
-                m.buffers().iter().map(|(n, _)| n.to_string()).collect(),
-            ),
-            Err(e) => {
-                tracing::warn!("cannot tell parameters from other tensors: {e}");
-                Default::default()
-            }
-        };
+    let (params, buffers): (HashSet<String>, HashSet<String>) = match model::registry::build(
+        &meta.model,
+        &candle_core::Device::Cpu,
+        0,
+        meta.class_names.len(),
+    ) {
+        Ok(m) => (
+            m.params().iter().map(|(n, _)| n.to_string()).collect(),
+            m.buffers().iter().map(|(n, _)| n.to_string()).collect(),
+        ),
+        Err(e) => {
+            tracing::warn!("cannot tell parameters from other tensors: {e}");
+            Default::default()
+        }
+    };
     let numel = |s: &[usize]| s.iter().product::<usize>();
     let (mut n_param, mut n_buf, mut n_other) = (0usize, 0usize, 0usize);
     for (name, _, shape) in &header.tensors {

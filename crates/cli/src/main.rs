@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod compare;
+mod data;
 mod errors;
 mod inspect;
 mod predict;
@@ -11,6 +12,7 @@ mod process;
 mod progress;
 mod serve;
 mod shared_args;
+mod sweep;
 mod time;
 
 use clap::Parser;
@@ -29,7 +31,7 @@ fn main() -> std::process::ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = args::Cli::parse();
-    process::configure(cli.wants_stock_ops());
+    process::configure(&cli);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if cli.quiet { "warn" } else { "info" })
     });

@@ -124,8 +124,12 @@ impl Callback for Progress {
                 100.0 * o.best_val_acc
             )
         };
+        let top5 = r
+            .top5_accuracy
+            .map(|a| format!(", top-5 {:.2}%", 100.0 * a))
+            .unwrap_or_default();
         tracing::info!(
-            "test: accuracy {:.2}% (TTA {}{plain}), loss {:.4} ({best})",
+            "test: accuracy {:.2}% (TTA {}{plain}){top5}, loss {:.4} ({best})",
             100.0 * r.accuracy,
             o.tta,
             r.loss,

@@ -16,8 +16,12 @@ form; answers {\"predictions\":[{\"class\":\"cat\",\"p\":0.81},...],\"model\":..
 report, when the checkpoint's folder has one).
 
 Images are decoded as `cifar predict` decodes them (same formats, EXIF orientation, crop and resize, same \
-decoder limits: 30000 pixels a side, 256 MiB decoded). Nothing a client sends is written to disk. Every bad \
-request gets a 4xx answer {\"error\": \"...\"}; when --max-concurrent requests are in flight, more get 503.
+decoder limits: 30000 pixels a side, 256 MiB for all of one image's buffers; an image cut short is refused with \
+422 unless --allow-partial). Small images (up to 16 MiB to decode) are decoded at once, one per core; larger \
+ones one at a time (at most 256 MiB decoding at once), so that they never hold up small images, /health or the \
+page. Nothing a client sends is written to disk. Every bad request gets a 4xx answer {\"error\": \"...\"}; \
+when --max-concurrent requests are in flight, more get 503. Memory freed after a large image goes back to the \
+system within seconds (the allocator setting that keeps it, for training, is not applied to the server).
 
 The server listens on the loopback interface only unless --addr says otherwise; it has no authentication, so \
 expose it (e.g. --addr 0.0.0.0:8080) only on a network you trust. Ctrl-C (or SIGTERM) stops it cleanly: no \
@@ -55,6 +59,10 @@ pub struct ServeArgs {
     /// What happens to non-square images before the resize to 32x32 (see `cifar predict --help`).
     #[arg(long, value_enum, default_value_t = crate::predict::Crop::Center)]
     pub crop: crate::predict::Crop,
+    /// Classify images that are cut short too (a truncated JPEG, whose missing rows the decoder fills with grey);
+    /// without it they are answered 422 naming what is missing.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration> {
@@ -80,6 +88,10 @@ pub fn serve_cmd(a: ServeArgs) -> Result<ExitCode> {
         batch_wait: seconds("--batch-wait-ms", a.batch_wait_ms / 1000.0)?,
         max_concurrent: a.max_concurrent,
         crop: a.crop.into(),
+        limits: predict::DecodeLimits {
+            allow_partial: a.allow_partial,
+            ..predict::DecodeLimits::default()
+        },
         ..serve::Config::default()
     };
     config.validate().map_err(|e| match e {

@@ -229,7 +229,8 @@ fn failed_fetch_leaves_no_run_dir_and_damaged_data_is_named() {
     assert!(!dir.path().join("runs").exists(), "{err}");
     assert!(!dir.path().join("fresh").exists(), "{err}");
 
-    // Damaged data: the log says which file and what is wrong before fetching again.
+    // Damaged data: an error names the data as damaged, file by file, with the command that repairs it, before
+    // any download is attempted.
     damaged_data(&dir.path().join("data"));
     let o = cifar(
         &[
@@ -246,9 +247,15 @@ fn failed_fetch_leaves_no_run_dir_and_damaged_data_is_named() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("test_batch.bin") && err.contains("truncated"),
+        err.contains("test_batch.bin") && err.contains("truncated (100% missing"),
         "{err}"
     );
+    assert!(
+        err.contains("is damaged (1 of its files)")
+            && err.contains("cargo xtask fetch-data --force --data-dir data"),
+        "{err}"
+    );
+    assert!(!err.contains("ftp://example.invalid"), "{err}");
     assert!(!err.contains("no CIFAR-10 data"), "{err}");
     assert!(!dir.path().join("runs").exists(), "{err}");
 }

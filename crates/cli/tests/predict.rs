@@ -24,7 +24,7 @@ fn text(b: &[u8]) -> String {
 /// A seeded cnn-dnn checkpoint with a non-default normalization.
 fn make_checkpoint(dir: &Path) -> PathBuf {
     let path = dir.join("best.safetensors");
-    let m = model::registry::build("cnn-dnn", &Device::Cpu, 7).unwrap();
+    let m = model::registry::build("cnn-dnn", &Device::Cpu, 7, 10).unwrap();
     let meta = HashMap::from([("normalize".to_string(), CIFAR10_NORM.to_string())]);
     checkpoint::save_model(m.as_ref(), &path, meta).unwrap();
     path
@@ -279,7 +279,7 @@ fn a_32x32_png_gives_exactly_the_models_own_probabilities() {
 fn predict_follows_the_checkpoints_own_tta() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("best.safetensors");
-    let m = model::registry::build("cnn-dnn", &Device::Cpu, 9).unwrap();
+    let m = model::registry::build("cnn-dnn", &Device::Cpu, 9, 10).unwrap();
     let meta = HashMap::from([("tta".to_string(), "mirror".to_string())]);
     checkpoint::save_model(m.as_ref(), &path, meta).unwrap();
     let img = ImageBuffer::from_fn(32, 32, |x, y| Rgb([(x * 8) as u8, (y * 3) as u8, 40]));
@@ -521,7 +521,7 @@ fn bad_checkpoints_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("x.png");
     save(&DynamicImage::ImageRgb8(picture(32, 32)), &img);
-    let m = model::registry::build("cnn-dnn", &Device::Cpu, 1).unwrap();
+    let m = model::registry::build("cnn-dnn", &Device::Cpu, 1, 10).unwrap();
     let tensors = checkpoint::model_tensors(m.as_ref());
     type Case<'a> = (
         &'a str,
@@ -593,7 +593,7 @@ fn bad_checkpoints_are_one_line_errors() {
 #[test]
 fn checkpoints_without_the_new_metadata_still_load_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
-    let m = model::registry::build("cnn-dnn", &Device::Cpu, 3).unwrap();
+    let m = model::registry::build("cnn-dnn", &Device::Cpu, 3, 10).unwrap();
     let path = dir.path().join("old.safetensors");
     // What the previous version wrote: the tensors, `model` and format 1.
     let tensors = checkpoint::model_tensors(m.as_ref());

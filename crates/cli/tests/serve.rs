@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 fn make_checkpoint(dir: &Path) -> PathBuf {
     let path = dir.join("best.safetensors");
-    let m = model::registry::build("cnn-dnn", &Device::Cpu, 7).unwrap();
+    let m = model::registry::build("cnn-dnn", &Device::Cpu, 7, 10).unwrap();
     let meta = HashMap::from([(
         "normalize".to_string(),
         r#"{"mean":[0.4914,0.4822,0.4465],"std":[0.247,0.2435,0.2616]}"#.to_string(),

@@ -95,9 +95,41 @@ pub enum Error {
         /// What is wrong with its value.
         message: String,
     },
+    /// An image folder's layout is not usable: a missing `train/` or `test/`, a split without class folders, a
+    /// class folder without images, a test or validation class that training lacks, too many classes.
+    #[error("{path}: {message}")]
+    Folder {
+        /// The folder (or data root) concerned.
+        path: PathBuf,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// Image files of an image folder could not be decoded (and skipping bad images was not asked for).
+    #[error("{}", bad_images_text(images))]
+    BadImages {
+        /// Each bad file with the reason it could not be decoded, in path order.
+        images: Vec<(PathBuf, String)>,
+    },
     /// An image set could not be built.
     #[error(transparent)]
     Types(#[from] cifar_types::Error),
+}
+
+/// The message of [`Error::BadImages`]: the count, the first few files with their reasons, and the way out.
+fn bad_images_text(images: &[(PathBuf, String)]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = format!("{} image file(s) cannot be decoded: ", images.len());
+    let listed: Vec<String> = images
+        .iter()
+        .take(SHOWN)
+        .map(|(p, r)| format!("{}: {r}", p.display()))
+        .collect();
+    s.push_str(&listed.join("; "));
+    if images.len() > SHOWN {
+        s.push_str(&format!("; and {} more", images.len() - SHOWN));
+    }
+    s.push_str(" (fix or remove them, or set skip_bad_images to leave them out)");
+    s
 }
 
 /// Result alias of the dataset crate.

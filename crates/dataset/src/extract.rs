@@ -1,7 +1,7 @@
 //! Safe extraction of the CIFAR-10 `.tar.gz`: only the expected regular files, each with its expected size,
 //! copied byte by byte into files this code creates inside a temporary directory, then renamed into place.
 
-use crate::layout::{BATCH_DIR, Layout, MemberSize};
+use crate::layout::{Layout, MemberSize};
 use crate::{Error, Result};
 use flate2::read::GzDecoder;
 use std::fs::File;
@@ -18,9 +18,12 @@ pub fn extract_archive(archive: &Path, data_dir: &Path) -> Result<PathBuf> {
     extract_archive_with(archive, data_dir, Layout::OFFICIAL)
 }
 
-/// Extracts `archive` (a `.tar.gz`) into `<data_dir>/cifar-10-batches-bin`, checking it against `layout`.
+/// Extracts `archive` (a `.tar.gz`) into `<data_dir>/cifar-10-batches-bin` (CIFAR-100: `cifar-100-binary`),
+/// checking it against `layout`.
 ///
-/// Only `cifar-10-batches-bin/{data_batch_1..5.bin, test_batch.bin, batches.meta.txt}` are written; other
+/// Only the layout's members (CIFAR-10: `cifar-10-batches-bin/{data_batch_1..5.bin, test_batch.bin,
+/// batches.meta.txt}`; CIFAR-100: `cifar-100-binary/{train.bin, test.bin, coarse_label_names.txt,
+/// fine_label_names.txt}`) are written; other
 /// regular files and directories are skipped. Absolute paths and `..` components anywhere, and links or devices
 /// under an expected name, are refused. Each member must have its expected size and the decompressed stream is
 /// capped. Everything is written into a temporary directory inside `data_dir`, checked as [`crate::load`] would
@@ -37,12 +40,13 @@ pub fn extract_archive(archive: &Path, data_dir: &Path) -> Result<PathBuf> {
 /// # Ok::<(), cifar10_dataset::Error>(())
 /// ```
 pub fn extract_archive_with(archive: &Path, data_dir: &Path, layout: Layout) -> Result<PathBuf> {
+    let batch_dir = layout.dataset.dir();
     std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
     let tmp = tempfile::Builder::new()
         .prefix(".extract-")
         .tempdir_in(data_dir)
         .map_err(|e| Error::io(data_dir, e))?;
-    let staged = tmp.path().join(BATCH_DIR);
+    let staged = tmp.path().join(batch_dir);
     std::fs::create_dir(&staged).map_err(|e| Error::io(&staged, e))?;
     tracing::info!(archive = %archive.display(), "extracting");
     unpack_members(archive, &staged, layout)?;
@@ -54,12 +58,12 @@ pub fn extract_archive_with(archive: &Path, data_dir: &Path, layout: Layout) -> 
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or(file);
-            Error::archive(archive, format!("{BATCH_DIR}/{member}: {message}"))
+            Error::archive(archive, format!("{batch_dir}/{member}: {message}"))
         }
         other => other,
     })?;
 
-    let final_dir = data_dir.join(BATCH_DIR);
+    let final_dir = data_dir.join(batch_dir);
     let old = tmp.path().join("previous");
     let had_old = match std::fs::symlink_metadata(&final_dir) {
         Ok(_) => {
@@ -159,13 +163,17 @@ fn kind_name(t: EntryType) -> &'static str {
 }
 
 fn unpack_members(archive: &Path, staged: &Path, layout: Layout) -> Result<()> {
+    let batch_dir = layout.dataset.dir();
     let mut file = File::open(archive).map_err(|e| Error::io(archive, e))?;
     let mut magic = [0u8; 2];
     let got = file.read(&mut magic).map_err(|e| Error::io(archive, e))?;
     if got < 2 || magic != [0x1f, 0x8b] {
         return Err(Error::archive(
             archive,
-            "not a gzip file (expected the CIFAR-10 binary .tar.gz)",
+            format!(
+                "not a gzip file (expected the {} binary .tar.gz)",
+                layout.dataset
+            ),
         ));
     }
     drop(file);
@@ -187,7 +195,7 @@ fn unpack_members(archive: &Path, staged: &Path, layout: Layout) -> Result<()> {
         let parts = safe_components(archive, &raw)?;
         let name = String::from_utf8_lossy(&raw).into_owned();
         let expected = match parts.as_slice() {
-            [dir, file] if dir == BATCH_DIR => members.iter().position(|(m, _)| m == file),
+            [dir, file] if dir == batch_dir => members.iter().position(|(m, _)| m == file),
             _ => None,
         };
         let kind = entry.header().entry_type();
@@ -206,7 +214,7 @@ fn unpack_members(archive: &Path, staged: &Path, layout: Layout) -> Result<()> {
         if found[idx] {
             return Err(Error::archive(
                 archive,
-                format!("member {BATCH_DIR}/{member} appears twice"),
+                format!("member {batch_dir}/{member} appears twice"),
             ));
         }
         let size = entry.size();
@@ -221,7 +229,7 @@ fn unpack_members(archive: &Path, staged: &Path, layout: Layout) -> Result<()> {
             };
             return Err(Error::archive(
                 archive,
-                format!("member {BATCH_DIR}/{member} has {size} bytes, expected {want}"),
+                format!("member {batch_dir}/{member} has {size} bytes, expected {want}"),
             ));
         }
         let out_path = staged.join(member);
@@ -234,7 +242,7 @@ fn unpack_members(archive: &Path, staged: &Path, layout: Layout) -> Result<()> {
             return Err(Error::archive(
                 archive,
                 format!(
-                    "truncated .tar.gz: member {BATCH_DIR}/{member} ends after {copied} of {size} bytes"
+                    "truncated .tar.gz: member {batch_dir}/{member} ends after {copied} of {size} bytes"
                 ),
             ));
         }
@@ -248,7 +256,7 @@ fn unpack_members(archive: &Path, staged: &Path, layout: Layout) -> Result<()> {
     if let Some(i) = found.iter().position(|f| !f) {
         return Err(Error::MissingMember {
             path: archive.to_path_buf(),
-            member: format!("{BATCH_DIR}/{}", members[i].0),
+            member: format!("{batch_dir}/{}", members[i].0),
         });
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 use crate::download::{Checksum, DownloadOptions, download_to, part_path, verify_all};
 use crate::extract::extract_archive_with;
-use crate::layout::Layout;
+use crate::layout::{Dataset, Layout};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +13,12 @@ pub const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary
 pub const OFFICIAL_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 /// Name under which a downloaded archive is kept in the data dir.
 pub const ARCHIVE_NAME: &str = "cifar-10-binary.tar.gz";
+/// The official CIFAR-100 binary archive.
+pub const CIFAR100_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz";
+/// md5 of the archive at [`CIFAR100_URL`].
+pub const CIFAR100_MD5: &str = "03b5dce01913d631647c71ecec9e9cb8";
+/// Name under which a downloaded CIFAR-100 archive is kept in the data dir.
+pub const CIFAR100_ARCHIVE_NAME: &str = "cifar-100-binary.tar.gz";
 /// The environment variable applications read a mirror URL from ([`url_from_env`]); this library never reads it
 /// on its own.
 pub const URL_ENV: &str = "CIFAR10_URL";
@@ -32,6 +38,34 @@ pub struct FetchOptions {
     pub force: bool,
     /// Retries of a failed download (0 = [`DEFAULT_RETRIES`]).
     pub retries: u32,
+    /// The data set to fetch ([`fetch`] builds its [`FetchConfig`] from it; [`fetch_with`] checks it matches).
+    pub dataset: Dataset,
+}
+
+impl Dataset {
+    /// The official download address.
+    pub const fn official_url(self) -> &'static str {
+        match self {
+            Dataset::Cifar10 => OFFICIAL_URL,
+            Dataset::Cifar100 => CIFAR100_URL,
+        }
+    }
+
+    /// md5 of the official archive.
+    pub const fn official_md5(self) -> &'static str {
+        match self {
+            Dataset::Cifar10 => OFFICIAL_MD5,
+            Dataset::Cifar100 => CIFAR100_MD5,
+        }
+    }
+
+    /// The name a downloaded archive is kept under in the data dir.
+    pub const fn archive_name(self) -> &'static str {
+        match self {
+            Dataset::Cifar10 => ARCHIVE_NAME,
+            Dataset::Cifar100 => CIFAR100_ARCHIVE_NAME,
+        }
+    }
 }
 
 /// What [`fetch`] did.
@@ -66,17 +100,26 @@ pub struct FetchConfig {
 }
 
 impl Default for FetchConfig {
+    /// CIFAR-10's ([`FetchConfig::for_dataset`]).
     fn default() -> Self {
+        Self::for_dataset(Dataset::Cifar10)
+    }
+}
+
+impl FetchConfig {
+    /// The official layout, URL and md5 of `dataset`, with a 1 s first retry delay.
+    pub fn for_dataset(dataset: Dataset) -> Self {
         Self {
-            layout: Layout::OFFICIAL,
-            official_url: OFFICIAL_URL.to_string(),
-            official_md5: OFFICIAL_MD5.to_string(),
+            layout: Layout::official(dataset),
+            official_url: dataset.official_url().to_string(),
+            official_md5: dataset.official_md5().to_string(),
             retry_base_delay: Duration::from_secs(1),
         }
     }
 }
 
-/// Makes sure `<data_dir>/cifar-10-batches-bin` holds the CIFAR-10 binary version.
+/// Makes sure `<data_dir>/cifar-10-batches-bin` holds the CIFAR-10 binary version (`opts.dataset`:
+/// `<data_dir>/cifar-100-binary` the CIFAR-100 one, from its own official URL and md5).
 ///
 /// Idempotent: when valid data is present and `!opts.force`, returns [`FetchOutcome::AlreadyPresent`] without
 /// touching anything. Otherwise extracts `opts.from`, or downloads from `opts.url` /
@@ -101,7 +144,12 @@ pub fn fetch(
     opts: &FetchOptions,
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<FetchOutcome> {
-    fetch_with(data_dir, opts, &FetchConfig::default(), progress)
+    fetch_with(
+        data_dir,
+        opts,
+        &FetchConfig::for_dataset(opts.dataset),
+        progress,
+    )
 }
 
 /// [`fetch`] with explicit [`FetchConfig`]. On failure a `data_dir` this call created is removed again when
@@ -127,6 +175,16 @@ fn fetch_inner(
     cfg: &FetchConfig,
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<FetchOutcome> {
+    let dataset = cfg.layout.dataset;
+    if opts.dataset != dataset {
+        return Err(Error::InvalidArgument {
+            name: "dataset",
+            message: format!(
+                "the options ask for {} but the fetch configuration's layout is {}",
+                opts.dataset, dataset
+            ),
+        });
+    }
     if opts.url.is_some() && opts.from.is_some() {
         return Err(Error::InvalidArgument {
             name: "from",
@@ -136,13 +194,13 @@ fn fetch_inner(
     let sha256 = opts.sha256.as_deref().map(normalize_sha256).transpose()?;
     match cfg.layout.check(data_dir) {
         Ok(()) if !opts.force => {
-            tracing::info!(dir = %data_dir.display(), "CIFAR-10 already present");
+            tracing::info!(dir = %data_dir.display(), "{dataset} already present");
             return Ok(FetchOutcome::AlreadyPresent);
         }
         Ok(()) => {}
         // Damaged data: say what is wrong before replacing it.
-        Err(e) if data_dir.join(crate::BATCH_DIR).exists() => {
-            tracing::info!("the extracted CIFAR-10 is damaged ({e}); fetching it again");
+        Err(e) if data_dir.join(dataset.dir()).exists() => {
+            tracing::info!("the extracted {dataset} is damaged ({e}); fetching it again");
         }
         Err(_) => {}
     }
@@ -162,7 +220,7 @@ fn fetch_inner(
         return Ok(FetchOutcome::Extracted { from: from.clone() });
     }
 
-    let url = resolve_url(opts.url.as_deref());
+    let url = opts.url.clone().unwrap_or_else(|| cfg.official_url.clone());
     let mut checks = Vec::new();
     if url == cfg.official_url {
         checks.push(Checksum::Md5(cfg.official_md5.clone()));
@@ -170,7 +228,7 @@ fn fetch_inner(
     if let Some(sha) = sha256 {
         checks.push(Checksum::Sha256(sha));
     }
-    let archive = data_dir.join(ARCHIVE_NAME);
+    let archive = data_dir.join(dataset.archive_name());
 
     if opts.force {
         remove_quietly(&archive);
@@ -198,7 +256,7 @@ fn fetch_inner(
         expected: checks,
         ..Default::default()
     };
-    tracing::info!(url, dest = %archive.display(), "downloading CIFAR-10");
+    tracing::info!(url, dest = %archive.display(), "downloading {dataset}");
     download_to(&url, &archive, &dl, progress)?;
     if let Err(e) = extract_archive_with(&archive, data_dir, cfg.layout) {
         if !matches!(e, Error::Io { .. }) {

@@ -1,9 +1,14 @@
-//! The CIFAR-10 data set: download (with progress, retries, resume and checksums), safe extraction, fast
-//! decoding into [`ImageSet`]s and seeded train/validation splits.
+//! Image data sets for small classifiers: CIFAR-10 and CIFAR-100 (download with progress, retries, resume and
+//! checksums; safe extraction; fast decoding into [`ImageSet`]s; CIFAR-100's fine or coarse labels), a user's
+//! own image folders (feature `folder`), and seeded train/validation splits.
 //!
 //! Download and extraction (`fetch`, `download_to`, `extract_archive`, `DownloadBar`, with reqwest, tokio,
 //! flate2, tar and indicatif) are behind the default-on cargo feature `download`; a project that only decodes
 //! local files can depend on `dataset` with `default-features = false`.
+//!
+//! Image-folder data sets (a user's pictures in `ROOT/{train,test,val}/<class>/`: `load_folder`, see the
+//! `folder` module), decoded by `cifar10-imagefile` like `predict` decodes a picture, in parallel, with a cache, are
+//! behind the default-on cargo feature `folder`.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -25,13 +30,18 @@ mod error;
 mod extract;
 #[cfg(feature = "download")]
 mod fetch;
+#[cfg(feature = "folder")]
+pub mod folder;
 mod layout;
 #[cfg(feature = "download")]
 mod progress;
 mod split;
 
 pub use cifar_types::ImageSet;
-pub use decode::{decode_batch, load_with, parse_class_names, read_class_names};
+pub use decode::{
+    decode_batch, decode_records, load_labels, load_with, parse_class_names, parse_class_names_n,
+    read_class_names, read_class_names_n,
+};
 #[cfg(feature = "download")]
 pub use download::{
     Checksum, DownloadOptions, download_to, md5_file, part_path, sha256_file, verify_all,
@@ -42,11 +52,18 @@ pub use error::{Error, Result};
 pub use extract::{extract_archive, extract_archive_with};
 #[cfg(feature = "download")]
 pub use fetch::{
-    ARCHIVE_NAME, DEFAULT_RETRIES, FetchConfig, FetchOptions, FetchOutcome, OFFICIAL_MD5,
-    OFFICIAL_URL, URL_ENV, fetch, fetch_with, resolve_url, url_from_env,
+    ARCHIVE_NAME, CIFAR100_ARCHIVE_NAME, CIFAR100_MD5, CIFAR100_URL, DEFAULT_RETRIES, FetchConfig,
+    FetchOptions, FetchOutcome, OFFICIAL_MD5, OFFICIAL_URL, URL_ENV, fetch, fetch_with,
+    resolve_url, url_from_env,
+};
+#[cfg(feature = "folder")]
+pub use folder::{
+    CACHE_FILE, CacheMode, CacheStats, FolderData, FolderOptions, IMAGE_EXTENSIONS, ImageOrder,
+    MAX_CLASSES, SkippedImage, cache_file, is_folder_layout, load_folder,
 };
 pub use layout::{
-    BATCH_DIR, Layout, MAX_META_BYTES, META_FILE, MemberSize, RECORD_BYTES, TEST_FILE, TRAIN_FILES,
+    BATCH_DIR, Dataset, Labels, Layout, MAX_META_BYTES, META_FILE, MemberSize, RECORD_BYTES,
+    TEST_FILE, TRAIN_FILES, cifar100,
 };
 #[cfg(feature = "download")]
 pub use progress::DownloadBar;
@@ -54,14 +71,17 @@ pub use split::{split, split_indices};
 
 use std::path::Path;
 
-/// The official training (50,000) and test (10,000) images.
+/// A data set's official training and test images (CIFAR-10 and CIFAR-100: 50,000 and 10,000).
 #[derive(Debug, Clone)]
-pub struct Cifar10 {
-    /// The five training batches, `data_batch_1..5` concatenated in order.
+pub struct TrainTest {
+    /// The training files concatenated in order (CIFAR-10: `data_batch_1..5`; CIFAR-100: `train.bin`).
     pub train: ImageSet,
-    /// The test batch, `test_batch`.
+    /// The test file (`test_batch.bin`, `test.bin`).
     pub test: ImageSet,
 }
+
+/// The name this type had when the crate read CIFAR-10 only.
+pub type Cifar10 = TrainTest;
 
 /// Reads `<data_dir>/cifar-10-batches-bin` (train = `data_batch_1..5` in order, test = `test_batch`), checking
 /// 10,000 records per file, labels below 10 and 10 class names in `batches.meta.txt`.
@@ -71,7 +91,7 @@ pub struct Cifar10 {
 /// assert_eq!(data.train.class_counts(), vec![5000; 10]);
 /// # Ok::<(), cifar10_dataset::Error>(())
 /// ```
-pub fn load(data_dir: &Path) -> Result<Cifar10> {
+pub fn load(data_dir: &Path) -> Result<TrainTest> {
     load_with(data_dir, Layout::OFFICIAL)
 }
 

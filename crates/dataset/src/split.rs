@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 /// Both halves keep the original order of `set`; together they hold every image exactly once.
 ///
 /// ```
-/// use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
-/// let names: Vec<String> = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+/// use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES, ImageSet};
+/// let names: Vec<String> = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
 /// let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
 /// let set = ImageSet::new(vec![0; 100 * IMAGE_BYTES], labels, names).unwrap();
 /// let (train, val) = cifar10_dataset::split(&set, 0.2, 42, true).unwrap();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use cifar_types::CLASS_NAMES;
+use cifar_types::CIFAR10_CLASS_NAMES;
 use cifar10_dataset::{
     BATCH_DIR, Error, META_FILE, TEST_FILE, TRAIN_FILES, decode_batch, load_with,
 };
@@ -77,7 +77,7 @@ fn directory_loader_concatenates_in_order_with_class_names() {
     assert_eq!(set.test.labels(), &[5, 6, 7]);
     assert_eq!(
         set.train.class_names(),
-        CLASS_NAMES.map(String::from).as_slice()
+        CIFAR10_CLASS_NAMES.map(String::from).as_slice()
     );
     assert_eq!(set.train.image(7), &fake_batch(3, 2)[3073 + 1..2 * 3073]);
 }

@@ -145,9 +145,10 @@ fn missing_member_is_named() {
 
 #[test]
 fn truncated_targz_is_a_clear_error() {
-    let full = build_targz(&good_entries(Layout {
-        records_per_batch: 40,
-    }));
+    let full = build_targz(&good_entries(Layout::new(
+        cifar10_dataset::Dataset::Cifar10,
+        40,
+    )));
     for cut in [full.len() / 2, full.len() - 5] {
         let root = tempfile::tempdir().unwrap();
         let archive = root.path().join("a.tar.gz");
@@ -156,9 +157,7 @@ fn truncated_targz_is_a_clear_error() {
         let err = extract_archive_with(
             &archive,
             &data,
-            Layout {
-                records_per_batch: 40,
-            },
+            Layout::new(cifar10_dataset::Dataset::Cifar10, 40),
         )
         .unwrap_err();
         assert!(

@@ -9,7 +9,7 @@
 //!
 //! With none of them it fails, saying where it looked.
 
-use cifar_types::CLASS_NAMES;
+use cifar_types::CIFAR10_CLASS_NAMES;
 use std::path::{Path, PathBuf};
 
 const SHARED_ARCHIVE: &str = concat!(
@@ -26,7 +26,7 @@ fn check(data_dir: &Path) {
     assert_eq!(data.test.class_counts(), vec![1_000; 10]);
     assert_eq!(
         data.train.class_names(),
-        CLASS_NAMES.map(String::from).as_slice()
+        CIFAR10_CLASS_NAMES.map(String::from).as_slice()
     );
     assert_eq!(data.test.class_names(), data.train.class_names());
     assert!(data.train.labels().iter().all(|&l| l < 10));

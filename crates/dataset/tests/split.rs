@@ -1,6 +1,6 @@
 //! Seeded train/validation splits.
 
-use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES, ImageSet};
 use cifar10_dataset::split;
 
 /// `n` images whose first pixel byte encodes their index (mod 256) and second byte index / 256, so the
@@ -11,7 +11,7 @@ fn set(n: usize, label_of: impl Fn(usize) -> u8) -> ImageSet {
         px[i * IMAGE_BYTES] = (i % 256) as u8;
         px[i * IMAGE_BYTES + 1] = (i / 256) as u8;
     }
-    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     ImageSet::new(px, (0..n).map(label_of).collect(), names).unwrap()
 }
 

@@ -25,6 +25,22 @@ pub enum Error {
         #[source]
         source: image::ImageError,
     },
+    /// The file is cut short: the decoder would have filled what is missing (a JPEG's decoder fills the missing
+    /// rows with grey and reports success). Refused unless [`DecodeLimits::allow_partial`](crate::DecodeLimits)
+    /// is set; then the decoded [`Input`](crate::Input) carries the [`Truncation`](crate::Truncation) instead.
+    #[error("{truncation}")]
+    Truncated {
+        /// What is missing.
+        truncation: crate::Truncation,
+    },
+    /// The content starts like an image of `format` but its structure is damaged (found before decoding).
+    #[error("cannot decode as {format}: {detail}")]
+    Corrupt {
+        /// The format the content was recognised as (its `Debug` name, e.g. `Tiff`).
+        format: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// The image has no pixels.
     #[error("an empty image ({width}x{height} pixels)")]
     EmptyImage {
@@ -56,7 +72,10 @@ impl Error {
             Error::Read(_) => ErrorKind::Io,
             Error::NotAnImage { .. } => ErrorKind::NotAnImage,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
-            Error::Decode { .. } | Error::EmptyImage { .. } => ErrorKind::Corrupt,
+            Error::Decode { .. }
+            | Error::Corrupt { .. }
+            | Error::EmptyImage { .. }
+            | Error::Truncated { .. } => ErrorKind::Corrupt,
         }
     }
 }

@@ -24,14 +24,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{:<12} {:>12} {:>13.1}  {}",
             spec.name,
-            spec.param_count()?,
-            spec.mflops_per_image(),
+            spec.param_count(10)?,
+            spec.mflops_per_image(10),
             spec.description
         );
     }
 
     // 2. Build one by name (seeded initialisation) and run a forward pass.
-    let mut net = registry::build("cnn-dnn", &device, 42)?;
+    let mut net = registry::build("cnn-dnn", &device, 42, 10)?;
     let x = Tensor::zeros((4, 3, 32, 32), DType::F32, &device)?;
     let logits = net.forward(&x, Mode::Eval)?;
     let first: Vec<f32> = logits.get(0)?.to_vec1()?;

@@ -7,7 +7,7 @@
 //!          conv1 3x3 same, no bias -> MaxPool 2x2 (floor) -> norm1 BatchNorm -> GELU
 //!          conv2 3x3 same, no bias -> norm2 BatchNorm -> GELU                    31 → 15 → 7 → 3
 //! 5        MaxPool 3x3 (3 → 1) -> flatten
-//! 7        Linear(256, 10, no bias) -> × 1/9
+//! 7        Linear(256, classes, no bias) -> × 1/9
 //! ```
 //!
 //! Tensor names are those of the PyTorch module's `state_dict` (`nn.Sequential` indices), so weights carry over:
@@ -116,6 +116,7 @@ pub struct AirBench94 {
     head: Var,
     device: Device,
     kernels: KernelConfig,
+    num_classes: usize,
     /// The epoch in progress (1-based; 0 before training).
     epoch: AtomicUsize,
 }
@@ -126,14 +127,20 @@ impl AirBench94 {
     /// The whitening bias trains during the first this-many epochs, then stays frozen.
     pub const WHITEN_BIAS_EPOCHS: usize = 3;
 
-    /// A new network with PyTorch's default init (plus `dirac_`) drawn from `seed`. The whitening filters are zero
+    /// A new network with `num_classes` outputs and PyTorch's default init (plus `dirac_`) drawn from `seed`. The whitening filters are zero
     /// until [`Classifier::init_from_data`] computes them.
-    pub fn new(device: &Device, seed: u64) -> Result<Self> {
-        Self::with_widths(device, seed, WIDTHS)
+    pub fn new(device: &Device, seed: u64, num_classes: usize) -> Result<Self> {
+        Self::with_widths(device, seed, WIDTHS, num_classes)
     }
 
     /// The same architecture with other conv-group widths (e.g. a small one for tests or quick experiments).
-    pub fn with_widths(device: &Device, seed: u64, widths: [usize; 3]) -> Result<Self> {
+    pub fn with_widths(
+        device: &Device,
+        seed: u64,
+        widths: [usize; 3],
+        num_classes: usize,
+    ) -> Result<Self> {
+        crate::check_num_classes(num_classes)?;
         if widths.contains(&0) {
             return Err(Error::Candle(candle_core::Error::Msg(format!(
                 "airbench94: conv-group widths must be at least 1, found {widths:?}"
@@ -176,7 +183,7 @@ impl AirBench94 {
             });
             cin = w;
         }
-        let head = uniform((10, cin), torch_bound(cin), &mut rng, device)?;
+        let head = uniform((num_classes, cin), torch_bound(cin), &mut rng, device)?;
         params.push("7.weight", head.clone());
         Ok(Self {
             params,
@@ -187,6 +194,7 @@ impl AirBench94 {
             head,
             device: device.clone(),
             kernels: KernelConfig::default(),
+            num_classes,
             epoch: AtomicUsize::new(0),
         })
     }
@@ -238,6 +246,10 @@ impl Classifier for AirBench94 {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
     }
 
     fn kernels(&self) -> KernelConfig {
@@ -397,7 +409,7 @@ impl AirBench94 {
     /// Forward multiply-adds ×2 per image: the 2x2 whitening conv (32 → 31 pixels), each group's two 3x3
     /// convolutions (the first before its pool, at 31, 15 and 7 pixels; the second after, at 15, 7 and 3) and
     /// the linear layer.
-    pub const fn flops_per_image() -> u64 {
+    pub const fn flops_per_image(num_classes: usize) -> u64 {
         use crate::flops::{conv_macs, linear_macs};
         let mut macs = conv_macs(3, WHITEN_WIDTH, 2, 31);
         let sides = [31, 15, 7, 3];
@@ -409,7 +421,7 @@ impl AirBench94 {
             cin = WIDTHS[i];
             i += 1;
         }
-        2 * (macs + linear_macs(WIDTHS[2], 10))
+        2 * (macs + linear_macs(WIDTHS[2], num_classes))
     }
 }
 

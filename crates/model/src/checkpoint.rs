@@ -22,7 +22,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("best.safetensors");
 //! let dev = candle_core::Device::Cpu;
-//! let a = registry::build("cnn-dnn", &dev, 1).unwrap();
+//! let a = registry::build("cnn-dnn", &dev, 1, 10).unwrap();
 //! checkpoint::save_model(a.as_ref(), &path, Default::default()).unwrap();
 //! let (b, meta) = checkpoint::load_model_with_meta(&path, &dev).unwrap();
 //! assert_eq!(b.name(), "cnn-dnn");
@@ -189,8 +189,9 @@ impl ModelMeta {
         let class_names: Vec<String> = parse(
             metadata,
             keys::CLASS_NAMES,
+            // Files written before class names were recorded are all CIFAR-10 ones.
             || {
-                cifar_types::CLASS_NAMES
+                cifar_types::CIFAR10_CLASS_NAMES
                     .iter()
                     .map(|c| c.to_string())
                     .collect()
@@ -310,9 +311,14 @@ pub fn model_args(model: &dyn Classifier) -> serde_json::Value {
 fn build_from_args(
     name: &str,
     args: &serde_json::Value,
+    num_classes: usize,
     device: &Device,
     path: &Path,
 ) -> Result<Box<dyn Classifier>> {
+    let in_file = |e: Error| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     if name == crate::AirBench94::NAME
         && let Some(w) = args.get("widths")
     {
@@ -323,12 +329,11 @@ fn build_from_args(
                     "metadata \"model_args\": expected widths [a,b,c], found {w} ({e})"
                 ),
             })?;
-        return Ok(Box::new(crate::AirBench94::with_widths(device, 0, widths)?));
+        return Ok(Box::new(
+            crate::AirBench94::with_widths(device, 0, widths, num_classes).map_err(in_file)?,
+        ));
     }
-    registry::build(name, device, 0).map_err(|e| Error::Checkpoint {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    registry::build(name, device, 0, num_classes).map_err(in_file)
 }
 
 /// The header of a safetensors file: its metadata and every tensor's name, dtype and shape (sorted by name),
@@ -465,10 +470,7 @@ pub fn with_model_meta(
     let base = ModelMeta::for_model(
         model,
         Normalize::default(),
-        cifar_types::CLASS_NAMES
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
+        cifar_types::default_class_names(model.num_classes()),
     );
     for (k, v) in base.to_metadata() {
         let own = [keys::MODEL, keys::MODEL_ARGS, keys::INPUT_SIZE].contains(&k.as_str());
@@ -541,7 +543,13 @@ pub fn load_model_with_meta(
 ) -> Result<(Box<dyn Classifier>, ModelMeta)> {
     let header = read_header(path)?;
     let meta = ModelMeta::from_metadata(&header.metadata, path)?;
-    let model = build_from_args(&meta.model, &meta.model_args, device, path)?;
+    let model = build_from_args(
+        &meta.model,
+        &meta.model_args,
+        meta.class_names.len(),
+        device,
+        path,
+    )?;
     let c = read(path, device)?;
     assign(model.as_ref(), &c.tensors, path)?;
     Ok((model, meta))

@@ -27,15 +27,17 @@ pub struct CnnDnn {
     dropout: Dropout,
     device: Device,
     kernels: KernelConfig,
+    num_classes: usize,
 }
 
 /// (name, in, out) of the conv layers and the linear layers.
 const CONVS: [(&str, usize, usize); 3] = [("cnn.0", 3, 32), ("cnn.3", 32, 64), ("cnn.6", 64, 128)];
+/// The head's output width is the number of classes (`0` here, filled in by [`CnnDnn::new`]).
 const FCS: [(&str, usize, usize); 4] = [
     ("dnn.0", 2048, 512),
     ("dnn.3", 512, 256),
     ("dnn.6", 256, 128),
-    ("dnn.9", 128, 10),
+    ("dnn.9", 128, 0),
 ];
 
 impl CnnDnn {
@@ -44,8 +46,9 @@ impl CnnDnn {
     /// The dropout probability after each hidden linear layer.
     pub const DROPOUT: f32 = 0.2;
 
-    /// A new model with PyTorch's default initialisation drawn from `seed`.
-    pub fn new(device: &Device, seed: u64) -> Result<Self> {
+    /// A new model with `num_classes` outputs and PyTorch's default initialisation drawn from `seed`.
+    pub fn new(device: &Device, seed: u64, num_classes: usize) -> Result<Self> {
+        crate::check_num_classes(num_classes)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Params::default();
         let mut convs = Vec::new();
@@ -58,7 +61,7 @@ impl CnnDnn {
             convs.push((w, b));
         }
         let mut fcs = Vec::new();
-        for (name, fin, fout) in FCS {
+        for (name, fin, fout) in crate::with_head(FCS, num_classes) {
             let bound = torch_bound(fin);
             let w = uniform((fout, fin), bound, &mut rng, device)?;
             let b = uniform(fout, bound, &mut rng, device)?;
@@ -73,6 +76,7 @@ impl CnnDnn {
             dropout: Dropout { p: Self::DROPOUT },
             device: device.clone(),
             kernels: KernelConfig::default(),
+            num_classes,
         })
     }
 
@@ -121,6 +125,10 @@ impl Classifier for CnnDnn {
         &self.device
     }
 
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
     fn kernels(&self) -> KernelConfig {
         self.kernels
     }
@@ -134,7 +142,7 @@ impl Classifier for CnnDnn {
 impl CnnDnn {
     /// Forward multiply-adds ×2 per image: the three 3x3 convolutions (at 32, 16 and 8 pixels) and the four
     /// linear layers.
-    pub const fn flops_per_image() -> u64 {
+    pub const fn flops_per_image(num_classes: usize) -> u64 {
         let sides = [32, 16, 8];
         let mut macs = 0;
         let mut i = 0;
@@ -144,7 +152,12 @@ impl CnnDnn {
         }
         let mut i = 0;
         while i < FCS.len() {
-            macs += crate::flops::linear_macs(FCS[i].1, FCS[i].2);
+            let out = if i + 1 == FCS.len() {
+                num_classes
+            } else {
+                FCS[i].2
+            };
+            macs += crate::flops::linear_macs(FCS[i].1, out);
             i += 1;
         }
         2 * macs

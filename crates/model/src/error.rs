@@ -15,6 +15,12 @@ pub enum Error {
         /// The registered names, comma-separated.
         available: String,
     },
+    /// A model was asked for fewer than two classes ([`crate::registry::build`] and every constructor).
+    #[error("a classifier needs at least 2 classes, found {found}")]
+    NumClasses {
+        /// The number of classes asked for.
+        found: usize,
+    },
     /// A device spec that does not parse, names CUDA in a build without it, or cannot be opened
     /// ([`crate::device::parse`], [`crate::device::select`]).
     #[error("invalid device {spec:?}: {reason}")]

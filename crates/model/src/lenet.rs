@@ -27,24 +27,27 @@ pub struct LeNet5 {
     fcs: Vec<(Var, Var)>,
     device: Device,
     kernels: KernelConfig,
+    num_classes: usize,
 }
 
 /// (name, in, out) of the 5x5 conv layers, and their output sides before pooling.
 const CONVS: [(&str, usize, usize); 2] = [("features.0", 3, 6), ("features.3", 6, 16)];
 const CONV_OUT: [usize; 2] = [28, 10];
 const KERNEL: usize = 5;
+/// (name, in, out) of the linear layers; the head's output width (`0` here) is the number of classes.
 const FCS: [(&str, usize, usize); 3] = [
     ("classifier.0", 400, 120),
     ("classifier.2", 120, 84),
-    ("classifier.4", 84, 10),
+    ("classifier.4", 84, 0),
 ];
 
 impl LeNet5 {
     /// The registry name.
     pub const NAME: &'static str = "lenet5";
 
-    /// A new model with PyTorch's default initialisation drawn from `seed`.
-    pub fn new(device: &Device, seed: u64) -> Result<Self> {
+    /// A new model with `num_classes` outputs and PyTorch's default initialisation drawn from `seed`.
+    pub fn new(device: &Device, seed: u64, num_classes: usize) -> Result<Self> {
+        crate::check_num_classes(num_classes)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Params::default();
         let mut convs = Vec::new();
@@ -57,7 +60,7 @@ impl LeNet5 {
             convs.push((w, b));
         }
         let mut fcs = Vec::new();
-        for (name, fin, fout) in FCS {
+        for (name, fin, fout) in crate::with_head(FCS, num_classes) {
             let bound = torch_bound(fin);
             let w = uniform((fout, fin), bound, &mut rng, device)?;
             let b = uniform(fout, bound, &mut rng, device)?;
@@ -71,6 +74,7 @@ impl LeNet5 {
             fcs,
             device: device.clone(),
             kernels: KernelConfig::default(),
+            num_classes,
         })
     }
 
@@ -86,7 +90,7 @@ impl LeNet5 {
     }
 
     /// Forward multiply-adds ×2 per image: the two convolutions and the three linear layers.
-    pub const fn flops_per_image() -> u64 {
+    pub const fn flops_per_image(num_classes: usize) -> u64 {
         let mut macs = 0;
         let mut i = 0;
         while i < CONVS.len() {
@@ -95,7 +99,12 @@ impl LeNet5 {
         }
         let mut i = 0;
         while i < FCS.len() {
-            macs += linear_macs(FCS[i].1, FCS[i].2);
+            let out = if i + 1 == FCS.len() {
+                num_classes
+            } else {
+                FCS[i].2
+            };
+            macs += linear_macs(FCS[i].1, out);
             i += 1;
         }
         2 * macs
@@ -133,6 +142,10 @@ impl Classifier for LeNet5 {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
     }
 
     fn kernels(&self) -> KernelConfig {

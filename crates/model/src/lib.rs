@@ -11,7 +11,7 @@
 //! ```
 //! use cifar10_model::{registry, Mode};
 //! let device = candle_core::Device::Cpu;
-//! let net = registry::build("cnn-dnn", &device, 42).unwrap();
+//! let net = registry::build("cnn-dnn", &device, 42, 10).unwrap();
 //! let x = candle_core::Tensor::zeros((2, 3, 32, 32), candle_core::DType::F32, &device).unwrap();
 //! let logits = net.forward(&x, Mode::Eval).unwrap();
 //! assert_eq!(logits.dims(), &[2, 10]);
@@ -47,6 +47,26 @@ pub use params::Params;
 use candle_core::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 
+/// Refuses a head of fewer than two classes.
+pub(crate) fn check_num_classes(num_classes: usize) -> Result<()> {
+    if num_classes < 2 {
+        return Err(Error::NumClasses { found: num_classes });
+    }
+    Ok(())
+}
+
+/// A layer table `(name, in, out)` whose last layer (the head) gets `num_classes` outputs.
+pub(crate) fn with_head<const N: usize>(
+    layers: [(&'static str, usize, usize); N],
+    num_classes: usize,
+) -> [(&'static str, usize, usize); N] {
+    let mut layers = layers;
+    if let Some(last) = layers.last_mut() {
+        last.2 = num_classes;
+    }
+    layers
+}
+
 /// Whether a forward pass trains (dropout active, drawing its masks from the given seeded RNG) or evaluates.
 pub enum Mode<'a> {
     /// Evaluation: dropout is the identity, BatchNorm uses its running statistics, no buffer changes.
@@ -63,11 +83,11 @@ impl Mode<'_> {
     }
 }
 
-/// A CIFAR-10 classifier: images `[B, 3, 32, 32]` (normalized f32) in, logits `[B, classes]` out.
+/// An image classifier: images `[B, 3, 32, 32]` (normalized f32) in, logits `[B, num_classes]` out.
 ///
-/// Only `name`, `forward`, `params` and `device` are required; the other methods have defaults for models without
-/// buffers, data-dependent initialisation or per-epoch behaviour, so a library user's model implements four
-/// methods and trains with `train::run_model`.
+/// Only `name`, `forward`, `params`, `device` and `num_classes` are required; the other methods have defaults for
+/// models without buffers, data-dependent initialisation or per-epoch behaviour, so a library user's model
+/// implements five methods and trains with `train::run_model`.
 pub trait Classifier: Send {
     /// The registry name (e.g. `cnn-dnn`).
     fn name(&self) -> &'static str;
@@ -77,6 +97,8 @@ pub trait Classifier: Send {
     fn params(&self) -> &Params;
     /// The device the parameters live on; inputs to [`Classifier::forward`] must be on it.
     fn device(&self) -> &Device;
+    /// The number of classes: the width of the logits [`Classifier::forward`] returns.
+    fn num_classes(&self) -> usize;
     /// State that is saved and restored with the parameters but not trained by the optimizer (BatchNorm running
     /// statistics, frozen layers), under stable names.
     fn buffers(&self) -> &Params {

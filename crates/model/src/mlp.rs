@@ -25,14 +25,15 @@ pub struct Mlp {
     dropout: Dropout,
     device: Device,
     kernels: KernelConfig,
+    num_classes: usize,
 }
 
-/// (name, in, out) of the linear layers.
+/// (name, in, out) of the linear layers; the head's output width (`0` here) is the number of classes.
 pub(crate) const MLP_FCS: [(&str, usize, usize); 4] = [
     ("dnn.0", 3072, 512),
     ("dnn.3", 512, 256),
     ("dnn.6", 256, 128),
-    ("dnn.9", 128, 10),
+    ("dnn.9", 128, 0),
 ];
 
 impl Mlp {
@@ -41,12 +42,13 @@ impl Mlp {
     /// The dropout probability after each hidden linear layer.
     pub const DROPOUT: f32 = 0.2;
 
-    /// A new model with PyTorch's default initialisation drawn from `seed`.
-    pub fn new(device: &Device, seed: u64) -> Result<Self> {
+    /// A new model with `num_classes` outputs and PyTorch's default initialisation drawn from `seed`.
+    pub fn new(device: &Device, seed: u64, num_classes: usize) -> Result<Self> {
+        crate::check_num_classes(num_classes)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Params::default();
         let mut fcs = Vec::new();
-        for (name, fin, fout) in MLP_FCS {
+        for (name, fin, fout) in crate::with_head(MLP_FCS, num_classes) {
             let bound = torch_bound(fin);
             let w = uniform((fout, fin), bound, &mut rng, device)?;
             let b = uniform(fout, bound, &mut rng, device)?;
@@ -60,15 +62,21 @@ impl Mlp {
             dropout: Dropout { p: Self::DROPOUT },
             device: device.clone(),
             kernels: KernelConfig::default(),
+            num_classes,
         })
     }
 
     /// Forward multiply-adds ×2 per image: the four linear layers.
-    pub const fn flops_per_image() -> u64 {
+    pub const fn flops_per_image(num_classes: usize) -> u64 {
         let mut macs = 0;
         let mut i = 0;
         while i < MLP_FCS.len() {
-            macs += crate::flops::linear_macs(MLP_FCS[i].1, MLP_FCS[i].2);
+            let out = if i + 1 == MLP_FCS.len() {
+                num_classes
+            } else {
+                MLP_FCS[i].2
+            };
+            macs += crate::flops::linear_macs(MLP_FCS[i].1, out);
             i += 1;
         }
         2 * macs
@@ -102,6 +110,10 @@ impl Classifier for Mlp {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
     }
 
     fn kernels(&self) -> KernelConfig {

@@ -34,7 +34,7 @@ fn vec1(t: &Tensor) -> Vec<f32> {
 
 #[test]
 fn shapes_names_and_counts() {
-    let m = AirBench94::new(&Device::Cpu, 0).unwrap();
+    let m = AirBench94::new(&Device::Cpu, 0, 10).unwrap();
     // Trainable: conv weights, BatchNorm biases, whitening bias, head — as PyTorch's requires_grad count.
     assert_eq!(m.params().count(), 1_971_352);
     assert_eq!(m.buffers().count(), 288 + 1152 + 2 * 1152);
@@ -66,7 +66,7 @@ fn shapes_names_and_counts() {
 
 #[test]
 fn conv_init_is_dirac_on_the_first_input_channels() {
-    let m = AirBench94::new(&Device::Cpu, 3).unwrap();
+    let m = AirBench94::new(&Device::Cpu, 3, 10).unwrap();
     let w = m
         .params()
         .get("2.conv1.weight")
@@ -99,7 +99,7 @@ fn conv_init_is_dirac_on_the_first_input_channels() {
 #[test]
 fn whitening_decorrelates_patches() {
     let x = images(64, 2);
-    let m = AirBench94::new(&Device::Cpu, 0).unwrap();
+    let m = AirBench94::new(&Device::Cpu, 0, 10).unwrap();
     m.init_from_data(&x).unwrap();
     let w = m.buffers().get("0.weight").unwrap().as_tensor().clone();
     let wv = vec1(&w);
@@ -138,7 +138,7 @@ fn whitening_decorrelates_patches() {
 
 #[test]
 fn batchnorm_running_stats_update_only_in_training() {
-    let m = AirBench94::with_widths(&Device::Cpu, 0, [8, 16, 16]).unwrap();
+    let m = AirBench94::with_widths(&Device::Cpu, 0, [8, 16, 16], 10).unwrap();
     let x = images(8, 4);
     m.init_from_data(&x).unwrap();
     let stats = |m: &AirBench94| vec1(m.buffers().get("2.norm1.running_mean").unwrap().as_tensor());
@@ -167,7 +167,7 @@ fn batchnorm_running_stats_update_only_in_training() {
 
 #[test]
 fn whitening_bias_freezes_after_three_epochs() {
-    let m = AirBench94::with_widths(&Device::Cpu, 0, [8, 16, 16]).unwrap();
+    let m = AirBench94::with_widths(&Device::Cpu, 0, [8, 16, 16], 10).unwrap();
     let x = images(4, 5);
     m.init_from_data(&x).unwrap();
     let bias = m.params().get("0.bias").unwrap().clone();
@@ -192,19 +192,19 @@ fn whitening_bias_freezes_after_three_epochs() {
 fn checkpoint_round_trip_keeps_buffers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ab.safetensors");
-    let m = AirBench94::with_widths(&Device::Cpu, 7, [8, 16, 16]).unwrap();
+    let m = AirBench94::with_widths(&Device::Cpu, 7, [8, 16, 16], 10).unwrap();
     let x = images(6, 6);
     m.init_from_data(&x).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     m.forward(&x, Mode::Train(&mut rng)).unwrap();
     checkpoint::save_model(&m, &path, Default::default()).unwrap();
-    let fresh = AirBench94::with_widths(&Device::Cpu, 8, [8, 16, 16]).unwrap();
+    let fresh = AirBench94::with_widths(&Device::Cpu, 8, [8, 16, 16], 10).unwrap();
     checkpoint::load_into(&fresh, &path).unwrap();
     let a = vec1(&m.forward(&x, Mode::Eval).unwrap());
     let b = vec1(&fresh.forward(&x, Mode::Eval).unwrap());
     assert_eq!(a, b);
     // A cnn-dnn checkpoint is refused by name; a file without the buffers is refused by tensor.
-    let other = registry::build("cnn-dnn", &Device::Cpu, 0).unwrap();
+    let other = registry::build("cnn-dnn", &Device::Cpu, 0, 10).unwrap();
     let p2 = dir.path().join("cnn.safetensors");
     checkpoint::save_model(other.as_ref(), &p2, Default::default()).unwrap();
     assert!(checkpoint::load_into(&fresh, &p2).is_err());

@@ -29,7 +29,7 @@ fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
 /// maxima / 4, unlike PyTorch and these kernels, so gradients that pass through a pool are compared per op in
 /// `cpu-ops`' tests instead).
 fn run(kernels: KernelConfig) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let mut m = AirBench94::with_widths(&Device::Cpu, 3, [8, 16, 16]).unwrap();
+    let mut m = AirBench94::with_widths(&Device::Cpu, 3, [8, 16, 16], 10).unwrap();
     m.set_kernels(kernels).unwrap();
     assert_eq!(m.kernels(), kernels);
     let x = random(&[6, 3, 32, 32], 1);

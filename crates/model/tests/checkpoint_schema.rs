@@ -10,7 +10,7 @@ use std::collections::HashMap;
 fn schema(model: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    let m = cifar10_model::registry::build(model, &Device::Cpu, 0).unwrap();
+    let m = cifar10_model::registry::build(model, &Device::Cpu, 0, 10).unwrap();
     checkpoint::save_model(m.as_ref(), &path, HashMap::new()).unwrap();
     let h = checkpoint::read_header(&path).unwrap();
     let mut meta: Vec<String> = h
@@ -106,7 +106,7 @@ fn reference_models_layout() {
 #[test]
 fn metadata_round_trips_and_old_files_get_defaults() {
     let path = std::path::Path::new("x.safetensors");
-    let m = cifar10_model::registry::build("airbench94", &Device::Cpu, 0).unwrap();
+    let m = cifar10_model::registry::build("airbench94", &Device::Cpu, 0, 10).unwrap();
     let meta = checkpoint::ModelMeta::for_model(
         m.as_ref(),
         checkpoint::Normalize {
@@ -155,7 +155,7 @@ fn metadata_round_trips_and_old_files_get_defaults() {
 fn airbench_widths_come_back_from_model_args() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("small.safetensors");
-    let m = cifar10_model::AirBench94::with_widths(&Device::Cpu, 1, [8, 16, 16]).unwrap();
+    let m = cifar10_model::AirBench94::with_widths(&Device::Cpu, 1, [8, 16, 16], 10).unwrap();
     checkpoint::save_model(&m, &path, HashMap::new()).unwrap();
     let (back, meta) = checkpoint::load_model_with_meta(&path, &Device::Cpu).unwrap();
     assert_eq!(meta.model_args, serde_json::json!({"widths": [8, 16, 16]}));

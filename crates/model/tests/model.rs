@@ -15,7 +15,7 @@ fn input(n: usize) -> Tensor {
 
 #[test]
 fn parameter_count_and_block_shapes() {
-    let m = CnnDnn::new(&Device::Cpu, 0).unwrap();
+    let m = CnnDnn::new(&Device::Cpu, 0, 10).unwrap();
     assert_eq!(m.params().count(), 1_307_850);
     assert_eq!(m.params().len(), 14);
     let feats = m.features(&input(2)).unwrap();
@@ -32,9 +32,9 @@ fn parameter_count_and_block_shapes() {
 
 #[test]
 fn init_is_seeded_and_within_torch_bounds() {
-    let a = CnnDnn::new(&Device::Cpu, 7).unwrap();
-    let b = CnnDnn::new(&Device::Cpu, 7).unwrap();
-    let c = CnnDnn::new(&Device::Cpu, 8).unwrap();
+    let a = CnnDnn::new(&Device::Cpu, 7, 10).unwrap();
+    let b = CnnDnn::new(&Device::Cpu, 7, 10).unwrap();
+    let c = CnnDnn::new(&Device::Cpu, 8, 10).unwrap();
     let w = |m: &CnnDnn, n: &str| {
         m.params()
             .get(n)
@@ -64,7 +64,7 @@ fn init_is_seeded_and_within_torch_bounds() {
 
 #[test]
 fn dropout_only_in_training_and_seeded() {
-    let m = CnnDnn::new(&Device::Cpu, 1).unwrap();
+    let m = CnnDnn::new(&Device::Cpu, 1, 10).unwrap();
     let x = input(4);
     let e1 = m
         .forward(&x, Mode::Eval)
@@ -123,14 +123,14 @@ fn dropout_zeroes_the_expected_fraction_and_keeps_the_mean() {
 fn checkpoint_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    let a = registry::build("cnn-dnn", &Device::Cpu, 5).unwrap();
+    let a = registry::build("cnn-dnn", &Device::Cpu, 5, 10).unwrap();
     checkpoint::save_model(
         a.as_ref(),
         &path,
         HashMap::from([("epoch".to_string(), "3".to_string())]),
     )
     .unwrap();
-    let b = registry::build("cnn-dnn", &Device::Cpu, 6).unwrap();
+    let b = registry::build("cnn-dnn", &Device::Cpu, 6, 10).unwrap();
     let x = input(3);
     let ya = a
         .forward(&x, Mode::Eval)
@@ -178,7 +178,7 @@ fn checkpoint_round_trip() {
 fn checkpoint_of_another_shape_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("other.safetensors");
-    let m = registry::build("cnn-dnn", &Device::Cpu, 5).unwrap();
+    let m = registry::build("cnn-dnn", &Device::Cpu, 5, 10).unwrap();
     let mut tensors = m.params().tensors();
     tensors[6] = (
         "dnn.0.weight".into(),
@@ -240,7 +240,7 @@ fn checkpoint_of_another_shape_is_a_clear_error() {
 
 #[test]
 fn unknown_model_lists_the_registry() {
-    let err = registry::build("resnet", &Device::Cpu, 0)
+    let err = registry::build("resnet", &Device::Cpu, 0, 10)
         .err()
         .unwrap()
         .to_string();

@@ -21,7 +21,7 @@ fn shapes(m: &dyn Classifier) -> Vec<(String, Vec<usize>)> {
 
 #[test]
 fn mlp_shapes_and_parameter_count() {
-    let m = Mlp::new(&Device::Cpu, 0).unwrap();
+    let m = Mlp::new(&Device::Cpu, 0, 10).unwrap();
     // 3072·512+512 + 512·256+256 + 256·128+128 + 128·10+10
     assert_eq!(m.params().count(), 1_738_890);
     let s = shapes(&m);
@@ -30,14 +30,14 @@ fn mlp_shapes_and_parameter_count() {
     assert_eq!(s[7], ("dnn.9.bias".to_string(), vec![10]));
     assert_eq!(m.forward(&input(3), Mode::Eval).unwrap().dims(), &[3, 10]);
     // The same head as cnn-dnn: every layer after the first has the same shape.
-    let c = CnnDnn::new(&Device::Cpu, 0).unwrap();
+    let c = CnnDnn::new(&Device::Cpu, 0, 10).unwrap();
     let head: Vec<_> = shapes(&c).into_iter().skip(6).skip(2).collect();
     assert_eq!(head, s[2..].to_vec());
 }
 
 #[test]
 fn lenet5_shapes_and_parameter_count() {
-    let m = LeNet5::new(&Device::Cpu, 0).unwrap();
+    let m = LeNet5::new(&Device::Cpu, 0, 10).unwrap();
     // conv 6·3·25+6, conv 16·6·25+16, 400·120+120, 120·84+84, 84·10+10
     assert_eq!(m.params().count(), 62_006);
     let s = shapes(&m);
@@ -66,7 +66,7 @@ fn conv_valid_matches_candle_conv2d() {
 fn conv_valid_case(k: &cifar10_model::KernelConfig) {
     let dev = Device::Cpu;
     let x = candle_core::Var::from_tensor(&input(2)).unwrap();
-    let m = LeNet5::new(&dev, 3).unwrap();
+    let m = LeNet5::new(&dev, 3, 10).unwrap();
     let w = m.params().get("features.0.weight").unwrap();
     let b = m.params().get("features.0.bias").unwrap();
     let ours = cifar10_model::conv_valid(k, x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
@@ -147,28 +147,48 @@ fn registry_lists_every_model_with_params_and_flops() {
         assert!(names.contains(&n), "{n} not registered");
     }
     let expect = [
-        // (name, parameters, forward multiply-adds per image)
-        ("mlp", 1_738_890, 1_737_984u64),
-        ("lenet5", 62_006, 651_720),
-        ("cnn-dnn", 1_307_850, 11_535_616),
-        ("airbench94", 1_971_352, 118_147_360),
+        // (name, parameters, forward multiply-adds per image, the head's input width)
+        ("mlp", 1_738_890, 1_737_984u64, 128, true),
+        ("lenet5", 62_006, 651_720, 84, true),
+        ("cnn-dnn", 1_307_850, 11_535_616, 128, true),
+        ("airbench94", 1_971_352, 118_147_360, 256, false),
     ];
-    for (name, params, macs) in expect {
+    for (name, params, macs, head_in, bias) in expect {
         let spec = registry::spec(name).unwrap();
-        assert_eq!(spec.param_count().unwrap(), params, "{name}");
-        assert_eq!(spec.flops_per_image, 2 * macs, "{name}");
-        let net = registry::build(name, &Device::Cpu, 1).unwrap();
+        assert_eq!(spec.param_count(10).unwrap(), params, "{name}");
+        assert_eq!(spec.flops_per_image(10), 2 * macs, "{name}");
+        let net = registry::build(name, &Device::Cpu, 1, 10).unwrap();
         assert_eq!(net.name(), name);
+        assert_eq!(net.num_classes(), 10);
         assert_eq!(net.forward(&input(2), Mode::Eval).unwrap().dims(), &[2, 10]);
+        // A 100-class head: 90 more outputs of `head_in` weights (and a bias each).
+        let extra = 90 * (head_in + usize::from(bias));
+        assert_eq!(spec.param_count(100).unwrap(), params + extra, "{name}");
+        assert_eq!(
+            spec.flops_per_image(100),
+            2 * (macs + 90 * head_in as u64),
+            "{name}"
+        );
+        let net = registry::build(name, &Device::Cpu, 1, 100).unwrap();
+        assert_eq!(net.num_classes(), 100);
+        assert_eq!(
+            net.forward(&input(2), Mode::Eval).unwrap().dims(),
+            &[2, 100]
+        );
+        let err = registry::build(name, &Device::Cpu, 1, 1).err().unwrap();
+        assert!(
+            err.to_string().contains("at least 2 classes, found 1"),
+            "{err}"
+        );
     }
     assert!(registry::spec("vgg").is_none());
-    assert!((registry::spec("cnn-dnn").unwrap().mflops_per_image() - 23.071232).abs() < 1e-9);
+    assert!((registry::spec("cnn-dnn").unwrap().mflops_per_image(10) - 23.071232).abs() < 1e-9);
 }
 
 #[test]
 fn seeded_init_and_training_mode() {
-    let a = Mlp::new(&Device::Cpu, 5).unwrap();
-    let b = Mlp::new(&Device::Cpu, 5).unwrap();
+    let a = Mlp::new(&Device::Cpu, 5, 10).unwrap();
+    let b = Mlp::new(&Device::Cpu, 5, 10).unwrap();
     let x = input(4);
     let ya = a.forward(&x, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
     assert_eq!(
@@ -186,7 +206,7 @@ fn seeded_init_and_training_mode() {
     assert_ne!(train(1), ya);
     assert_eq!(train(1), train(1));
     // LeNet-5 has no dropout: training and evaluation passes agree.
-    let l = LeNet5::new(&Device::Cpu, 5).unwrap();
+    let l = LeNet5::new(&Device::Cpu, 5, 10).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     assert_eq!(
         l.forward(&x, Mode::Train(&mut rng))
@@ -195,4 +215,59 @@ fn seeded_init_and_training_mode() {
             .unwrap(),
         l.forward(&x, Mode::Eval).unwrap().to_vec2::<f32>().unwrap()
     );
+}
+
+#[test]
+fn a_100_class_checkpoint_keeps_its_head_and_class_names() {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("best.safetensors");
+    let net = registry::build("airbench94", &Device::Cpu, 3, 100).unwrap();
+    let names: Vec<String> = (0..100).map(|i| format!("classe n°{i} é")).collect();
+    let meta = HashMap::from([(
+        cifar10_model::checkpoint::keys::CLASS_NAMES.to_string(),
+        serde_json::to_string(&names).unwrap(),
+    )]);
+    cifar10_model::checkpoint::save_model(net.as_ref(), &path, meta).unwrap();
+    let (back, meta) =
+        cifar10_model::checkpoint::load_model_with_meta(&path, &Device::Cpu).unwrap();
+    assert_eq!(back.num_classes(), 100);
+    assert_eq!(meta.class_names, names);
+    let x = input(2);
+    assert_eq!(
+        back.forward(&x, Mode::Eval)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap(),
+        net.forward(&x, Mode::Eval)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+    );
+
+    // Without class names in the file, a model's default names have its own count.
+    let plain = dir.path().join("plain.safetensors");
+    let lenet = registry::build("lenet5", &Device::Cpu, 3, 7).unwrap();
+    cifar10_model::checkpoint::save_model(lenet.as_ref(), &plain, HashMap::new()).unwrap();
+    let (back, meta) =
+        cifar10_model::checkpoint::load_model_with_meta(&plain, &Device::Cpu).unwrap();
+    assert_eq!(back.num_classes(), 7);
+    assert_eq!(meta.class_names[6], "class 6");
+
+    // Class names that disagree with the stored head are an error naming the file, not a panic.
+    let mut md = cifar10_model::checkpoint::read_header(&plain)
+        .unwrap()
+        .metadata;
+    md.insert(
+        cifar10_model::checkpoint::keys::CLASS_NAMES.to_string(),
+        serde_json::to_string(&names).unwrap(),
+    );
+    let c = cifar10_model::checkpoint::read(&plain, &Device::Cpu).unwrap();
+    let bad = dir.path().join("bad.safetensors");
+    let tensors: Vec<(String, Tensor)> = c.tensors.into_iter().collect();
+    cifar10_model::checkpoint::write(&bad, &tensors, md).unwrap();
+    let err = cifar10_model::checkpoint::load_model(&bad, &Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("bad.safetensors"), "{err}");
 }

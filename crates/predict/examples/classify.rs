@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// Writes an untrained `cnn-dnn` checkpoint and a synthetic PNG into `dir`; returns their paths.
 fn standalone_inputs(dir: &Path) -> Result<(PathBuf, PathBuf), Box<dyn std::error::Error>> {
     let ckpt = dir.join("untrained.safetensors");
-    let net = model::registry::build("cnn-dnn", &Device::Cpu, 1)?;
+    let net = model::registry::build("cnn-dnn", &Device::Cpu, 1, 10)?;
     model::checkpoint::save_model(net.as_ref(), &ckpt, Default::default())?;
     // A blue sky over green ground, with a red square: 64x48, so the centre crop and the resize both run.
     let img = image::RgbImage::from_fn(64, 48, |x, y| {

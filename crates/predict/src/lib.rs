@@ -15,7 +15,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let ckpt = dir.path().join("best.safetensors");
 //! let dev = candle_core::Device::Cpu;
-//! let net = model::registry::build("cnn-dnn", &dev, 1).unwrap();
+//! let net = model::registry::build("cnn-dnn", &dev, 1, 10).unwrap();
 //! model::checkpoint::save_model(net.as_ref(), &ckpt, Default::default()).unwrap();
 //!
 //! let session = Session::load(&ckpt, &dev, cifar10_predict::Tta::None).unwrap();
@@ -37,7 +37,7 @@ mod session;
 
 pub use error::{Error, ErrorKind, Result};
 pub use imagefile::{
-    Crop, DecodeLimits, INPUT_BYTES, Input, MAX_DECODED_BYTES, MAX_SIDE, SIDE, to_input,
+    Crop, DecodeLimits, INPUT_BYTES, Input, MAX_DECODED_BYTES, MAX_SIDE, SIDE, Truncation, to_input,
 };
 
 /// Decodes the file `path` into the model's input ([`imagefile::load_path`]).
@@ -48,6 +48,10 @@ pub fn load_path(path: &std::path::Path, crop: Crop, limits: DecodeLimits) -> Re
 /// Decodes an image held in memory into the model's input ([`imagefile::load_bytes`]).
 pub fn load_bytes(bytes: &[u8], crop: Crop, limits: DecodeLimits) -> Result<Input> {
     Ok(imagefile::load_bytes(bytes, crop, limits)?)
+}
+/// What decoding `bytes` would take at most, from its header alone ([`imagefile::footprint`]).
+pub fn footprint(bytes: &[u8], limits: DecodeLimits) -> Result<u64> {
+    Ok(imagefile::footprint(bytes, limits)?)
 }
 pub use model::KernelConfig;
 pub use model::infer::Tta;

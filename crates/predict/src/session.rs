@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn a_session_gives_one_distribution_per_image() {
         let dev = Device::Cpu;
-        let net = model::registry::build("cnn-dnn", &dev, 3).unwrap();
+        let net = model::registry::build("cnn-dnn", &dev, 3, 10).unwrap();
         let meta = ModelMeta::for_model(
             net.as_ref(),
             model::checkpoint::Normalize::default(),

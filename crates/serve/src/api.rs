@@ -32,8 +32,10 @@ pub struct AppState {
     pub batcher: Batcher,
     /// One permit per `/predict` request in flight (`config.max_concurrent`).
     pub permits: Arc<Semaphore>,
-    /// One permit per image being decoded (`config.decode_threads`).
+    /// One permit per small image being decoded (`config.decode_threads`).
     pub decode_permits: Semaphore,
+    /// One permit per KiB of the large images being decoded (`config.decode_memory`).
+    pub decode_memory: Semaphore,
     pub info: ModelInfo,
     pub class_names: Vec<String>,
     pub run: RunInfo,
@@ -58,6 +60,7 @@ pub mod model_meta {
         pub max_body_bytes: usize,
         pub max_side: u32,
         pub max_decoded_bytes: u64,
+        pub allow_partial: bool,
         pub timeout_s: f64,
         pub max_batch: usize,
         pub max_concurrent: usize,
@@ -365,13 +368,24 @@ async fn predict(State(s): State<Arc<AppState>>, req: Request) -> Result<Respons
 
     let work = async {
         let decoded = {
-            let _decoding = s.decode_permits.acquire().await.map_err(|_| {
+            let (crop, limits) = (s.config.crop, s.config.limits);
+            // What decoding takes, from the header alone (refused here when over the limits).
+            let need = predict::footprint(&image, limits).map_err(decode_error)?;
+            let closing = |_| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the server is shutting down",
                 )
-            })?;
-            let (crop, limits) = (s.config.crop, s.config.limits);
+            };
+            // Small images on the decode threads; large ones wait for their share of the decode memory,
+            // never in front of small ones.
+            let _decoding = if need <= crate::config::SMALL_DECODE {
+                s.decode_permits.acquire().await.map_err(closing)?
+            } else {
+                let budget_kib = s.config.decode_memory / 1024;
+                let kib = u32::try_from(need.div_ceil(1024).min(budget_kib)).unwrap_or(u32::MAX);
+                s.decode_memory.acquire_many(kib).await.map_err(closing)?
+            };
             tokio::task::spawn_blocking(move || predict::load_bytes(&image, crop, limits))
                 .await
                 // A decoder that panics on this input: the image is refused, the server goes on.

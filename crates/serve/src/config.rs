@@ -4,6 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The most bytes an image may need to decode (`predict::footprint`) and still count as small: decoded at once
+/// on one of the `decode_threads`, never behind the large ones ([`Config::decode_memory`]).
+pub const SMALL_DECODE: u64 = 16 * 1024 * 1024;
+
 /// How the server listens, limits and batches. [`Config::default`] is safe: loopback only, 8 MiB bodies, 30 s per
 /// request, at most 256 requests in flight.
 #[derive(Debug, Clone)]
@@ -26,8 +30,16 @@ pub struct Config {
     /// The most `/predict` requests in flight (receiving, decoding, queued or running); more get 503 at once. It
     /// bounds the memory: at most this many bodies of `max_body` bytes.
     pub max_concurrent: usize,
-    /// The most images decoded at the same time (each may take up to `limits.max_decoded_bytes`).
+    /// The most small images decoded at the same time (each needs at most [`SMALL_DECODE`] bytes; a 2-megapixel
+    /// RGB photo is small).
     pub decode_threads: usize,
+    /// The most bytes the large images decoded at the same time may take together, each counted by what its
+    /// header says decoding it takes (`predict::footprint`: pixels, working buffers, the encoded bytes; at most
+    /// `limits.max_decoded_bytes`). A large image waits for its share (until the request's deadline: then 503);
+    /// small images and the other routes never wait behind it. The default, `limits.max_decoded_bytes`, decodes
+    /// one maximal image at a time: the server's decoding peak is about this plus `decode_threads` x
+    /// [`SMALL_DECODE`].
+    pub decode_memory: u64,
     /// Decoder limits against decompression bombs.
     pub limits: DecodeLimits,
     /// What happens to non-square images.
@@ -47,6 +59,7 @@ impl Default for Config {
             batch_wait: Duration::from_millis(2),
             max_concurrent: 256,
             decode_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            decode_memory: DecodeLimits::default().max_decoded_bytes,
             limits: DecodeLimits::default(),
             crop: Crop::Center,
             run_dir: None,
@@ -72,6 +85,15 @@ impl Config {
         positive("max_batch", self.max_batch)?;
         positive("max_concurrent", self.max_concurrent)?;
         positive("decode_threads", self.decode_threads)?;
+        if self.decode_memory < 1024 * 1024 {
+            return Err(Error::Setting {
+                setting: "decode_memory",
+                message: format!(
+                    "expected at least 1 MiB, found {} bytes",
+                    self.decode_memory
+                ),
+            });
+        }
         if self.timeout.is_zero() {
             return Err(Error::Setting {
                 setting: "timeout",

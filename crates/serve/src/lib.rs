@@ -43,7 +43,7 @@ mod error;
 mod run_info;
 pub mod samples;
 
-pub use config::Config;
+pub use config::{Config, SMALL_DECODE};
 pub use error::{Error, Result};
 pub use run_info::{RunInfo, TestAccuracy};
 
@@ -118,6 +118,7 @@ impl Server {
                 max_body_bytes: config.max_body,
                 max_side: config.limits.max_side,
                 max_decoded_bytes: config.limits.max_decoded_bytes,
+                allow_partial: config.limits.allow_partial,
                 timeout_s: config.timeout.as_secs_f64(),
                 max_batch: config.max_batch,
                 max_concurrent: config.max_concurrent,
@@ -148,6 +149,11 @@ impl Server {
         let addr = listener.local_addr()?;
         let state = Arc::new(api::AppState {
             decode_permits: tokio::sync::Semaphore::new(config.decode_threads),
+            decode_memory: tokio::sync::Semaphore::new(
+                usize::try_from(config.decode_memory / 1024)
+                    .unwrap_or(usize::MAX)
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            ),
             class_names: meta.class_names,
             config,
             batcher,

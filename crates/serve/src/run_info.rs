@@ -148,6 +148,7 @@ mod tests {
             loss: 0.3,
             tta: Some("mirror".into()),
             accuracy_without_tta: Some(0.89),
+            top5_accuracy: None,
             per_class: vec![],
             confusion_matrix: vec![],
         };

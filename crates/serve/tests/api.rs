@@ -592,7 +592,7 @@ async fn a_model_that_does_not_run_or_a_taken_port_fails_at_start() {
         Ok(_) => panic!("accepted max_batch 0"),
     }
     // A model whose outputs do not match its class names fails its warm-up.
-    let net = model::registry::build("cnn-dnn", &candle_core::Device::Cpu, 1).unwrap();
+    let net = model::registry::build("cnn-dnn", &candle_core::Device::Cpu, 1, 10).unwrap();
     let meta = model::checkpoint::ModelMeta::for_model(
         net.as_ref(),
         Default::default(),

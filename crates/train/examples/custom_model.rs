@@ -9,7 +9,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES, ImageSet};
 use cifar10_train::optim::Optimizer;
 use cifar10_train::{Callback, Control, Data, EpochEnd, TrainConfig, TrainerBuilder};
 use model::{Classifier, Mode, Params};
@@ -60,6 +60,10 @@ impl Classifier for PooledLinear {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn num_classes(&self) -> usize {
+        self.b.dims()[0]
     }
 }
 
@@ -160,7 +164,7 @@ fn synthetic(n: usize, seed: u64) -> ImageSet {
     ImageSet::new(
         px,
         labels,
-        CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+        CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
     )
     .expect("synthetic images are well-formed")
 }

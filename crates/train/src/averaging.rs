@@ -322,6 +322,9 @@ mod tests {
         fn device(&self) -> &Device {
             &Device::Cpu
         }
+        fn num_classes(&self) -> usize {
+            2
+        }
         fn buffers(&self) -> &Params {
             &self.buffers
         }

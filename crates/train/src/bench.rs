@@ -12,7 +12,7 @@
 use crate::{Result, TrainConfig, TrainerBuilder};
 use augment::{Augment, batch_to_tensor};
 use candle_core::{Device, Tensor};
-use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES, ImageSet};
 use model::{Classifier, KernelConfig, Mode, registry};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -100,7 +100,8 @@ pub struct Subject<'a> {
 impl Subject<'_> {
     /// A fresh model (seed 0) with the kernel settings.
     fn build(&self) -> Result<Box<dyn Classifier>> {
-        let mut net = registry::build(self.model, self.device, 0)?;
+        // The benches time CIFAR-sized batches with CIFAR-10's ten classes.
+        let mut net = registry::build(self.model, self.device, 0, CIFAR10_CLASS_NAMES.len())?;
         net.set_kernels(self.kernels)?;
         Ok(net)
     }
@@ -223,7 +224,7 @@ pub fn data_pipeline(batch: usize, images: usize, repeats: usize) -> Result<Benc
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let n = images.max(batch);
     let px: Vec<u8> = (0..n * IMAGE_BYTES).map(|_| rng.random()).collect();
-    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     let set = ImageSet::new(px, vec![0; n], names)?;
     let idx: Vec<usize> = (0..n).collect();
     let mut rates = Vec::with_capacity(repeats);

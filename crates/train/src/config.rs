@@ -4,6 +4,33 @@ use augment::Augment;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Which data set a run trains on (the application loads it; the trainer only records it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataSource {
+    /// CIFAR-10's binary version.
+    #[default]
+    Cifar10,
+    /// CIFAR-100's binary version with its 100 fine labels.
+    Cifar100,
+    /// CIFAR-100's binary version with its 20 coarse labels (superclasses).
+    Cifar100Coarse,
+    /// A user's image folders (`train/<class>/*`, `test/<class>/*`, optional `val/<class>/*`).
+    Folder,
+}
+
+impl DataSource {
+    /// The name as `config.json` spells it (`cifar10`, `cifar100`, `cifar100-coarse`, `folder`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DataSource::Cifar10 => "cifar10",
+            DataSource::Cifar100 => "cifar100",
+            DataSource::Cifar100Coarse => "cifar100-coarse",
+            DataSource::Folder => "folder",
+        }
+    }
+}
+
 /// Which optimizer trains the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -13,6 +40,51 @@ pub enum OptimizerKind {
     Adam,
     /// SGD with momentum (Nesterov with `nesterov`), coupled weight decay as PyTorch's.
     Sgd,
+    /// airbench94_muon's pair: Muon (rate `lr`, the settings in `muon`) on every parameter of 4 dimensions (the
+    /// conv filters), and SGD (`momentum`, `nesterov`) on the rest, in groups whose rates are `lr` times a scale:
+    /// normalisation parameters `norm_lr_scale`, other vectors (biases) `muon.bias_lr_scale`, matrices (the
+    /// head) `muon.head_lr_scale`; each SGD group's coupled weight decay is `weight_decay / its scale`, so all
+    /// decay by `lr · weight_decay` per step. Muon itself has no weight decay.
+    Muon,
+}
+
+/// The settings of [`OptimizerKind::Muon`] beyond the shared ones (`lr`, `momentum`, `nesterov`, `norm_lr_scale`,
+/// `weight_decay`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MuonSettings {
+    /// Muon's momentum factor (the SGD groups use `momentum`).
+    pub momentum: f64,
+    /// Muon's Nesterov momentum.
+    pub nesterov: bool,
+    /// Newton–Schulz iterations per step.
+    pub ns_steps: usize,
+    /// Renormalise each filter bank to Frobenius norm `sqrt(output channels)` before each update.
+    pub normalize_weights: bool,
+    /// The SGD rate of matrices (the linear head) as a multiple of `lr`.
+    pub head_lr_scale: f64,
+    /// The SGD rate of vectors other than normalisation parameters (airbench's whitening bias) as a multiple of
+    /// `lr`.
+    pub bias_lr_scale: f64,
+    /// Those vectors' rate decays linearly from its start to zero over this many epochs instead of following the
+    /// schedule (airbench: 3, the epochs the whitening bias trains). None: the schedule.
+    pub bias_decay_epochs: Option<f64>,
+}
+
+impl Default for MuonSettings {
+    /// Muon's own settings of `airbench94_muon.py` (momentum 0.6 Nesterov, 3 iterations, filters renormalised);
+    /// every SGD group at the base rate, following the schedule.
+    fn default() -> Self {
+        Self {
+            momentum: 0.6,
+            nesterov: true,
+            ns_steps: 3,
+            normalize_weights: true,
+            head_lr_scale: 1.0,
+            bias_lr_scale: 1.0,
+            bias_decay_epochs: None,
+        }
+    }
 }
 
 /// How the per-image training losses of a batch are combined.
@@ -58,6 +130,8 @@ pub struct TrainConfig {
     pub nesterov: bool,
     /// SGD: learning-rate multiplier of normalisation-layer parameters (airbench: 64 for BatchNorm biases).
     pub norm_lr_scale: f64,
+    /// The settings of the Muon optimizer (`optimizer: muon`); ignored by the others.
+    pub muon: MuonSettings,
     /// How a batch's losses are combined.
     pub loss_reduction: LossReduction,
     /// Weight averaging (airbench: Lookahead).
@@ -90,9 +164,14 @@ pub struct TrainConfig {
     pub tta: Tta,
     /// Images per forward pass when evaluating (validation and test; at least 1).
     pub eval_batch_size: usize,
-    /// Where the application keeps the CIFAR-10 data (`cifar-10-batches-bin/` inside); recorded in `config.json`,
-    /// not read by the trainer, which takes its images as [`Data`](crate::Data).
+    /// Where the application keeps the data (`cifar-10-batches-bin/` or `cifar-100-binary/` inside, or an image
+    /// folder tree); recorded in `config.json`, not read by the trainer, which takes its images as
+    /// [`Data`](crate::Data).
     pub data_dir: PathBuf,
+    /// Which data set `data_dir` holds; recorded so a resumed run, its charts and a sweep load the same images.
+    pub dataset: DataSource,
+    /// Image folders: skip (and count) images that do not decode instead of refusing the data set.
+    pub skip_bad_images: bool,
     /// Candle's stock CPU ops instead of the cpu-ops kernels (for comparisons; slow).
     pub stock_ops: bool,
     /// The arithmetic of the convolutions: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
@@ -114,6 +193,7 @@ impl Default for TrainConfig {
             momentum: 0.9,
             nesterov: false,
             norm_lr_scale: 1.0,
+            muon: MuonSettings::default(),
             loss_reduction: LossReduction::Mean,
             averaging: Averaging::None,
             schedule: Schedule::Constant,
@@ -129,6 +209,8 @@ impl Default for TrainConfig {
             tta: Tta::None,
             eval_batch_size: 512,
             data_dir: PathBuf::from("data"),
+            dataset: DataSource::default(),
+            skip_bad_images: false,
             stock_ops: false,
             precision: model::Precision::F32,
         }
@@ -238,6 +320,27 @@ impl TrainConfig {
                 "a positive number",
                 self.norm_lr_scale.to_string(),
             );
+        }
+        let m = &self.muon;
+        if !(m.momentum.is_finite() && (0.0..1.0).contains(&m.momentum)) {
+            return bad(
+                "muon.momentum",
+                "a number in [0, 1)",
+                m.momentum.to_string(),
+            );
+        }
+        for (setting, v) in [
+            ("muon.head_lr_scale", m.head_lr_scale),
+            ("muon.bias_lr_scale", m.bias_lr_scale),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(setting, "a positive number", v.to_string());
+            }
+        }
+        if let Some(e) = m.bias_decay_epochs
+            && !(e.is_finite() && e > 0.0)
+        {
+            return bad("muon.bias_decay_epochs", "a positive number", e.to_string());
         }
         if let Err(e) = self.averaging.validate() {
             return bad("averaging", "valid settings", e);
@@ -375,6 +478,11 @@ pub const PRESETS: &[Preset] = &[
         description: "airbench94's recipe: its network, SGD-Nesterov 0.85, batch 1024, 9.9 epochs on all 50,000 images, label smoothing 0.2, Lookahead, alternating flip + 2-px translate, 6-view TTA",
         apply: airbench94_recipe,
     },
+    Preset {
+        name: "airbench94-muon",
+        description: "airbench94_muon's recipe: the airbench94 network, Muon (lr 0.24, momentum 0.6 Nesterov) on the conv filters and SGD-Nesterov 0.85 on the rest, batch 2000, 8 epochs on all 50,000 images, linear decay to 0, label smoothing 0.2, no Lookahead, 6-view TTA",
+        apply: airbench94_muon_recipe,
+    },
 ];
 
 /// The baselines of `cifar compare` (`mlp`, `lenet5`): `fast`'s recipe (one-cycle AdamW, label smoothing, flip
@@ -415,6 +523,49 @@ fn airbench94_recipe(c: &mut TrainConfig) {
     c.tta = Tta::MirrorShift;
     c.val_fraction = 0.0;
     c.eval_batch_size = 1000;
+}
+
+/// `airbench94_muon.py`'s recipe (KellerJordan/cifar10-airbench): batch 2000, 8 epochs (200 steps on 50,000
+/// images), Muon lr 0.24 (momentum 0.6 Nesterov, 3 Newton–Schulz iterations, filters renormalised), SGD-Nesterov
+/// 0.85 on the BatchNorm biases and the whitening bias at 0.053 and on the head at 0.67, `weight_decay / lr` per
+/// SGD group with wd `2e-6 · batch`, every rate `initial · (1 − step / total)` but the whitening bias's, which
+/// reaches 0 after its 3 training epochs; summed loss with label smoothing 0.2, no Lookahead, 6-view TTA.
+///
+/// The script's head is `Linear(256, 10) / 256` with its weight scaled to std 1; ours computes `W·x / 9`
+/// (airbench94's head), so with `W = (9/256)·W'` the same training needs the rate `0.67 · (9/256)²` (and coupled
+/// decay `wd / that rate`: the product, the decay per step, is unchanged). Our head starts from PyTorch's default
+/// init (std 1/(16√3) ≈ 0.0361 against the script's 9/256 ≈ 0.0352, 2.5% larger).
+fn airbench94_muon_recipe(c: &mut TrainConfig) {
+    let batch = 2000;
+    let (muon_lr, bias_lr, head_lr) = (0.24, 0.053, 0.67);
+    let head_reparam = (9.0f64 / 256.0).powi(2);
+    let wd = 2e-6 * batch as f64;
+    c.model = model::AirBench94::NAME.into();
+    c.epochs = 8;
+    c.fractional_epochs = None;
+    c.batch_size = batch;
+    c.drop_last = true;
+    c.optimizer = OptimizerKind::Muon;
+    c.lr = muon_lr;
+    c.weight_decay = wd / muon_lr;
+    c.momentum = 0.85;
+    c.nesterov = true;
+    c.norm_lr_scale = bias_lr / muon_lr;
+    c.muon = MuonSettings {
+        head_lr_scale: head_lr * head_reparam / muon_lr,
+        bias_lr_scale: bias_lr / muon_lr,
+        bias_decay_epochs: Some(model::AirBench94::WHITEN_BIAS_EPOCHS as f64),
+        ..MuonSettings::default()
+    };
+    c.schedule = Schedule::LinearDecay;
+    c.warmup_epochs = 0.0;
+    c.label_smoothing = 0.2;
+    c.loss_reduction = LossReduction::Sum;
+    c.averaging = Averaging::None;
+    c.augment = Augment::airbench();
+    c.tta = Tta::MirrorShift;
+    c.val_fraction = 0.0;
+    c.eval_batch_size = 2000;
 }
 
 #[cfg(test)]
@@ -524,6 +675,46 @@ mod tests {
         assert_eq!(c.steps(50_000), (48, 476, 10));
         assert_eq!((c.warmup_epochs * 48.0).round() as usize, 109);
         assert_eq!(c.val_fraction, 0.0);
+    }
+
+    /// The airbench94-muon preset derives the script's numbers: 25 steps per epoch and 200 in all on 50,000
+    /// images, the SGD groups' rates 0.053 and 0.67·(9/256)² (our head's 1/9 scale against the script's 1/256),
+    /// each group's decay per step `lr · wd` = 2e-6 · 2000 = 0.004, the whitening bias decaying over 75 steps.
+    #[test]
+    fn airbench_muon_preset_is_the_script() {
+        let c = TrainConfig::preset("airbench94-muon").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.model, "airbench94");
+        assert_eq!(c.optimizer, OptimizerKind::Muon);
+        assert_eq!(c.steps(50_000), (25, 200, 8));
+        assert_eq!(
+            (c.batch_size, c.lr, c.momentum, c.nesterov),
+            (2000, 0.24, 0.85, true)
+        );
+        assert_eq!(
+            (c.muon.momentum, c.muon.nesterov, c.muon.ns_steps),
+            (0.6, true, 3)
+        );
+        assert!(c.muon.normalize_weights);
+        assert!((c.lr * c.norm_lr_scale - 0.053).abs() < 1e-15);
+        assert!((c.lr * c.muon.bias_lr_scale - 0.053).abs() < 1e-15);
+        let head_lr = c.lr * c.muon.head_lr_scale;
+        assert!((head_lr - 0.67 * 81.0 / 65536.0).abs() < 1e-15, "{head_lr}");
+        assert!((c.lr * c.weight_decay - 0.004).abs() < 1e-15);
+        assert_eq!(c.muon.bias_decay_epochs, Some(3.0));
+        assert_eq!((c.schedule, c.warmup_epochs), (Schedule::LinearDecay, 0.0));
+        assert!((c.schedule.lr(c.lr, 199, 200, 0) - 0.24 / 200.0).abs() < 1e-15);
+        assert_eq!(
+            (c.label_smoothing, c.loss_reduction),
+            (0.2, LossReduction::Sum)
+        );
+        assert_eq!(
+            (c.averaging, c.tta, c.val_fraction),
+            (Averaging::None, Tta::MirrorShift, 0.0)
+        );
+        assert_eq!(c.augment, Augment::airbench());
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(TrainConfig::from_json(&json).unwrap(), c);
     }
 
     /// The baselines of `cifar compare` (docs/models.md): `fast`'s recipe over 30 epochs, their model preset, and

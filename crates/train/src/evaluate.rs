@@ -5,7 +5,7 @@ use augment::{Augment, EpochPlan, Loader, Normalize};
 use candle_core::{D, DType, Device};
 use cifar_types::{ImageSet, Predictions};
 use model::Classifier;
-pub use model::infer::Tta;
+pub use model::infer::{Selective, Tta};
 use std::sync::Arc;
 
 /// What [`evaluate`] measures.
@@ -28,6 +28,36 @@ pub fn evaluate(
     normalize: Normalize,
     tta: Tta,
 ) -> Result<Evaluation> {
+    Ok(evaluate_with(model, set, batch_size, normalize, |x| {
+        let (p, logp) = model::infer::probabilities_and_log(model, x, tta)?;
+        Ok((p, logp, 0))
+    })?
+    .0)
+}
+
+/// [`evaluate`] with selective TTA ([`Selective`]: the extra views only for the images whose plain-view top
+/// probability is below the threshold); also returns how many images got them.
+pub fn evaluate_selective(
+    model: &dyn Classifier,
+    set: &Arc<ImageSet>,
+    batch_size: usize,
+    normalize: Normalize,
+    selective: Selective,
+) -> Result<(Evaluation, usize)> {
+    evaluate_with(model, set, batch_size, normalize, |x| {
+        let o = model::infer::selective(model, x, selective)?;
+        Ok((o.probs, o.log_probs, o.augmented))
+    })
+}
+
+/// The loop of [`evaluate`] over any per-batch `(probabilities, log-probabilities, images augmented)`.
+fn evaluate_with(
+    model: &dyn Classifier,
+    set: &Arc<ImageSet>,
+    batch_size: usize,
+    normalize: Normalize,
+    infer: impl Fn(&candle_core::Tensor) -> Result<(candle_core::Tensor, candle_core::Tensor, usize)>,
+) -> Result<(Evaluation, usize)> {
     let classes = set.num_classes();
     let plan = EpochPlan {
         order: (0..set.len()).collect(),
@@ -44,11 +74,13 @@ pub fn evaluate(
     let mut probs = Vec::with_capacity(set.len() * classes);
     let mut loss_sum = 0f64;
     let mut correct = 0u64;
+    let mut augmented = 0usize;
     for batch in Loader::spawn(set.clone(), plan, 2) {
         let b = batch?;
         let x = b.images.to_device(&device)?;
         let labels = b.labels.to_device(&device)?;
-        let (p, logp) = model::infer::probabilities_and_log(model, &x, tta)?;
+        let (p, logp, aug) = infer(&x)?;
+        augmented += aug;
         let nll = logp.gather(&labels.unsqueeze(1)?, 1)?.neg()?.sum_all()?;
         loss_sum += f64::from(nll.to_scalar::<f32>()?);
         correct += u64::from(
@@ -62,9 +94,12 @@ pub fn evaluate(
     }
     let n = set.len().max(1) as f64;
     let predictions = Predictions::new(classes, set.labels().to_vec(), probs)?;
-    Ok(Evaluation {
-        loss: loss_sum / n,
-        accuracy: correct as f64 / n,
-        predictions,
-    })
+    Ok((
+        Evaluation {
+            loss: loss_sum / n,
+            accuracy: correct as f64 / n,
+            predictions,
+        },
+        augmented,
+    ))
 }

@@ -41,14 +41,16 @@ mod trainer;
 
 pub use averaging::Averaging;
 pub use callback::{Callback, Control, EpochEnd, RunStart, StepEnd};
-pub use config::{LossReduction, OptimizerKind, PRESETS, Preset, TrainConfig};
+pub use config::{
+    DataSource, LossReduction, MuonSettings, OptimizerKind, PRESETS, Preset, TrainConfig,
+};
 pub use error::{Error, Result};
-pub use evaluate::{Evaluation, Tta, evaluate};
+pub use evaluate::{Evaluation, Selective, Tta, evaluate, evaluate_selective};
 pub use policies::{
     BestValidationAccuracy, CheckpointPolicy, EarlyStoppingPolicy, LatestWeights, Record,
     ValLossPatience,
 };
-pub use process::tune_cpu_process;
+pub use process::{CpuProcess, tune_cpu_process, tune_cpu_process_with};
 pub use run::{build_model, build_optimizer, run, run_model};
 pub use run_dir::RunDir;
 pub use schedule::{ConfigSchedule, LrSchedule, Schedule};

@@ -22,10 +22,36 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 #[cfg(feature = "mimalloc")]
 const PURGE_DELAY_MS: std::ffi::c_long = -1;
 
-/// Tunes the process for CPU training (see the module docs): subnormals flushed to zero; with the `mimalloc` feature, mimalloc keeps freed
-/// memory (unless `MIMALLOC_PURGE_DELAY` is set: then mimalloc's own reading of it stands; `1000`, its default,
-/// trades about 12% of airbench94's step for a peak memory that does not grow over a long run); unless `stock_ops` (candle's own ops, which carry more of the work then) or the user set
-/// `CANDLE_NUM_THREADS`, candle's element-wise ops run on the calling thread. The `cifar` binary calls it first
+/// What [`tune_cpu_process_with`] sets up. [`CpuProcess::TRAINING`] is what [`tune_cpu_process`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuProcess {
+    /// candle's own ops carry more of the work (`stock_ops`): its element-wise ops keep their thread pool.
+    pub stock_ops: bool,
+    /// With the `mimalloc` feature: mimalloc keeps freed memory mapped (purge delay -1) instead of returning it
+    /// to the OS after its delay. Right for a training run, which frees and re-allocates the same buffers every
+    /// step; wrong for a long-running server, whose memory would stay at its largest request's peak for good.
+    pub keep_freed_memory: bool,
+}
+
+impl CpuProcess {
+    /// For training and benchmarks: freed memory kept, candle's element-wise ops on the calling thread.
+    pub const TRAINING: Self = Self {
+        stock_ops: false,
+        keep_freed_memory: true,
+    };
+    /// For a long-running server (`cifar serve`): freed memory returned to the OS after mimalloc's delay.
+    pub const SERVER: Self = Self {
+        stock_ops: false,
+        keep_freed_memory: false,
+    };
+}
+
+/// Tunes the process for CPU training (see the module docs): subnormals flushed to zero; with the `mimalloc`
+/// feature, mimalloc keeps freed memory (unless `MIMALLOC_PURGE_DELAY` is set: then mimalloc's own reading of it
+/// stands; `1000`, its default, trades about 12% of airbench94's step for a peak memory that does not grow over a
+/// long run); unless `stock_ops` (candle's own ops, which carry more of the work then) or the user set
+/// `CANDLE_NUM_THREADS`, candle's element-wise ops run on the calling thread. The same as
+/// [`tune_cpu_process_with`] with [`CpuProcess::TRAINING`] (and `stock_ops`). The `cifar` binary calls it first
 /// thing in `main`:
 ///
 /// ```no_run
@@ -38,13 +64,31 @@ const PURGE_DELAY_MS: std::ffi::c_long = -1;
 /// It sets an environment variable: call it while the process has a single thread (no other thread may read or
 /// write the environment concurrently), before candle or rayon start their threads.
 pub unsafe fn tune_cpu_process(stock_ops: bool) {
+    // SAFETY: the caller's guarantee, passed on.
+    unsafe {
+        tune_cpu_process_with(CpuProcess {
+            stock_ops,
+            ..CpuProcess::TRAINING
+        })
+    };
+}
+
+/// [`tune_cpu_process`] with every setting chosen: a server passes [`CpuProcess::SERVER`], which leaves
+/// mimalloc's purge delay at its default, so that the memory a large request took goes back to the OS.
+///
+/// # Safety
+///
+/// As [`tune_cpu_process`]: call it while the process has a single thread.
+pub unsafe fn tune_cpu_process_with(settings: CpuProcess) {
     // A purge delay the user set in mimalloc's own environment variable wins.
     #[cfg(feature = "mimalloc")]
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    if settings.keep_freed_memory && std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: plain option store in mimalloc.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     }
-    if !stock_ops && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+    #[cfg(not(feature = "mimalloc"))]
+    let _ = settings.keep_freed_memory;
+    if !settings.stock_ops && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // SAFETY: the caller guarantees the process is single-threaded here.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }

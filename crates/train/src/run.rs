@@ -2,17 +2,20 @@
 //! the config's optimizer ([`build_optimizer`]), and whole runs ([`run`], [`run_model`]).
 
 use crate::config::OptimizerKind;
-use crate::optim::{Adam, AdamConfig, Optimizer, ParamGroup, Sgd, SgdConfig};
+use crate::optim::{
+    Adam, AdamConfig, Chain, GroupDecay, Muon, MuonConfig, Optimizer, ParamGroup, Sgd, SgdConfig,
+};
 use crate::{Data, Outcome, Result, StopFlag, TrainConfig, TrainerBuilder};
 use model::{Classifier, registry};
 
-/// The registered model `cfg.model` on the device `cfg.device` names, with the kernel settings of `cfg`
-/// (`precision`, `stock_ops`), initialised from `cfg.seed`; with a one-line description of the device.
-pub fn build_model(cfg: &TrainConfig) -> Result<(Box<dyn Classifier>, String)> {
+/// The registered model `cfg.model` with `num_classes` outputs on the device `cfg.device` names, with the kernel
+/// settings of `cfg` (`precision`, `stock_ops`), initialised from `cfg.seed`; with a one-line description of the
+/// device.
+pub fn build_model(cfg: &TrainConfig, num_classes: usize) -> Result<(Box<dyn Classifier>, String)> {
     cfg.validate()?;
     let (device, device_desc) = model::device::select(&cfg.device)?;
     let kernels = model::device::kernels(&device, cfg.precision, cfg.stock_ops)?;
-    let mut model = registry::build(&cfg.model, &device, cfg.seed)?;
+    let mut model = registry::build(&cfg.model, &device, cfg.seed, num_classes)?;
     model.set_kernels(kernels)?;
     Ok((model, device_desc))
 }
@@ -28,7 +31,7 @@ pub fn run(
     stop: &StopFlag,
     resume: bool,
 ) -> Result<Outcome> {
-    let (model, device) = build_model(cfg)?;
+    let (model, device) = build_model(cfg, data.train.num_classes())?;
     run_model(model.as_ref(), &device, cfg, data, out, stop, resume)
 }
 
@@ -53,7 +56,8 @@ pub fn run_model(
         .fit(data)
 }
 
-/// The optimizer the config names, over the model's parameters (SGD: normalisation parameters in their own group).
+/// The optimizer the config names, over the model's parameters (SGD: normalisation parameters in their own group;
+/// Muon: see [`OptimizerKind::Muon`] for which parameters go where).
 pub fn build_optimizer(cfg: &TrainConfig, model: &dyn Classifier) -> Result<Box<dyn Optimizer>> {
     Ok(match cfg.optimizer {
         OptimizerKind::Adam => Box::new(Adam::new(
@@ -91,5 +95,57 @@ pub fn build_optimizer(cfg: &TrainConfig, model: &dyn Classifier) -> Result<Box<
                 },
             )?)
         }
+        OptimizerKind::Muon => muon_optimizer(cfg, model)?,
     })
+}
+
+/// [`OptimizerKind::Muon`]: Muon on the 4-dimensional parameters, SGD in three groups on the rest (normalisation
+/// parameters; other vectors, with their own decay; matrices), as one [`Chain`] named `muon`.
+fn muon_optimizer(cfg: &TrainConfig, model: &dyn Classifier) -> Result<Box<dyn Optimizer>> {
+    let m = &cfg.muon;
+    let (mut filters, mut norm, mut biases, mut matrices) = (vec![], vec![], vec![], vec![]);
+    for (name, var) in model.params().iter() {
+        let entry = (name.to_string(), var.clone());
+        match var.rank() {
+            4 => filters.push(entry),
+            _ if model.is_norm_param(name) => norm.push(entry),
+            0 | 1 => biases.push(entry),
+            _ => matrices.push(entry),
+        }
+    }
+    let group = |params, lr_scale: f64| ParamGroup {
+        params,
+        lr_scale,
+        weight_decay: cfg.weight_decay / lr_scale,
+    };
+    let groups = vec![
+        group(norm, cfg.norm_lr_scale),
+        group(biases, m.bias_lr_scale),
+        group(matrices, m.head_lr_scale),
+    ];
+    let mut sgd = Sgd::new(
+        groups,
+        SgdConfig {
+            lr: cfg.lr,
+            momentum: cfg.momentum,
+            nesterov: cfg.nesterov,
+        },
+    )?;
+    if let Some(e) = m.bias_decay_epochs {
+        sgd = sgd.with_group_decay(1, GroupDecay::Epochs(e));
+    }
+    let muon = Muon::new(
+        filters,
+        MuonConfig {
+            lr: cfg.lr,
+            momentum: m.momentum,
+            nesterov: m.nesterov,
+            ns_steps: m.ns_steps,
+            normalize_weights: m.normalize_weights,
+        },
+    )?;
+    Ok(Box::new(Chain::new(
+        "muon",
+        vec![Box::new(muon), Box::new(sgd)],
+    )))
 }

@@ -30,6 +30,10 @@ pub enum Schedule {
     /// airbench's: linear warm-up from `LINEAR_START`·base to the base rate, then linear decay to
     /// `LINEAR_END`·base at the last step.
     Linear,
+    /// `airbench94_muon.py`'s: `base · (1 − step / total)` (from the base rate down to `base / total` at the last
+    /// step), after the optional linear warm-up as [`Schedule::Constant`]'s.
+    #[serde(rename = "linear-decay")]
+    LinearDecay,
 }
 
 /// The first warm-up factor of [`Schedule::Linear`].
@@ -80,10 +84,16 @@ impl Schedule {
         let total = total.max(1);
         let step = step.min(total);
         match self {
-            Schedule::Constant | Schedule::Cosine if warmup > 0 && step < warmup => {
+            Schedule::Constant | Schedule::Cosine | Schedule::LinearDecay
+                if warmup > 0 && step < warmup =>
+            {
                 base * (step + 1) as f64 / warmup as f64
             }
             Schedule::Constant => base,
+            Schedule::LinearDecay => {
+                let span = (total - warmup.min(total)).max(1);
+                base * (1.0 - (step - warmup.min(step)) as f64 / span as f64)
+            }
             Schedule::Cosine => {
                 let span = (total - warmup.min(total)).max(1);
                 let t = (step - warmup.min(step)) as f64 / span as f64;
@@ -122,6 +132,7 @@ impl fmt::Display for Schedule {
             Schedule::Cosine => "cosine",
             Schedule::OneCycle => "onecycle",
             Schedule::Linear => "linear",
+            Schedule::LinearDecay => "linear-decay",
         })
     }
 }
@@ -134,8 +145,9 @@ impl FromStr for Schedule {
             "cosine" => Ok(Schedule::Cosine),
             "onecycle" | "one-cycle" => Ok(Schedule::OneCycle),
             "linear" => Ok(Schedule::Linear),
+            "linear-decay" => Ok(Schedule::LinearDecay),
             _ => Err(format!(
-                "expected constant, cosine, onecycle or linear, found {s:?}"
+                "expected constant, cosine, onecycle, linear or linear-decay, found {s:?}"
             )),
         }
     }
@@ -144,6 +156,20 @@ impl FromStr for Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// airbench94_muon.py: `lr = initial · (1 − step / total_steps)` for step 0..total.
+    #[test]
+    fn linear_decay_is_the_muon_script() {
+        let f = |s| Schedule::LinearDecay.lr(0.24, s, 200, 0);
+        assert_eq!(f(0), 0.24);
+        assert!((f(100) - 0.12).abs() < 1e-15);
+        assert!((f(199) - 0.24 / 200.0).abs() < 1e-15);
+        assert_eq!(
+            "linear-decay".parse::<Schedule>(),
+            Ok(Schedule::LinearDecay)
+        );
+        assert_eq!(Schedule::LinearDecay.to_string(), "linear-decay");
+    }
 
     #[test]
     fn cosine_is_monotone_after_warmup() {

@@ -66,6 +66,7 @@ pub(crate) fn save_last(
     opt: &dyn Optimizer,
     avg: Option<&WeightAverage>,
     state: &TrainState,
+    class_names: &[String],
 ) -> Result<()> {
     let mut tensors = checkpoint::model_tensors(model);
     let (moments, steps) = opt.state()?;
@@ -83,6 +84,7 @@ pub(crate) fn save_last(
     let mut meta = HashMap::from([
         (KEY.to_string(), json),
         ("optimizer".to_string(), opt.name().to_string()),
+        crate::trainer::class_names_meta(class_names)?,
     ]);
     // The normalization the model trains with is the run's config.json's (written when the run was created).
     let config = dir.read_config().ok();

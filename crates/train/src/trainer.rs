@@ -108,7 +108,7 @@ pub struct StepOutput {
 /// ```no_run
 /// # fn main() -> cifar10_train::Result<()> {
 /// use cifar10_train::{TrainConfig, TrainerBuilder, optim::{Sgd, SgdConfig, ParamGroup}};
-/// let net = model::CnnDnn::new(&candle_core::Device::Cpu, 1)?;
+/// let net = model::CnnDnn::new(&candle_core::Device::Cpu, 1, 10)?;
 /// let cfg = TrainConfig { epochs: 2, ..TrainConfig::default() };
 /// let params = model::Classifier::params(&net).iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
 /// let sgd = Sgd::new(vec![ParamGroup { params, lr_scale: 1.0, weight_decay: 0.0 }],
@@ -288,6 +288,7 @@ impl<'m> TrainerBuilder<'m> {
                 epochs: 1,
             },
             started: false,
+            class_names: Vec::new(),
             sets: None,
         })
     }
@@ -321,6 +322,8 @@ pub struct Trainer<'m> {
     state: TrainState,
     plan: Plan,
     started: bool,
+    /// The training set's class names (set by `start`), recorded in every checkpoint.
+    class_names: Vec<String>,
     /// The training and validation images, shared with the batch loader (made once, in [`Trainer::start`]).
     sets: Option<(Arc<ImageSet>, Arc<ImageSet>)>,
 }
@@ -367,6 +370,7 @@ impl<'m> Trainer<'m> {
             total_steps,
             epochs,
         };
+        self.optimizer.plan(steps_per_epoch, total_steps);
         Ok(self.plan)
     }
 
@@ -443,6 +447,8 @@ impl<'m> Trainer<'m> {
         if self.started {
             return Ok(());
         }
+        check_classes(self.model, data)?;
+        self.class_names = data.train.class_names().to_vec();
         self.plan(data.train.len())?;
         if self.resume {
             self.ensure_average()?;
@@ -610,7 +616,7 @@ impl<'m> Trainer<'m> {
         self.state.set_record(&record);
         if is_best && let Some(dir) = &self.dir {
             let path = dir.file(RunDir::BEST);
-            save_best(self.model, &path, &self.cfg, &metrics)?;
+            save_best(self.model, &path, &self.cfg, &self.class_names, &metrics)?;
             for cb in &mut self.callbacks {
                 cb.on_checkpoint(&path, epoch);
             }
@@ -669,6 +675,7 @@ impl<'m> Trainer<'m> {
             self.optimizer.as_ref(),
             self.average.as_ref(),
             &self.state,
+            &self.class_names,
         )?;
         let path = dir.file(RunDir::LAST);
         for cb in &mut self.callbacks {
@@ -754,6 +761,7 @@ fn save_best(
     model: &dyn Classifier,
     path: &std::path::Path,
     cfg: &TrainConfig,
+    class_names: &[String],
     m: &EpochMetrics,
 ) -> Result<()> {
     let normalize = serde_json::to_string(&cfg.augment.normalize)
@@ -765,12 +773,53 @@ fn save_best(
             cfg.tta.name().to_string(),
         ),
         ("epoch".to_string(), m.epoch.to_string()),
+        class_names_meta(class_names)?,
     ];
     if m.val_acc.is_finite() {
         meta.push(("val_acc".to_string(), m.val_acc.to_string()));
     }
     checkpoint::save_model(model, path, meta.into_iter().collect())?;
     Ok(())
+}
+
+/// The checkpoint metadata entry naming the classes.
+pub(crate) fn class_names_meta(class_names: &[String]) -> Result<(String, String)> {
+    let json = serde_json::to_string(class_names)
+        .map_err(|e| Error::Config(format!("cannot serialise the class names: {e}")))?;
+    Ok((model::checkpoint::keys::CLASS_NAMES.to_string(), json))
+}
+
+/// Refuses data whose classes the model cannot learn: a head of another width than the training set's classes, or
+/// validation and test sets that name other classes than the training set.
+fn check_classes(model: &dyn Classifier, data: &Data) -> Result<()> {
+    let names = data.train.class_names();
+    if model.num_classes() != names.len() {
+        return Err(Error::Config(format!(
+            "the model {} has {} outputs but the training set has {} classes",
+            model.name(),
+            model.num_classes(),
+            names.len()
+        )));
+    }
+    for (what, set) in [("validation", &data.val), ("test", &data.test)] {
+        if !set.is_empty() && set.class_names() != names {
+            return Err(Error::Config(format!(
+                "the {what} set's classes ({}) differ from the training set's ({})",
+                abbreviated(set.class_names()),
+                abbreviated(names)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Up to 5 names, then a count.
+fn abbreviated(names: &[String]) -> String {
+    let mut s = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        s.push_str(&format!(", ... ({} in all)", names.len()));
+    }
+    s
 }
 
 /// Runs the model's data-dependent initialisation on the first `model.init_images()` training images, normalized

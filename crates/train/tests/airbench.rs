@@ -9,7 +9,7 @@ use cifar10_train::{Data, RunDir, StopFlag, TrainConfig, run_model};
 use model::{AirBench94, Classifier};
 
 fn small() -> AirBench94 {
-    AirBench94::with_widths(&Device::Cpu, 5, [8, 16, 16]).unwrap()
+    AirBench94::with_widths(&Device::Cpu, 5, [8, 16, 16], 10).unwrap()
 }
 
 /// The airbench94 preset scaled down: batch 64, 2.5 epochs, everything else as the recipe.
@@ -135,6 +135,9 @@ impl Classifier for Linear {
     }
     fn device(&self) -> &Device {
         &self.device
+    }
+    fn num_classes(&self) -> usize {
+        self.w.dims()[0]
     }
 }
 

@@ -19,7 +19,7 @@ fn flipped(set: &ImageSet) -> ImageSet {
 #[test]
 fn tta_averages_the_image_and_its_mirror() {
     let set = common::synthetic(37, 9);
-    let model = model::registry::build("cnn-dnn", &Device::Cpu, 3).unwrap();
+    let model = model::registry::build("cnn-dnn", &Device::Cpu, 3, 10).unwrap();
     let plain = evaluate(
         model.as_ref(),
         &Arc::new(set.clone()),
@@ -72,7 +72,7 @@ fn tta_averages_the_image_and_its_mirror() {
 #[test]
 fn evaluation_batches_do_not_change_results() {
     let set = Arc::new(common::synthetic(50, 4));
-    let model = model::registry::build("cnn-dnn", &Device::Cpu, 1).unwrap();
+    let model = model::registry::build("cnn-dnn", &Device::Cpu, 1, 10).unwrap();
     let a = evaluate(model.as_ref(), &set, 7, Normalize::default(), Tta::None).unwrap();
     let b = evaluate(model.as_ref(), &set, 50, Normalize::default(), Tta::None).unwrap();
     assert_eq!(a.accuracy, b.accuracy);

@@ -117,7 +117,7 @@ fn user_optimizer_schedule_and_a_stopping_callback() {
     let data = common::data();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let net = model::CnnDnn::new(&Device::Cpu, 5).unwrap();
+    let net = model::CnnDnn::new(&Device::Cpu, 5, 10).unwrap();
     let lrs = Arc::new(Mutex::new(Vec::new()));
     let sgd = TestSgd {
         params: net.params().iter().map(|(_, v)| v.clone()).collect(),
@@ -189,7 +189,7 @@ fn replaceable_policies() {
     let data = common::data();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let net = model::CnnDnn::new(&Device::Cpu, 6).unwrap();
+    let net = model::CnnDnn::new(&Device::Cpu, 6, 10).unwrap();
     let o = TrainerBuilder::new(&net, common::tiny_config(5))
         .run_dir(&out)
         .checkpointing(FirstEpoch)
@@ -211,7 +211,7 @@ fn replaceable_policies() {
 /// and counts the optimizer's steps; no run directory is needed.
 #[test]
 fn a_step_without_a_run_directory() {
-    let net = model::CnnDnn::new(&Device::Cpu, 7).unwrap();
+    let net = model::CnnDnn::new(&Device::Cpu, 7, 10).unwrap();
     let cfg = TrainConfig {
         device: "cpu".into(),
         ..TrainConfig::default()
@@ -257,7 +257,7 @@ fn a_step_without_a_run_directory() {
 /// The model carries its kernel settings; a config asking for others is refused by name, not silently run.
 #[test]
 fn the_config_and_the_models_kernels_must_agree() {
-    let mut net = model::CnnDnn::new(&Device::Cpu, 1).unwrap();
+    let mut net = model::CnnDnn::new(&Device::Cpu, 1, 10).unwrap();
     net.set_kernels(KernelConfig::stock()).unwrap();
     let err = TrainerBuilder::new(&net, common::tiny_config(1))
         .build()
@@ -278,4 +278,77 @@ fn the_config_and_the_models_kernels_must_agree() {
         ..common::tiny_config(1)
     };
     TrainerBuilder::new(&net, cfg).build().unwrap();
+}
+
+/// `set` relabelled into `classes` classes (label `i % classes`) named `k0`, `k1`, ...
+fn relabelled(set: &cifar_types::ImageSet, classes: usize) -> cifar_types::ImageSet {
+    let labels = (0..set.len()).map(|i| (i % classes) as u8).collect();
+    let names = (0..classes).map(|k| format!("k{k}")).collect();
+    cifar_types::ImageSet::new(set.pixels().to_vec(), labels, names).unwrap()
+}
+
+#[test]
+fn a_100_class_run_reports_top5_and_records_its_classes() {
+    let base = common::data();
+    let data = cifar10_train::Data {
+        train: relabelled(&base.train, 100),
+        val: relabelled(&base.val, 100),
+        test: relabelled(&base.test, 100),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let cfg = common::tiny_config(1);
+    let outcome = cifar10_train::run(&cfg, &data, &out, &Default::default(), false).unwrap();
+    let r = outcome.test_report.unwrap();
+    assert_eq!(r.per_class.len(), 100);
+    let top5 = r.top5_accuracy.expect("top-5 with 100 classes");
+    assert!(
+        top5 >= r.accuracy && top5 <= 1.0,
+        "{top5} vs {}",
+        r.accuracy
+    );
+    let json = std::fs::read_to_string(out.join("test_report.json")).unwrap();
+    assert!(json.contains("\"top5_accuracy\""), "{json}");
+    for f in ["best.safetensors", "last.safetensors"] {
+        let (net, meta) =
+            model::checkpoint::load_model_with_meta(&out.join(f), &Device::Cpu).unwrap();
+        assert_eq!(net.num_classes(), 100, "{f}");
+        assert_eq!(meta.class_names[99], "k99", "{f}");
+    }
+    // Ten classes: no top-5 figure.
+    let out10 = dir.path().join("run10");
+    let o = cifar10_train::run(&cfg, &base, &out10, &Default::default(), false).unwrap();
+    assert_eq!(o.test_report.unwrap().top5_accuracy, None);
+}
+
+#[test]
+fn a_head_that_does_not_fit_the_data_is_a_clear_error() {
+    let base = common::data();
+    let net = model::CnnDnn::new(&Device::Cpu, 5, 20).unwrap();
+    let err = TrainerBuilder::new(&net, common::tiny_config(1))
+        .build()
+        .unwrap()
+        .fit(&base)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("has 20 outputs but the training set has 10 classes"),
+        "{err}"
+    );
+    let mixed = cifar10_train::Data {
+        test: relabelled(&base.test, 10),
+        ..base
+    };
+    let net = model::CnnDnn::new(&Device::Cpu, 5, 10).unwrap();
+    let err = TrainerBuilder::new(&net, common::tiny_config(1))
+        .build()
+        .unwrap()
+        .fit(&mixed)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("the test set's classes (k0, k1"),
+        "{err}"
+    );
 }

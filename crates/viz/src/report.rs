@@ -143,6 +143,9 @@ fn summary(h: &mut String, run: &RunArtifacts) {
             }
             _ => rows.push(("Test accuracy", pct(r.accuracy))),
         }
+        if let Some(a) = r.top5_accuracy {
+            rows.push(("Test top-5 accuracy", pct(a)));
+        }
         rows.push(("Test loss", format!("{:.4}", r.loss)));
     }
     if !hist.epochs.is_empty() && hist.best().is_none() {

@@ -4,7 +4,7 @@ use crate::{
     Error, Format, Result, accuracy_curve, confusion_matrix, loss_curve, pick_probability_samples,
     probability_bars, sample_grid, write_report_html,
 };
-use cifar_types::{CLASS_NAMES, History, ImageSet, Predictions, TestReport};
+use cifar_types::{History, ImageSet, Predictions, TestReport};
 use std::path::{Path, PathBuf};
 
 /// Training history in a run directory (required).
@@ -113,7 +113,8 @@ pub fn load_run(run_dir: &Path) -> Result<RunArtifacts> {
     })
 }
 
-/// Class names for an `n`-class matrix: the images', else the report's, else CIFAR-10's, else `class i`.
+/// Class names for an `n`-class matrix: the images', else the report's, else
+/// [`cifar_types::default_class_names`].
 fn class_names(run: &RunArtifacts, n: usize) -> Vec<String> {
     if let Some(img) = &run.test_images
         && img.num_classes() == n
@@ -125,10 +126,7 @@ fn class_names(run: &RunArtifacts, n: usize) -> Vec<String> {
     {
         return r.per_class.iter().map(|c| c.class.clone()).collect();
     }
-    if n == CLASS_NAMES.len() {
-        return CLASS_NAMES.iter().map(|s| s.to_string()).collect();
-    }
-    (0..n).map(|i| format!("class {i}")).collect()
+    cifar_types::default_class_names(n)
 }
 
 /// Writes every chart it can into `out_dir` (created if missing) plus `report.html`; returns the paths

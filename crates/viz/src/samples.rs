@@ -231,9 +231,30 @@ const PANEL_W: u32 = 640;
 const PANEL_HEAD: u32 = 34;
 const BARS_COLS: usize = 2;
 
+/// The most bars one image gets: with more classes, the most probable ones (and the true class).
+const MAX_BARS: usize = 10;
+
 impl Bars<'_> {
     fn panel_h(&self) -> u32 {
-        PANEL_HEAD + (self.preds.classes as u32 * 20).max(IMG as u32) + 40
+        PANEL_HEAD + (self.preds.classes.min(MAX_BARS) as u32 * 20).max(IMG as u32) + 40
+    }
+
+    /// The classes drawn for image `i`: all of them in label order when there are at most [`MAX_BARS`], else
+    /// the most probable ones in decreasing order, the true class in the last place when it is not among them.
+    fn shown(&self, i: usize) -> Vec<usize> {
+        let n = self.preds.classes;
+        if n <= MAX_BARS {
+            return (0..n).collect();
+        }
+        let row = self.preds.row(i);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        order.truncate(MAX_BARS);
+        let truth = usize::from(self.preds.labels[i]);
+        if !order.contains(&truth) {
+            order[MAX_BARS - 1] = truth;
+        }
+        order
     }
 }
 
@@ -268,14 +289,18 @@ impl Bars<'_> {
         (x, y): (i32, i32),
         i: usize,
     ) -> DResult<()> {
-        let n = self.preds.classes;
+        let shown = self.shown(i);
+        let n = shown.len();
         let truth = usize::from(self.preds.labels[i]);
         let (pred, p) = self.preds.predicted(i);
-        let head = format!(
+        let mut head = format!(
             "test image {i}: true {}, predicted {} ({p:.2})",
             class_name(self.images, truth),
             class_name(self.images, pred)
         );
+        if n < self.preds.classes {
+            head.push_str(&format!("; top {n} of {}", self.preds.classes));
+        }
         let head_color = if truth == pred { GOOD } else { BAD };
         root.draw_text(
             &head,
@@ -310,8 +335,9 @@ impl Bars<'_> {
         root.draw_text("probability", &axis, ((x0 + x1) / 2, top + bars_h + 20))
             .d()?;
         let probs = self.preds.row(i);
-        for (c, &pc) in probs.iter().enumerate() {
-            let ry = top + c as i32 * row;
+        for (slot, &c) in shown.iter().enumerate() {
+            let pc = probs[c];
+            let ry = top + slot as i32 * row;
             let pc = if pc.is_finite() {
                 f64::from(pc).clamp(0.0, 1.0)
             } else {

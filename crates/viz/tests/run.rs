@@ -189,3 +189,59 @@ fn bad_run_directories_are_clear_errors() {
         "{e}"
     );
 }
+
+/// A 100-class run (CIFAR-100-like names, some with spaces and non-ASCII letters): every chart and the report
+/// are drawn, the report shows top-5 accuracy. Set `VIZ_KEEP_DIR` to keep the charts for a look.
+#[test]
+fn a_100_class_run_renders_every_chart() {
+    use cifar_types::{IMAGE_BYTES, ImageSet, Predictions, TestReport};
+    let classes = 100;
+    let n = 500;
+    let names: Vec<String> = (0..classes)
+        .map(|k| match k {
+            7 => "maple tree".to_string(),
+            8 => "élan n°8".to_string(),
+            _ => format!("class_{k}"),
+        })
+        .collect();
+    let base = common::images(n);
+    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % classes) as u8).collect();
+    let images = ImageSet::new(
+        base.pixels()[..n * IMAGE_BYTES].to_vec(),
+        labels.clone(),
+        names.clone(),
+    )
+    .unwrap();
+    let mut probs = vec![0.001f32; n * classes];
+    for (i, &l) in labels.iter().enumerate() {
+        let guess = if i % 3 == 0 {
+            (l as usize + 1) % classes
+        } else {
+            l as usize
+        };
+        probs[i * classes + guess] = 0.6;
+        probs[i * classes + (guess + 5) % classes] = 0.2;
+    }
+    let preds = Predictions::new(classes, labels, probs).unwrap();
+    let report = TestReport::from_predictions(&preds, 1.9, &names);
+    assert!(report.top5_accuracy.is_some());
+    let run = cifar10_viz::RunArtifacts {
+        history: common::history(4),
+        report: Some(report),
+        predictions: Some(preds),
+        test_images: Some(images),
+        config: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::env::var_os("VIZ_KEEP_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    let written = cifar10_viz::render_run(&out, &run, Format::Png).unwrap();
+    assert!(written.len() >= 5, "{written:?}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Test top-5 accuracy"), "top-5 missing");
+    assert!(
+        html.contains("élan n°8") || html.contains("&eacute;lan"),
+        "class names missing"
+    );
+}

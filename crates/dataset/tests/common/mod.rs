@@ -1,7 +1,7 @@
 //! Shared test helpers: a tiny loopback HTTP/1.1 server and builders of fake CIFAR-10 archives.
 #![allow(dead_code)]
 
-use cifar_types::{CLASS_NAMES, IMAGE_BYTES};
+use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES};
 use cifar10_dataset::{BATCH_DIR, Layout, META_FILE, RECORD_BYTES, TEST_FILE, TRAIN_FILES};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Small layout used by most tests: 3 records per batch.
-pub const SMALL: Layout = Layout {
-    records_per_batch: 3,
-};
+pub const SMALL: Layout = Layout::new(cifar10_dataset::Dataset::Cifar10, 3);
 
 /// What the server does for one connection.
 #[derive(Debug, Clone)]
@@ -161,7 +159,7 @@ pub fn fake_batch(records: usize, offset: usize) -> Vec<u8> {
 }
 
 pub fn meta_text() -> String {
-    let mut s = CLASS_NAMES.join("\n");
+    let mut s = CIFAR10_CLASS_NAMES.join("\n");
     s.push_str("\n\n");
     s
 }

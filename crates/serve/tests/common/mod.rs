@@ -15,7 +15,7 @@ pub const CIFAR10_NORM: &str = r#"{"mean":[0.4914,0.4822,0.4465],"std":[0.247,0.
 /// A seeded cnn-dnn checkpoint with the CIFAR-10 normalization, as `crates/cli/tests` make theirs.
 pub fn make_checkpoint(dir: &Path) -> PathBuf {
     let path = dir.join("best.safetensors");
-    let m = model::registry::build("cnn-dnn", &candle_core::Device::Cpu, 7).unwrap();
+    let m = model::registry::build("cnn-dnn", &candle_core::Device::Cpu, 7, 10).unwrap();
     let meta = HashMap::from([("normalize".to_string(), CIFAR10_NORM.to_string())]);
     model::checkpoint::save_model(m.as_ref(), &path, meta).unwrap();
     path

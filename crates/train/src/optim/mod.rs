@@ -2,15 +2,21 @@
 //!
 //! - [`Adam`] (PyTorch's rule; AdamW with decoupled weight decay), the reference's optimizer.
 //! - [`Sgd`] (PyTorch's SGD: momentum, Nesterov, coupled weight decay) with parameter groups, airbench's optimizer.
+//! - [`Muon`] (momentum SGD with each matrix's update orthogonalised by Newton–Schulz iterations),
+//!   `airbench94_muon.py`'s optimizer of the conv filters; [`Chain`] steps it together with SGD on the rest.
 //!
-//! Both update CPU parameters in place (candle `InplaceOp1`) and keep a savable state, so a resumed run continues
+//! All update CPU parameters in place (candle `InplaceOp1`) and keep a savable state, so a resumed run continues
 //! exactly.
 
 mod adam;
+mod chain;
+mod muon;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig};
-pub use sgd::{ParamGroup, Sgd, SgdConfig};
+pub use chain::Chain;
+pub use muon::{Muon, MuonConfig, NS_COEFFS, NS_EPS, newton_schulz5};
+pub use sgd::{GroupDecay, ParamGroup, Sgd, SgdConfig};
 
 use crate::Result;
 use candle_core::backprop::GradStore;
@@ -30,6 +36,11 @@ pub trait Optimizer: Send {
     fn lr(&self) -> f64;
     /// Number of steps taken.
     fn steps(&self) -> u64;
+    /// Told the run's length before the first step (the trainer calls it when it plans the run), for
+    /// optimizers whose settings are given in epochs. The default ignores it.
+    fn plan(&mut self, steps_per_epoch: usize, total_steps: usize) {
+        let _ = (steps_per_epoch, total_steps);
+    }
     /// The state as named tensors (keys prefixed by the optimizer's name) plus the step count.
     fn state(&self) -> Result<(Vec<(String, Tensor)>, u64)>;
     /// Restores the state written by [`Optimizer::state`] (read from `path`, named in errors).

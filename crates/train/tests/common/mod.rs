@@ -1,7 +1,7 @@
 //! Shared helpers: a small synthetic data set that the model can learn.
 #![allow(dead_code)] // each test binary uses its own subset of the helpers
 
-use cifar_types::{CLASS_NAMES, IMAGE_BYTES, ImageSet};
+use cifar_types::{CIFAR10_CLASS_NAMES, IMAGE_BYTES, ImageSet};
 use cifar10_train::{Data, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,7 +31,7 @@ pub fn synthetic(n: usize, seed: u64) -> ImageSet {
             }
         }
     }
-    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let names = CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     ImageSet::new(px, labels, names).unwrap()
 }
 

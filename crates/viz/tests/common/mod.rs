@@ -2,12 +2,13 @@
 #![allow(dead_code)]
 
 use cifar_types::{
-    CLASS_NAMES, EpochMetrics, History, IMAGE_BYTES, IMAGE_SIDE, ImageSet, Predictions, TestReport,
+    CIFAR10_CLASS_NAMES, EpochMetrics, History, IMAGE_BYTES, IMAGE_SIDE, ImageSet, Predictions,
+    TestReport,
 };
 use cifar10_viz::RunArtifacts;
 
 pub fn names() -> Vec<String> {
-    CLASS_NAMES.iter().map(|s| s.to_string()).collect()
+    CIFAR10_CLASS_NAMES.iter().map(|s| s.to_string()).collect()
 }
 
 /// `n` epochs of a plausible training run; the best validation accuracy is at epoch `n - 2` (or 1).
