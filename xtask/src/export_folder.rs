@@ -205,3 +205,41 @@ fn verify(out: &Path, train: &ImageSet, test: &ImageSet) -> Result<()> {
     println!("class-major order: equals the binary set stably sorted by label");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exported_set_loads_back_bit_for_bit_in_file_name_order() {
+        let names: Vec<String> = ["airplane", "automobile", "bird"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let n = 25;
+        let pixels: Vec<u8> = (0..n * 3072)
+            .map(|i| (i * 7 + i / 3072 * 13) as u8)
+            .collect();
+        let labels: Vec<u8> = (0..n).map(|k| ((k * 5 + 1) % 3) as u8).collect();
+        let set = ImageSet::new(pixels, labels, names).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        export_split(&dir.path().join("train"), &set).unwrap();
+        export_split(&dir.path().join("test"), &set.take(7)).unwrap();
+        assert!(dir.path().join("train/automobile/00000.png").is_file());
+        let opts = FolderOptions {
+            order: ImageOrder::FileName,
+            cache: dataset::CacheMode::Off,
+            ..FolderOptions::default()
+        };
+        let back = dataset::load_folder(dir.path(), &opts, &mut |_, _| {}).unwrap();
+        assert_eq!(back.train, set);
+        assert_eq!(back.test, set.take(7));
+        let opts = FolderOptions {
+            order: ImageOrder::ClassMajor,
+            ..opts
+        };
+        let back = dataset::load_folder(dir.path(), &opts, &mut |_, _| {}).unwrap();
+        assert_eq!(back.train, set.subset(&class_major(&set)));
+        assert_ne!(back.train, set);
+    }
+}

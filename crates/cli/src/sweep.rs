@@ -296,6 +296,22 @@ fn grid_cmd(a: GridArgs, quiet: bool) -> Result<ExitCode> {
     }
 }
 
+/// Asks `squeue` whether Slurm task `job` (`JOBID_TASK`) is still queued or running; None when there is no
+/// `squeue` or its answer is unclear (then a task recorded as running on another machine is believed).
+fn slurm_job_alive(job: &str) -> Option<bool> {
+    let squeue = find_on_path("squeue")?;
+    let o = std::process::Command::new(squeue)
+        .args(["-h", "-o", "%i", "-j", job])
+        .output()
+        .ok()?;
+    if o.status.success() {
+        return Some(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
+    }
+    String::from_utf8_lossy(&o.stderr)
+        .contains("Invalid job id")
+        .then_some(false)
+}
+
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -367,7 +383,7 @@ fn slurm_cmd(
         );
         return Ok(ExitCode::SUCCESS);
     };
-    let statuses = dir.status(file, &host_name());
+    let statuses = dir.status_with(file, &host_name(), &slurm_job_alive);
     let todo: Vec<usize> = statuses
         .iter()
         .enumerate()
@@ -408,7 +424,7 @@ fn slurm_cmd(
 /// (logging to logs/<index>.log), with a progress bar over the runs; then writes the report.
 fn local_cmd(a: &GridArgs, dir: &SweepDir, file: &SweepFile, quiet: bool) -> Result<ExitCode> {
     let host = host_name();
-    let statuses = dir.status(file, &host);
+    let statuses = dir.status_with(file, &host, &slurm_job_alive);
     let mut todo = Vec::new();
     let mut stuck = Vec::new();
     for (spec, s) in file.runs.iter().zip(&statuses) {
@@ -622,7 +638,7 @@ fn local_cmd(a: &GridArgs, dir: &SweepDir, file: &SweepFile, quiet: bool) -> Res
         }
     }
     bar.finish_and_clear();
-    let statuses = dir.status(file, &host);
+    let statuses = dir.status_with(file, &host, &slurm_job_alive);
     let report = sweep::report::build(dir, file, &statuses);
     let written = sweep::report::write(dir, &report)?;
     print!("{}", sweep::report::text_table(&report));
@@ -679,7 +695,7 @@ fn run_one(a: RunOneArgs) -> Result<ExitCode> {
         .with_context(|| format!("{}: run {}", dir.sweep_file().display(), a.index))?;
     let run_dir = dir.run_dir(&spec);
     let host = host_name();
-    match sweep::run_status(&run_dir, &host) {
+    match sweep::run_status_with(&run_dir, &host, &slurm_job_alive) {
         RunStatus::Finished => {
             println!("run {} ({}) is already finished", a.index, spec.name);
             return Ok(ExitCode::SUCCESS);
@@ -813,7 +829,7 @@ fn train_run(
 
 fn status_cmd(a: StatusArgs) -> Result<ExitCode> {
     let (dir, file) = load_sweep(&a.dir)?;
-    let statuses = dir.status(&file, &host_name());
+    let statuses = dir.status_with(&file, &host_name(), &slurm_job_alive);
     if a.json {
         let rows: Vec<serde_json::Value> = file
             .runs
@@ -876,7 +892,7 @@ fn status_cmd(a: StatusArgs) -> Result<ExitCode> {
 
 fn report_cmd(a: ReportArgs) -> Result<ExitCode> {
     let (dir, file) = load_sweep(&a.dir)?;
-    let statuses = dir.status(&file, &host_name());
+    let statuses = dir.status_with(&file, &host_name(), &slurm_job_alive);
     let report = sweep::report::build(&dir, &file, &statuses);
     let written = sweep::report::write(&dir, &report)?;
     if a.json {

@@ -646,3 +646,45 @@ fn inspect_prints_metadata_count_and_tensors() {
         assert!(out.contains(needle), "{needle:?} not in:\n{out}");
     }
 }
+
+#[test]
+fn a_truncated_jpeg_is_refused_unless_allow_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = make_checkpoint(dir.path());
+    let full = dir.path().join("full.jpg");
+    save(&DynamicImage::ImageRgb8(picture(320, 240)), &full);
+    let bytes = std::fs::read(&full).unwrap();
+    for pct in [25, 50, 90] {
+        let cut = dir.path().join(format!("cut{pct}.jpg"));
+        std::fs::write(&cut, &bytes[..bytes.len() * pct / 100]).unwrap();
+        let c = ckpt.to_str().unwrap();
+        let p = cut.to_str().unwrap();
+        let o = cifar(&["predict", "--checkpoint", c, p]);
+        let err = text(&o.stderr);
+        assert!(!o.status.success(), "{pct}%: {err}");
+        assert!(
+            err.contains(&format!("cut{pct}.jpg"))
+                && err.contains("truncated")
+                && err.contains("rows missing"),
+            "{pct}%: {err}"
+        );
+        let o = cifar(&["predict", "--checkpoint", c, "--allow-partial", p]);
+        let out = text(&o.stdout);
+        let err = text(&o.stderr);
+        assert!(o.status.success(), "{pct}% --allow-partial: {err}");
+        assert!(
+            err.contains("truncated"),
+            "{pct}%: the warning is missing: {err}"
+        );
+        assert!(out.contains("cut"), "{pct}%: {out}");
+    }
+    // The whole file is predicted without a word about truncation.
+    let o = cifar(&[
+        "predict",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        full.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(!text(&o.stderr).contains("truncated"));
+}

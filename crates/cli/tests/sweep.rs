@@ -186,3 +186,117 @@ fn bad_slurm_values_are_refused_before_anything_is_written() {
     }
     assert!(!dir.path().join("s").exists());
 }
+
+const SHARED_ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/cifar-10-binary.tar.gz"
+);
+
+/// A local sweep on the real data, two runs at once: Ctrl-C (SIGINT to the driver) while the first runs train
+/// leaves them interrupted with a checkpoint; the same command refuses to start over them; with `--resume` it
+/// continues them (from their checkpoints) and finishes the sweep with its report.
+#[test]
+#[ignore = "needs ../shared/data/cifar-10-binary.tar.gz and trains 2 short runs: cargo test --release -p cli --test sweep -- --ignored"]
+fn local_sweep_interrupted_and_resumed() {
+    let archive = Path::new(SHARED_ARCHIVE);
+    if !archive.is_file() {
+        eprintln!("SKIPPED: no {}", archive.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let opts = dataset::FetchOptions {
+        from: Some(archive.to_path_buf()),
+        ..Default::default()
+    };
+    dataset::fetch(&data, &opts, &mut |_, _| {}).unwrap();
+    let args = [
+        "sweep",
+        "--preset",
+        "fast",
+        "--seeds",
+        "0..2",
+        "--set",
+        "epochs=3",
+        "--set",
+        "limit_train=5000",
+        "--device",
+        "cpu",
+        "--data-dir",
+        "data",
+        "--out",
+        "s",
+        "--jobs",
+        "2",
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_cifar"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both runs are past their first epoch: interrupt the driver.
+    let start = std::time::Instant::now();
+    let log = |i: usize| {
+        std::fs::read_to_string(dir.path().join(format!("s/logs/{i}.log"))).unwrap_or_default()
+    };
+    while !(log(0).contains("epoch   1/3") && log(1).contains("epoch   1/3")) {
+        assert!(
+            start.elapsed().as_secs() < 300,
+            "no epoch within 5 minutes:\n{}\n{}",
+            log(0),
+            log(1)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let status = cifar(&["sweep", "status", "s"], dir.path());
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(out.contains("2 interrupted"), "{out}");
+    for i in 0..2 {
+        assert!(
+            dir.path()
+                .join(format!("s/seed-{i}/last.safetensors"))
+                .is_file()
+        );
+    }
+    // Not over interrupted runs without --resume.
+    let o = cifar(&args, dir.path());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("continue them with --resume"),
+        "{}",
+        stderr(&o)
+    );
+    let mut resumed = args.to_vec();
+    resumed.push("--resume");
+    let o = Command::new(env!("CARGO_BIN_EXE_cifar"))
+        .args(&resumed)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for i in 0..2 {
+        assert!(log(i).contains("resuming"), "{}", log(i));
+        assert!(
+            dir.path()
+                .join(format!("s/seed-{i}/test_report.json"))
+                .is_file()
+        );
+    }
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("2/2"), "{table}");
+    assert!(dir.path().join("s/sweep.html").is_file());
+}

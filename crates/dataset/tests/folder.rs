@@ -540,4 +540,16 @@ fn the_cache_can_live_in_another_folder() {
     assert!(!root.join(cifar10_dataset::CACHE_FILE).exists());
     assert_eq!(cifar10_dataset::cache_file(&root, &opts.cache), Some(file));
     assert!(load(&root, &opts).unwrap().cache.all_cached());
+
+    // A cache location that cannot be written (here a file where the folder should be; a read-only data folder
+    // alike) costs a warning, not the load.
+    let blocked = dir.path().join("not-a-folder");
+    std::fs::write(&blocked, b"x").unwrap();
+    let opts = FolderOptions {
+        cache: CacheMode::In(blocked),
+        ..opts
+    };
+    let data = load(&root, &opts).unwrap();
+    assert_eq!((data.cache.decoded, data.cache.written), (2, false));
+    assert_eq!(data.train.len() + data.test.len(), 2);
 }

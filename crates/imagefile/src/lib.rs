@@ -8,6 +8,12 @@
 //! support widens with the scale factor, so a downscale averages every source pixel under the output pixel
 //! (Pillow's `BILINEAR` resize; an image already 32x32 is not resampled).
 //!
+//! Damaged input never passes silently: a JPEG cut short, whose decoder would fill the missing rows with grey and
+//! report success, is an [`Error::Truncated`] ("truncated: 75% of the rows missing ...") unless
+//! [`DecodeLimits::allow_partial`] is set (then [`Input::partial`] says what is missing); the other formats'
+//! decoders refuse a cut file themselves. [`DecodeLimits`] count every buffer decoding one image makes, and
+//! state the worst-case decode time.
+//!
 //! Prediction (`cifar10-predict`) and image-folder data sets (`cifar10-dataset`'s `folder` feature) both decode
 //! through this crate, so a model is trained and queried on the same pixels.
 //!
@@ -48,9 +54,11 @@ pub const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
 ///
 /// `max_decoded_bytes` covers every buffer decoding one image makes: the encoded bytes held in memory, the
 /// decoded pixels at the file's own colour type and bit depth, the decoder's own working buffers (a progressive
-/// JPEG's coefficients, 2 bytes per sample; WebP's 4 bytes per pixel) and the resize's scratch rows (`width` x 32 x 16 bytes). No full-size RGB copy is ever made: the
-/// crop, the resize and the EXIF orientation work on the decoded pixels as they are (grey stays grey, a palette
-/// image stays 8-bit) and only the 32x32 result is converted to RGB.
+/// JPEG's coefficients, 2 bytes per sample; WebP's 4 bytes per pixel), an 8-bit copy of 16-bit and float
+/// images (their samples are rounded to 8 bits first) and the resize's scratch rows (`width` x 32 x 16 bytes).
+/// No full-size RGB copy is made: the crop, the resize and the EXIF orientation work on the decoded pixels at
+/// their own colour type (grey stays grey, a palette image stays 8-bit) and only the 32x32 result is converted
+/// to RGB.
 ///
 /// Decode time grows with the pixels, so `max_decoded_bytes` bounds it too. At the default 256 MiB the worst
 /// cases are a 16,000 x 16,000 grey PNG (1.3 s to decode and resize, peak resident memory 255 MiB) and a
@@ -193,10 +201,10 @@ pub fn load_bytes(bytes: &[u8], crop: Crop, limits: DecodeLimits) -> Result<Inpu
         }),
         _ => None,
     };
-    if let Some(truncation) = partial {
-        if !limits.allow_partial {
-            return Err(Error::Truncated { truncation });
-        }
+    if let Some(truncation) = partial
+        && !limits.allow_partial
+    {
+        return Err(Error::Truncated { truncation });
     }
     Ok(Input {
         pixels: input_pixels(&img, crop, orientation),
@@ -262,15 +270,15 @@ fn prepare(bytes: &[u8], limits: DecodeLimits) -> Result<Prepared<'_>> {
         });
     };
     let jpeg = (format == ImageFormat::Jpeg).then(|| jpeg::structure(bytes));
-    if format == ImageFormat::Tiff {
-        if let Some(claimed) = container::tiff_oversized_tag(bytes) {
-            return Err(Error::Corrupt {
-                format: format!("{format:?}"),
-                detail: format!(
-                    "a tag of its first directory claims {claimed} bytes, more than the file's {len}"
-                ),
-            });
-        }
+    if format == ImageFormat::Tiff
+        && let Some(claimed) = container::tiff_oversized_tag(bytes)
+    {
+        return Err(Error::Corrupt {
+            format: format!("{format:?}"),
+            detail: format!(
+                "a tag of its first directory claims {claimed} bytes, more than the file's {len}"
+            ),
+        });
     }
     let mib = limits.max_decoded_bytes / (1024 * 1024);
     let mut l = Limits::default();
@@ -299,10 +307,18 @@ fn prepare(bytes: &[u8], limits: DecodeLimits) -> Result<Prepared<'_>> {
             // Its frames may be larger than the canvas the header states: the decoder allocates for them.
             let (fw, fh) = container::webp_largest_frame(bytes).unwrap_or((0, 0));
             let frame = u64::from(fw) * u64::from(fh);
-            4 * (u64::from(width) * u64::from(height)).max(frame) + 4 * frame
+            4 * (u64::from(width) * u64::from(height)).max(frame)
         }
         _ => 0,
     };
+    // Samples wider than 8 bits are rounded to 8 bits before the resize, in a copy of their own.
+    let colour = decoder.color_type();
+    let eight_bit = if colour.bytes_per_pixel() > colour.channel_count() {
+        u64::from(width) * u64::from(height) * u64::from(colour.channel_count())
+    } else {
+        0
+    };
+    let working = working.saturating_add(eight_bit);
     let need = len
         .saturating_add(pixels)
         .saturating_add(working)
@@ -386,12 +402,18 @@ fn input_pixels(img: &DynamicImage, crop: Crop, orientation: Orientation) -> Vec
         DynamicImage::ImageLumaA8(b) => DynamicImage::from(crop_resize(b, rect)),
         DynamicImage::ImageRgb8(b) => DynamicImage::from(crop_resize(b, rect)),
         DynamicImage::ImageRgba8(b) => DynamicImage::from(crop_resize(b, rect)),
-        DynamicImage::ImageLuma16(b) => DynamicImage::from(crop_resize(b, rect)),
-        DynamicImage::ImageLumaA16(b) => DynamicImage::from(crop_resize(b, rect)),
-        DynamicImage::ImageRgb16(b) => DynamicImage::from(crop_resize(b, rect)),
-        DynamicImage::ImageRgba16(b) => DynamicImage::from(crop_resize(b, rect)),
-        DynamicImage::ImageRgb32F(b) => DynamicImage::from(crop_resize(b, rect)),
-        DynamicImage::ImageRgba32F(b) => DynamicImage::from(crop_resize(b, rect)),
+        // Wider samples are rounded to 8 bits first (a copy at 8 bits, counted in the limits), so that a 16-bit
+        // image and its 8-bit version give the same pixels.
+        DynamicImage::ImageLuma16(_) => DynamicImage::from(crop_resize(&img.to_luma8(), rect)),
+        DynamicImage::ImageLumaA16(_) => {
+            DynamicImage::from(crop_resize(&img.to_luma_alpha8(), rect))
+        }
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgb32F(_) => {
+            DynamicImage::from(crop_resize(&img.to_rgb8(), rect))
+        }
+        DynamicImage::ImageRgba16(_) | DynamicImage::ImageRgba32F(_) => {
+            DynamicImage::from(crop_resize(&img.to_rgba8(), rect))
+        }
         // A colour type added to `image` later: through RGB8 (a full-size copy).
         other => DynamicImage::from(crop_resize(&other.to_rgb8(), rect)),
     };
@@ -449,6 +471,39 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.pixels.len(), INPUT_BYTES);
         assert_eq!((a.width, a.height, a.format), (50, 40, ImageFormat::Png));
+    }
+
+    #[test]
+    fn orientation_applied_after_the_resize_matches_applying_it_first() {
+        // Odd differences between the sides, so that where the centred square's odd pixel goes matters.
+        let img = DynamicImage::ImageRgb8(ImageBuffer::from_fn(75, 44, |x, y| {
+            Rgb([(x * 3) as u8, (y * 5) as u8, ((x * y) % 251) as u8])
+        }));
+        for o in [
+            Orientation::NoTransforms,
+            Orientation::Rotate90,
+            Orientation::Rotate180,
+            Orientation::Rotate270,
+            Orientation::FlipHorizontal,
+            Orientation::FlipVertical,
+            Orientation::Rotate90FlipH,
+            Orientation::Rotate270FlipH,
+        ] {
+            for crop in [Crop::Center, Crop::None] {
+                let mut upright = img.clone();
+                upright.apply_orientation(o);
+                let want = to_input(&upright, crop);
+                let got = input_pixels(&img, crop, o);
+                // The same pixels, up to the float rounding of the resize's two passes taken in the other order.
+                let worst = want
+                    .iter()
+                    .zip(&got)
+                    .map(|(a, b)| a.abs_diff(*b))
+                    .max()
+                    .unwrap();
+                assert!(worst <= 1, "{o:?} {crop:?}: off by {worst}");
+            }
+        }
     }
 
     #[test]

@@ -290,7 +290,7 @@ fn mutated_images_give_images_or_typed_errors() {
     let cases: usize = std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(1000);
     // Panics are caught and reported below; keep the default hook from printing each one.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

@@ -391,6 +391,68 @@ pub fn read_header(path: &Path) -> Result<Header> {
     Ok(Header { metadata, tensors })
 }
 
+/// Refuses a header whose tensors could not be in the file, or whose metadata (class count, AirBench94's widths)
+/// the file's own tensors contradict, before a model is built from it: a damaged header must not make the
+/// loader allocate a model of terabytes (found by `tests/fuzz_checkpoint.rs`).
+fn check_args_against_tensors(header: &Header, meta: &ModelMeta, path: &Path) -> Result<()> {
+    let bad = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut total: u64 = 0;
+    for (name, dtype, shape) in &header.tensors {
+        let size: u64 = match dtype.as_str() {
+            "F64" | "I64" | "U64" => 8,
+            "F32" | "I32" | "U32" => 4,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            _ => 1,
+        };
+        let bytes = shape
+            .iter()
+            .try_fold(size, |a, &d| a.checked_mul(d as u64))
+            .ok_or_else(|| bad(format!("tensor {name:?}: shape {shape:?} overflows")))?;
+        total = total.saturating_add(bytes);
+    }
+    if total > file_len {
+        return Err(bad(format!(
+            "not a valid safetensors file: its header describes {total} bytes of tensors in a file of {file_len} bytes"
+        )));
+    }
+    let shape_of = |name: &str| {
+        header
+            .tensors
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, s)| s.as_slice())
+    };
+    let classes = meta.class_names.len();
+    if !header
+        .tensors
+        .iter()
+        .any(|(_, _, s)| s.len() == 2 && s[0] == classes)
+    {
+        return Err(bad(format!(
+            "metadata \"class_names\" lists {classes} classes but no [{classes}, n] output layer is among its tensors"
+        )));
+    }
+    if meta.model == crate::AirBench94::NAME
+        && let Some(w) = meta.model_args.get("widths").and_then(|w| w.as_array())
+    {
+        for (g, w) in (2..).zip(w) {
+            let w = w.as_u64().unwrap_or(0) as usize;
+            let name = format!("{g}.conv2.weight");
+            if shape_of(&name) != Some(&[w, w, 3, 3][..]) {
+                return Err(bad(format!(
+                    "metadata \"model_args\": width {w} of group {g} does not match tensor {name:?} ({:?})",
+                    shape_of(&name)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The tensors and string metadata of a safetensors file.
 pub struct Contents {
     /// Every tensor by name, on the device it was read onto.
@@ -543,6 +605,7 @@ pub fn load_model_with_meta(
 ) -> Result<(Box<dyn Classifier>, ModelMeta)> {
     let header = read_header(path)?;
     let meta = ModelMeta::from_metadata(&header.metadata, path)?;
+    check_args_against_tensors(&header, &meta, path)?;
     let model = build_from_args(
         &meta.model,
         &meta.model_args,

@@ -80,7 +80,10 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     b
 }
 
-fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> Vec<u8> {
+/// One part of a form: name, file name, content type, content.
+type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+fn form(parts: &[Part<'_>]) -> Vec<u8> {
     let mut b = Vec::new();
     for (name, filename, ct, data) in parts {
         b.extend_from_slice(b"--XyZ\r\n");

@@ -31,5 +31,5 @@ pub use report::Report;
 pub use slurm::SlurmOptions;
 pub use sweep_dir::{
     FORMAT, Init, LOGS_DIR, RunStatus, SBATCH_FILE, SWEEP_FILE, SweepDir, SweepFile, TASK_FILE,
-    TaskRecord, TaskState, run_status,
+    TaskRecord, TaskState, run_status, run_status_with,
 };

@@ -172,9 +172,21 @@ impl SweepDir {
     /// The status of every run, in index order. `this_host` is the name of the machine asking: a run recorded
     /// as running on it whose process is gone is reported as failed.
     pub fn status(&self, file: &SweepFile, this_host: &str) -> Vec<RunStatus> {
+        self.status_with(file, this_host, &|_| None)
+    }
+
+    /// [`SweepDir::status`], also asking `slurm_job_alive` about a task recorded as running under Slurm
+    /// (`JOBID_TASK`; Some(false): no longer queued or running, so the task died; None: unknown). That is how a
+    /// task lost on another node is told from one still training there.
+    pub fn status_with(
+        &self,
+        file: &SweepFile,
+        this_host: &str,
+        slurm_job_alive: &dyn Fn(&str) -> Option<bool>,
+    ) -> Vec<RunStatus> {
         file.runs
             .iter()
-            .map(|r| run_status(&self.run_dir(r), this_host))
+            .map(|r| run_status_with(&self.run_dir(r), this_host, slurm_job_alive))
             .collect()
     }
 }
@@ -299,6 +311,15 @@ impl RunStatus {
 
 /// The status of the run in `run_dir` (see [`SweepDir::status`]).
 pub fn run_status(run_dir: &Path, this_host: &str) -> RunStatus {
+    run_status_with(run_dir, this_host, &|_| None)
+}
+
+/// The status of the run in `run_dir` (see [`SweepDir::status_with`]).
+pub fn run_status_with(
+    run_dir: &Path,
+    this_host: &str,
+    slurm_job_alive: &dyn Fn(&str) -> Option<bool>,
+) -> RunStatus {
     if run_dir.join(cifar_types::run_files::TEST_REPORT).is_file() {
         return RunStatus::Finished;
     }
@@ -312,11 +333,25 @@ pub fn run_status(run_dir: &Path, this_host: &str) -> RunStatus {
         None => RunStatus::Missing,
         Some(r) => match r.state {
             TaskState::Running => {
+                let job_gone = r
+                    .slurm_job
+                    .as_deref()
+                    .is_some_and(|j| slurm_job_alive(j) == Some(false));
                 if r.host == this_host && !process_alive(r.pid) {
                     RunStatus::Failed {
                         reason: format!(
                             "its task (pid {} on {}) ended without a word: killed, out of memory?",
                             r.pid, r.host
+                        ),
+                        resumable,
+                    }
+                } else if job_gone {
+                    RunStatus::Failed {
+                        reason: format!(
+                            "its Slurm task {} (pid {} on {}) is no longer queued or running: it ended without a word (killed, node lost, time limit?)",
+                            r.slurm_job.as_deref().unwrap_or(""),
+                            r.pid,
+                            r.host
                         ),
                         resumable,
                     }
@@ -432,8 +467,20 @@ mod tests {
         );
         assert_eq!(s[2], RunStatus::Interrupted { resumable: true });
         assert_eq!(s[3], RunStatus::Missing);
-        // On another machine, a running record is believed.
+        // On another machine, a running record is believed, unless Slurm says its task is gone.
         let s = d.status(&f, "elsewhere");
+        assert!(matches!(s[1], RunStatus::Running { .. }));
+        let mut slurm = TaskRecord::starting("node7".into(), Some("12_1".into()));
+        slurm.pid = 1;
+        slurm.write(&dirs[1]).unwrap();
+        let alive = |j: &str| Some(j != "12_1");
+        let s = d.status_with(&f, "here", &alive);
+        assert!(
+            matches!(&s[1], RunStatus::Failed { reason, .. } if reason.contains("12_1")),
+            "{:?}",
+            s[1]
+        );
+        let s = d.status_with(&f, "here", &|_| None);
         assert!(matches!(s[1], RunStatus::Running { .. }));
         assert!(!s[0].needs_work() && !s[1].needs_work() && s[2].needs_work() && s[3].needs_work());
     }

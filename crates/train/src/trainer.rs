@@ -616,7 +616,8 @@ impl<'m> Trainer<'m> {
         self.state.set_record(&record);
         if is_best && let Some(dir) = &self.dir {
             let path = dir.file(RunDir::BEST);
-            save_best(self.model, &path, &self.cfg, &self.class_names, &metrics)?;
+            save_best(self.model, &path, &self.cfg, &self.class_names, &metrics)
+                .map_err(|e| checkpoint_write_failed(&path, epoch, e))?;
             for cb in &mut self.callbacks {
                 cb.on_checkpoint(&path, epoch);
             }
@@ -669,6 +670,7 @@ impl<'m> Trainer<'m> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
+        let path = dir.file(RunDir::LAST);
         save_last(
             dir,
             self.model,
@@ -676,8 +678,8 @@ impl<'m> Trainer<'m> {
             self.average.as_ref(),
             &self.state,
             &self.class_names,
-        )?;
-        let path = dir.file(RunDir::LAST);
+        )
+        .map_err(|e| checkpoint_write_failed(&path, epoch, e))?;
         for cb in &mut self.callbacks {
             cb.on_checkpoint(&path, epoch);
         }
@@ -753,6 +755,34 @@ impl<'m> Trainer<'m> {
                 EpochEndKind::Interrupted => return self.finish(data, true),
             }
         }
+    }
+}
+
+/// The error of a checkpoint write that failed (disk full, a quota, a read-only directory) in `epoch`: it names
+/// the file and what the system said, and that the previous checkpoints are untouched (each is written to a
+/// temporary file first, then renamed), so the run can be resumed once the cause is fixed.
+fn checkpoint_write_failed(path: &std::path::Path, epoch: usize, e: Error) -> Error {
+    // The system's own words (e.g. "No space left on device (os error 28)"), without the path repeated.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    let mut io = None;
+    while let Some(c) = cause {
+        if let Some(i) = c.downcast_ref::<std::io::Error>() {
+            io = Some(i.to_string());
+        }
+        cause = c.source();
+    }
+    let Some(io) = io else {
+        return e;
+    };
+    Error::OutDir {
+        path: path.to_path_buf(),
+        reason: format!(
+            "cannot write this checkpoint in epoch {epoch}: {io}. The run stopped; {} and {} still hold what \
+             was saved before (each checkpoint goes to a temporary file that only replaces the old one once \
+             complete). Free space (or make the directory writable) and resume the run.",
+            RunDir::BEST,
+            RunDir::LAST
+        ),
     }
 }
 

@@ -248,7 +248,10 @@ fn decode_one(path: &Path, opts: &FolderOptions) -> std::result::Result<Vec<u8>,
     }
 }
 
-/// Decodes `paths` in parallel; `progress(done, total)` is called on this thread after each image.
+/// Images decoded per task (and per progress report).
+const CHUNK: usize = 16;
+
+/// Decodes `paths` in parallel; `progress(done, total)` is called on this thread after each chunk of images.
 fn decode_all(
     paths: &[PathBuf],
     opts: &FolderOptions,
@@ -275,13 +278,15 @@ fn decode_all(
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
         s.spawn(move || {
+            // Small chunks: one message (and one wake-up of this thread) per chunk, not per image.
             let work = move || {
                 paths
-                    .par_iter()
+                    .par_chunks(CHUNK)
                     .enumerate()
-                    .for_each_with(tx, |tx, (i, p)| {
+                    .for_each_with(tx, |tx, (c, chunk)| {
+                        let decoded: Vec<_> = chunk.iter().map(|p| decode_one(p, opts)).collect();
                         // The receiver lives until every sender is gone.
-                        let _ = tx.send((i, decode_one(p, opts)));
+                        let _ = tx.send((c * CHUNK, decoded));
                     })
             };
             match &pool {
@@ -289,9 +294,13 @@ fn decode_all(
                 None => work(),
             }
         });
-        for (done, (i, r)) in rx.iter().enumerate() {
-            out[i] = Some(r);
-            progress(done + 1, total);
+        let mut done = 0;
+        for (start, decoded) in rx.iter() {
+            done += decoded.len();
+            for (k, r) in decoded.into_iter().enumerate() {
+                out[start + k] = Some(r);
+            }
+            progress(done, total);
         }
     });
     out.into_iter()
@@ -336,8 +345,8 @@ fn build_set(
 
 /// Reads the image folder at `root` (layout, pixels, bad images, order and cache: see the [module
 /// documentation](crate::folder)). `progress(done, total)` reports the decoding of the images the cache did not hold:
-/// called with `(0, total)` first and after each image (on the calling thread); `total` is 0 when every image
-/// came from the cache.
+/// called with `(0, total)` first, then after every few images (on the calling thread), last with `(total, total)`;
+/// `total` is 0 when every image came from the cache.
 pub fn load_folder(
     root: &Path,
     opts: &FolderOptions,
