@@ -380,7 +380,7 @@ fn report(
     setup: &TorchSetup,
 ) {
     println!(
-        "{:<16} {:<28} {:>9}  {:>17}  {:>9}  {:>13}  detail",
+        "{:<16} {:<40} {:>9}  {:>17}  {:>9}  {:>13}  detail",
         "recipe", "side", "wall", "test acc TTA/none", "peak RSS", "load mean/max"
     );
     for (name, precision, ours, theirs, last) in results {
@@ -400,7 +400,7 @@ fn report(
                 .map(|(m, x)| format!("{m:.1}/{x:.1}"))
                 .unwrap_or_default();
             println!(
-                "{name:<16} {side:<28} {:>9}  {:>8}/{:<8}  {:>9}  {load:>13}  {}",
+                "{name:<16} {side:<40} {:>9}  {:>8}/{:<8}  {:>9}  {load:>13}  {}",
                 minutes(o.wall_s),
                 pct(o.acc),
                 pct(o.acc_plain),

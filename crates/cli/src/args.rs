@@ -153,6 +153,10 @@ pub struct TrainArgs {
     pub label_smoothing: Option<f64>,
     #[command(flatten)]
     pub tta: crate::shared_args::TtaArgs,
+    /// Selective TTA at the final test evaluation: the TTA views only for the images whose plain-view top
+    /// probability is below this, in (0, 1] [default: every image].
+    #[arg(long, value_name = "P")]
+    pub tta_threshold: Option<f32>,
     /// Horizontal flip probability of the training augmentation [default: 0.5; airbench94 alternates the flip].
     #[arg(long)]
     pub flip_prob: Option<f64>,

@@ -99,6 +99,9 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
     }
     c.stratified |= a.stratified;
     c.tta = a.tta.apply(c.tta)?;
+    if a.tta_threshold.is_some() {
+        c.tta_threshold = a.tta_threshold;
+    }
     c.stock_ops |= a.stock_ops;
     if let Some(p) = a.precision {
         c.precision = p;

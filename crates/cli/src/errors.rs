@@ -5,6 +5,8 @@
 pub fn flag_of(setting: &str) -> String {
     let field = match setting {
         "fractional_epochs" => "epochs",
+        // Settings without a flag of their own (config files only) keep their config.json name.
+        s if s.starts_with("muon.") => return format!("config setting {s}"),
         s => s.strip_prefix("augment.").unwrap_or(s),
     };
     format!("--{}", field.replace('_', "-"))
@@ -36,6 +38,7 @@ mod tests {
         assert_eq!(flag_of("batch_size"), "--batch-size");
         assert_eq!(flag_of("augment.flip_prob"), "--flip-prob");
         assert_eq!(flag_of("fractional_epochs"), "--epochs");
+        assert_eq!(flag_of("muon.ns_steps"), "config setting muon.ns_steps");
         let e = train::TrainConfig {
             lr: -1.0,
             ..Default::default()

@@ -162,6 +162,9 @@ pub struct TrainConfig {
     /// views, 6 in all, logits averaged). Files written before it was one setting (`"tta": true`,
     /// `"tta_shift": true`) are read by [`TrainConfig::from_json`].
     pub tta: Tta,
+    /// Selective TTA at the final test evaluation: `tta`'s views only for the images whose plain-view top
+    /// probability is below this (the others keep their plain-view prediction). None: every image.
+    pub tta_threshold: Option<f32>,
     /// Images per forward pass when evaluating (validation and test; at least 1).
     pub eval_batch_size: usize,
     /// Where the application keeps the data (`cifar-10-batches-bin/` or `cifar-100-binary/` inside, or an image
@@ -207,6 +210,7 @@ impl Default for TrainConfig {
             limit_train: None,
             augment: Augment::default(),
             tta: Tta::None,
+            tta_threshold: None,
             eval_batch_size: 512,
             data_dir: PathBuf::from("data"),
             dataset: DataSource::default(),
@@ -341,6 +345,11 @@ impl TrainConfig {
             && !(e.is_finite() && e > 0.0)
         {
             return bad("muon.bias_decay_epochs", "a positive number", e.to_string());
+        }
+        if let Some(t) = self.tta_threshold
+            && !(t > 0.0 && t <= 1.0)
+        {
+            return bad("tta_threshold", "a probability in (0, 1]", t.to_string());
         }
         if let Err(e) = self.averaging.validate() {
             return bad("averaging", "valid settings", e);
@@ -715,6 +724,25 @@ mod tests {
         assert_eq!(c.augment, Augment::airbench());
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(TrainConfig::from_json(&json).unwrap(), c);
+        assert_eq!(c.tta_threshold, None);
+        let mut bad = c.clone();
+        bad.tta_threshold = Some(1.5);
+        assert!(matches!(
+            bad.validate(),
+            Err(Error::Setting {
+                setting: "tta_threshold",
+                ..
+            })
+        ));
+        bad.tta_threshold = Some(0.7);
+        bad.muon.head_lr_scale = 0.0;
+        assert!(matches!(
+            bad.validate(),
+            Err(Error::Setting {
+                setting: "muon.head_lr_scale",
+                ..
+            })
+        ));
     }
 
     /// The baselines of `cifar compare` (docs/models.md): `fast`'s recipe over 30 epochs, their model preset, and

@@ -698,13 +698,29 @@ impl<'m> Trainer<'m> {
                 checkpoint::load_into(self.model, &dir.file(RunDir::BEST))?;
             }
             let test = Arc::new(data.test.clone());
-            let e = evaluate(
-                self.model,
-                &test,
-                self.cfg.eval_batch_size,
-                self.cfg.augment.normalize,
-                tta,
-            )?;
+            let e = match self.cfg.tta_threshold {
+                Some(threshold) if tta != Tta::None => {
+                    let (e, n) = crate::evaluate::evaluate_selective(
+                        self.model,
+                        &test,
+                        self.cfg.eval_batch_size,
+                        self.cfg.augment.normalize,
+                        crate::evaluate::Selective { tta, threshold },
+                    )?;
+                    tracing::info!(
+                        "selective TTA: {tta} for {n} of {} test images (plain-view confidence below {threshold})",
+                        test.len()
+                    );
+                    e
+                }
+                _ => evaluate(
+                    self.model,
+                    &test,
+                    self.cfg.eval_batch_size,
+                    self.cfg.augment.normalize,
+                    tta,
+                )?,
+            };
             let mut report =
                 TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
             report.tta = Some(tta.name().to_string());
