@@ -81,8 +81,8 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
     "png", "jpg", "jpeg", "jpe", "jfif", "bmp", "dib", "gif", "webp", "tif", "tiff",
 ];
 
-/// The most classes an image folder may have (labels are bytes).
-pub const MAX_CLASSES: usize = 256;
+/// The most classes a data set can have (labels are bytes): [`cifar_types::MAX_CLASSES`].
+pub use cifar_types::MAX_CLASSES;
 
 /// The cache's file name inside the data folder ([`CacheMode::BesideData`]).
 pub const CACHE_FILE: &str = ".cifar10-folder-cache.bin";
