@@ -10,6 +10,7 @@
 
 mod adam;
 mod chain;
+mod momentum;
 mod muon;
 mod sgd;
 

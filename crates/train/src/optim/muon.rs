@@ -17,9 +17,10 @@
 //! There is no weight decay (the script's Muon has none).
 
 use super::Optimizer;
+use super::momentum::Buffer;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -259,11 +260,6 @@ fn device_step(var: &Var, g: &Tensor, b: &mut Tensor, c: MuonConfig) -> Result<(
     Ok(())
 }
 
-enum Buffer {
-    Host(Vec<f32>),
-    Device(Tensor),
-}
-
 struct Slot {
     name: String,
     var: Var,
@@ -303,11 +299,7 @@ impl Muon {
                     var.dims()
                 )));
             }
-            let buf = if var.device().is_cpu() {
-                Buffer::Host(vec![0.0; var.elem_count()])
-            } else {
-                Buffer::Device(var.zeros_like()?)
-            };
+            let buf = Buffer::zeros(&var)?;
             slots.push(Slot { name, var, buf });
         }
         Ok(Self {
@@ -363,11 +355,10 @@ impl Optimizer for Muon {
     fn state(&self) -> Result<(Vec<(String, Tensor)>, u64)> {
         let mut out = Vec::with_capacity(self.slots.len());
         for s in &self.slots {
-            let t = match &s.buf {
-                Buffer::Host(b) => Tensor::from_slice(b, s.var.shape(), &Device::Cpu)?,
-                Buffer::Device(t) => t.clone(),
-            };
-            out.push((format!("muon.momentum.{}", s.name), t));
+            out.push((
+                format!("muon.momentum.{}", s.name),
+                s.buf.to_tensor(&s.var)?,
+            ));
         }
         Ok((out, self.step))
     }
@@ -380,24 +371,7 @@ impl Optimizer for Muon {
     ) -> Result<()> {
         for s in &mut self.slots {
             let key = format!("muon.momentum.{}", s.name);
-            let t = tensors.get(&key).ok_or_else(|| Error::Resume {
-                path: path.to_path_buf(),
-                reason: format!("optimizer tensor {key:?} is missing"),
-            })?;
-            if t.dims() != s.var.dims() {
-                return Err(Error::Resume {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "optimizer tensor {key:?} has shape {:?}, expected {:?}",
-                        t.dims(),
-                        s.var.dims()
-                    ),
-                });
-            }
-            s.buf = match s.buf {
-                Buffer::Host(_) => Buffer::Host(t.flatten_all()?.to_vec1()?),
-                Buffer::Device(_) => Buffer::Device(t.to_device(s.var.device())?),
-            };
+            s.buf.load(tensors, &key, &s.var, path)?;
         }
         self.step = steps;
         Ok(())
@@ -407,6 +381,7 @@ impl Optimizer for Muon {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     /// One Newton–Schulz iteration maps each singular value σ to a·σ + b·σ³ + c·σ⁵.
     fn phi(s: f64) -> f64 {

@@ -3,9 +3,10 @@
 //! weight decay per parameter group.
 
 use super::Optimizer;
-use crate::{Error, Result};
+use super::momentum::Buffer;
+use crate::Result;
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor, Var};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -96,11 +97,6 @@ impl InplaceOp1 for HostSgd<'_> {
     }
 }
 
-enum Buffer {
-    Host(Vec<f32>),
-    Device(Tensor),
-}
-
 struct Slot {
     name: String,
     var: Var,
@@ -129,11 +125,7 @@ impl Sgd {
         let mut slots = Vec::new();
         for (group, g) in groups.into_iter().enumerate() {
             for (name, var) in g.params {
-                let buf = if var.device().is_cpu() {
-                    Buffer::Host(vec![0.0; var.elem_count()])
-                } else {
-                    Buffer::Device(var.zeros_like()?)
-                };
+                let buf = Buffer::zeros(&var)?;
                 slots.push(Slot {
                     name,
                     var,
@@ -255,11 +247,7 @@ impl Optimizer for Sgd {
     fn state(&self) -> Result<(Vec<(String, Tensor)>, u64)> {
         let mut out = Vec::with_capacity(self.slots.len());
         for s in &self.slots {
-            let t = match &s.buf {
-                Buffer::Host(b) => Tensor::from_slice(b, s.var.shape(), &Device::Cpu)?,
-                Buffer::Device(t) => t.clone(),
-            };
-            out.push((format!("sgd.momentum.{}", s.name), t));
+            out.push((format!("sgd.momentum.{}", s.name), s.buf.to_tensor(&s.var)?));
         }
         Ok((out, self.step))
     }
@@ -272,24 +260,7 @@ impl Optimizer for Sgd {
     ) -> Result<()> {
         for s in &mut self.slots {
             let key = format!("sgd.momentum.{}", s.name);
-            let t = tensors.get(&key).ok_or_else(|| Error::Resume {
-                path: path.to_path_buf(),
-                reason: format!("optimizer tensor {key:?} is missing"),
-            })?;
-            if t.dims() != s.var.dims() {
-                return Err(Error::Resume {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "optimizer tensor {key:?} has shape {:?}, expected {:?}",
-                        t.dims(),
-                        s.var.dims()
-                    ),
-                });
-            }
-            s.buf = match s.buf {
-                Buffer::Host(_) => Buffer::Host(t.flatten_all()?.to_vec1()?),
-                Buffer::Device(_) => Buffer::Device(t.to_device(s.var.device())?),
-            };
+            s.buf.load(tensors, &key, &s.var, path)?;
         }
         self.step = steps;
         Ok(())
@@ -299,6 +270,7 @@ impl Optimizer for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     fn one(name: &str, var: &Var, lr_scale: f64, wd: f64) -> ParamGroup {
         ParamGroup {
