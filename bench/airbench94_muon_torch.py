@@ -21,7 +21,7 @@ Modes:
 
 Needs: torch, numpy.
 """
-import argparse, json, math, os, resource, tarfile, time
+import argparse, json, math, os, resource, sys, tarfile, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -301,8 +301,15 @@ def train(a):
     print(json.dumps(dict(model=MODEL, seed=a.seed, test_acc=acc, test_acc_tta=tta, steps=step,
                           train_s=round(t_eval - t_train, 1), eval_s=round(t1 - t_eval, 1),
                           total_s=round(t1 - t0, 1),
-                          peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                          threads=torch.get_num_threads())), flush=True)
+                          peak_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                          **torch_config(a.threads))), flush=True)
+
+
+def torch_config(threads):
+    """The process's setup fields (allocator, threads, ISA), as bench/reference_seed.py's rows carry them."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from reference_seed import torch_config as config
+    return config(threads)
 
 
 def bench(a):
@@ -347,8 +354,7 @@ def bench(a):
             s = sorted(rates)
             print(json.dumps(dict(bench="train", model=MODEL, batch=bs, layout=layout, data=data_src,
                                   img_per_s=s[len(s) // 2], img_per_s_min=s[0], img_per_s_max=s[-1],
-                                  warmup=a.warmup, steps=a.steps, torch=torch.__version__,
-                                  threads=torch.get_num_threads())), flush=True)
+                                  warmup=a.warmup, steps=a.steps, **torch_config(a.threads))), flush=True)
 
 
 def trace(a):

@@ -32,7 +32,7 @@ Every JSON row names the allocator the process actually runs with.
 
 Needs: torch, numpy (and safetensors for --load-safetensors / --save-safetensors).
 """
-import argparse, json, math, os, resource, tarfile, time
+import argparse, json, math, os, resource, sys, tarfile, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -351,18 +351,11 @@ def train(a):
 # ---------------------------------------------------------------------------------------------- modes
 
 def torch_config(threads):
-    """What this process runs with, as `cargo xtask bench` reports it per row: the allocator actually mapped
-    (not merely asked for), its settings, the thread counts and the versions."""
-    try:
-        with open("/proc/self/maps") as f:
-            maps = f.read()
-    except OSError:
-        maps = ""
-    allocator = next((n for n in ("jemalloc", "tcmalloc") if f"lib{n}" in maps), "glibc")
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "threads_asked": threads,
-            "interop_threads": torch.get_num_interop_threads(), "allocator": allocator,
-            "malloc_conf": os.environ.get("MALLOC_CONF", ""), "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""), "mkldnn": torch.backends.mkldnn.is_available()}
+    """What this process runs with, as `cargo xtask bench` reports it per row (bench/reference_seed.py's fields:
+    the allocator actually mapped, its settings, the thread counts, the versions and the vector ISA)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from reference_seed import torch_config as config
+    return config(threads)
 
 
 def bench_batches(a, bs, n):

@@ -101,20 +101,87 @@ pub struct Args {
     /// Our binary, instead of building `cifar` in release first.
     #[arg(long)]
     cifar: Option<PathBuf>,
+    /// Cap both sides at this vector ISA, to measure what a CPU without AVX-512 runs: ours with
+    /// CPU_OPS_MAX_ISA (our kernels and the GEMM crate's dispatch; bf16 needs AVX-512 and is skipped), PyTorch with
+    /// ATEN_CPU_CAPABILITY and DNNL_MAX_CPU_ISA (checked against what each process reports) [default: each
+    /// side's own pick for this CPU].
+    #[arg(long, value_enum)]
+    isa: Option<IsaCap>,
+    /// airbench94-muon: training batch size, both sides.
+    #[arg(long, default_value_t = 2000)]
+    muon_batch: usize,
     /// Train whole recipes on both sides instead of timing steps (see `whole_run`).
     #[command(flatten)]
     whole: crate::whole_run::WholeRunArgs,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum ModelSel {
     Airbench94,
+    /// airbench94's network with the Muon recipe (`cifar bench --preset airbench94-muon`,
+    /// `bench/airbench94_muon_torch.py`): training step only.
+    #[value(name = "airbench94-muon")]
+    Airbench94Muon,
     CnnDnn,
     All,
 }
 
+impl ModelSel {
+    /// Whether `m` is selected.
+    pub(crate) fn has(self, m: ModelSel) -> bool {
+        self == ModelSel::All || self == m
+    }
+}
+
+/// A vector-ISA cap for both sides (`--isa`).
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum IsaCap {
+    Avx2,
+    Avx512,
+}
+
+impl IsaCap {
+    /// Ours: `CPU_OPS_MAX_ISA`'s value.
+    fn ours(self) -> &'static str {
+        match self {
+            IsaCap::Avx2 => "avx2",
+            IsaCap::Avx512 => "avx512",
+        }
+    }
+
+    /// PyTorch: (`ATEN_CPU_CAPABILITY`, `DNNL_MAX_CPU_ISA`, what `torch.backends.cpu.get_cpu_capability()` then
+    /// reports).
+    fn torch(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            IsaCap::Avx2 => ("avx2", "AVX2", "AVX2"),
+            IsaCap::Avx512 => ("avx512", "AVX512_CORE_BF16", "AVX512"),
+        }
+    }
+
+    /// Sets the cap on a PyTorch process.
+    fn apply_torch(self, cmd: &mut Command) {
+        let (aten, dnnl, _) = self.torch();
+        cmd.env("ATEN_CPU_CAPABILITY", aten)
+            .env("DNNL_MAX_CPU_ISA", dnnl);
+    }
+
+    /// Refuses a PyTorch row that does not run at the cap.
+    fn check_torch_row(self, row: &serde_json::Value, script: &Path) -> Result<()> {
+        let want = self.torch().2;
+        match row["cpu_capability"].as_str() {
+            Some(got) if got.eq_ignore_ascii_case(want) => Ok(()),
+            got => bail!(
+                "{}: asked for ATEN_CPU_CAPABILITY={}, the PyTorch process runs {got:?}",
+                script.display(),
+                self.torch().0
+            ),
+        }
+    }
+}
+
 const CNN_DNN: &str = "cnn-dnn";
 const AIRBENCH94: &str = "airbench94";
+const AIRBENCH94_MUON: &str = "airbench94-muon";
 
 /// (model, bench, batch, implementation)
 type Key = (String, String, usize, String);
@@ -185,7 +252,7 @@ fn sides(a: &Args, root: &Path, archive: &Path) -> Vec<Side> {
         ]
     };
     let mut out = Vec::new();
-    if matches!(a.model, ModelSel::CnnDnn | ModelSel::All) {
+    if a.model.has(ModelSel::CnnDnn) {
         out.push(Side {
             model: CNN_DNN,
             rust_args: vec!["--model".into(), CNN_DNN.into()],
@@ -197,7 +264,38 @@ fn sides(a: &Args, root: &Path, archive: &Path) -> Vec<Side> {
             torch_args: common(20 * a.repeats.max(1)),
         });
     }
-    if matches!(a.model, ModelSel::Airbench94 | ModelSel::All) {
+    if a.model.has(ModelSel::Airbench94Muon) {
+        let steps = a.airbench_steps.max(1);
+        out.push(Side {
+            model: AIRBENCH94_MUON,
+            rust_args: vec![
+                "--preset".into(),
+                AIRBENCH94_MUON.into(),
+                "--train-batches".into(),
+                a.muon_batch.to_string(),
+                "--steps".into(),
+                steps.to_string(),
+            ],
+            script: root.join("bench/airbench94_muon_torch.py"),
+            // The Muon script has no torch.compile mode.
+            torch_args: vec![
+                "--bench".into(),
+                "--threads".into(),
+                threads.clone(),
+                "--archive".into(),
+                archive.display().to_string(),
+                "--layouts".into(),
+                a.torch_layouts.clone(),
+                "--warmup".into(),
+                a.torch_warmup.min(3).to_string(),
+                "--steps".into(),
+                (steps * a.repeats.max(1)).to_string(),
+                "--batch".into(),
+                a.muon_batch.to_string(),
+            ],
+        });
+    }
+    if a.model.has(ModelSel::Airbench94) {
         let steps = a.airbench_steps.max(1);
         let infer = a.airbench_infer_batch.to_string();
         let mut torch_args = common(steps * a.repeats.max(1));
@@ -307,6 +405,7 @@ pub fn run(a: Args) -> Result<()> {
                     .args(&s.rust_args)
                     .args(["--quiet", "--json"])
                     .env("RAYON_NUM_THREADS", a.threads.to_string())
+                    .env("CPU_OPS_MAX_ISA", a.isa.map_or("", IsaCap::ours))
                     .output()
                     .with_context(|| format!("cannot run {} bench", cifar.display()))?;
                 if out.status.success() {
@@ -350,6 +449,9 @@ pub fn run(a: Args) -> Result<()> {
                 let mut cmd = Command::new(&a.python);
                 cmd.arg(&s.script).args(&s.torch_args);
                 setup.apply(&mut cmd);
+                if let Some(isa) = a.isa {
+                    isa.apply_torch(&mut cmd);
+                }
                 let load = load_average();
                 let out = cmd
                     .output()
@@ -364,6 +466,9 @@ pub fn run(a: Args) -> Result<()> {
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 for row in rows(&stdout) {
                     setup.check_row(&row, &s.script)?;
+                    if let Some(isa) = a.isa {
+                        isa.check_torch_row(&row, &s.script)?;
+                    }
                 }
                 collect(&stdout, s.model, "torch", load, &mut samples);
             }
@@ -379,6 +484,7 @@ pub fn run(a: Args) -> Result<()> {
 impl Args {
     fn whole_context(&self, root: &Path, archive: &Path) -> crate::whole_run::Context {
         crate::whole_run::Context {
+            root: root.to_path_buf(),
             archive: archive.to_path_buf(),
             data_dir: self.data_dir.clone().unwrap_or_else(|| root.join("data")),
             python: self.python.clone(),
@@ -731,12 +837,12 @@ mod tests {
         );
         let sides = sides(&a, &root, Path::new("x"));
         for s in &sides {
-            let i = s
-                .torch_args
-                .iter()
-                .position(|x| x == "--compile-layouts")
-                .unwrap();
-            assert_eq!(s.torch_args[i + 1], "", "{}", s.model);
+            // The Muon script has no torch.compile mode and gets no such flag.
+            let i = s.torch_args.iter().position(|x| x == "--compile-layouts");
+            match i {
+                Some(i) => assert_eq!(s.torch_args[i + 1], "", "{}", s.model),
+                None => assert_eq!(s.model, AIRBENCH94_MUON),
+            }
             let i = s.torch_args.iter().position(|x| x == "--threads").unwrap();
             assert_eq!(s.torch_args[i + 1], "4", "{}", s.model);
         }
@@ -748,5 +854,55 @@ mod tests {
         assert!(root.join("Cargo.toml").is_file());
         assert!(root.join("bench/reference_seed.py").is_file());
         assert!(root.join("bench/airbench94_torch.py").is_file());
+        assert!(root.join("bench/airbench94_muon_torch.py").is_file());
+    }
+
+    /// The Muon side times our preset's step against the Muon script at the same batch, as many steps.
+    #[test]
+    fn the_muon_side_times_the_preset_against_its_script() {
+        let a = args(&["--model", "airbench94-muon", "--muon-batch", "1500"]);
+        let all = sides(&a, &workspace_root(), Path::new("a.tar.gz"));
+        assert_eq!(all.len(), 1);
+        let s = &all[0];
+        assert_eq!(s.model, AIRBENCH94_MUON);
+        assert!(s.script.ends_with("bench/airbench94_muon_torch.py"));
+        let flag = |args: &[String], f: &str| {
+            let i = args.iter().position(|x| x == f).unwrap();
+            args[i + 1].clone()
+        };
+        assert_eq!(flag(&s.rust_args, "--preset"), "airbench94-muon");
+        assert_eq!(flag(&s.rust_args, "--train-batches"), "1500");
+        assert_eq!(flag(&s.torch_args, "--batch"), "1500");
+        assert_eq!(flag(&s.torch_args, "--steps"), "12");
+    }
+
+    /// `--isa avx2` caps PyTorch through its two variables and refuses a row that ran another ISA.
+    #[test]
+    fn the_isa_cap_reaches_pytorch_and_is_checked() {
+        let mut cmd = Command::new("true");
+        IsaCap::Avx2.apply_torch(&mut cmd);
+        let envs: Vec<_> = cmd
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+            .collect();
+        assert!(envs.contains(&("ATEN_CPU_CAPABILITY".into(), Some("avx2".into()))));
+        assert!(envs.contains(&("DNNL_MAX_CPU_ISA".into(), Some("AVX2".into()))));
+        let script = Path::new("s.py");
+        let ok = serde_json::json!({"cpu_capability": "AVX2"});
+        assert!(IsaCap::Avx2.check_torch_row(&ok, script).is_ok());
+        let bad = serde_json::json!({"cpu_capability": "AVX512"});
+        let e = IsaCap::Avx2
+            .check_torch_row(&bad, script)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ATEN_CPU_CAPABILITY=avx2") && e.contains("AVX512"),
+            "{e}"
+        );
+        assert!(
+            IsaCap::Avx2
+                .check_torch_row(&serde_json::json!({}), script)
+                .is_err()
+        );
     }
 }

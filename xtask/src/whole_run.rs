@@ -3,6 +3,8 @@
 //!
 //! * `airbench94` (`--model airbench94`): ours `cifar train --preset airbench94 --precision bf16 --seed S`,
 //!   PyTorch's `bench/airbench94_torch.py --seed S` (same network, recipe, data order scheme and 6-view TTA, fp32);
+//! * `airbench94-muon` (`--model airbench94-muon`): ours `cifar train --preset airbench94-muon --precision bf16
+//!   --seed S`, PyTorch's `bench/airbench94_muon_torch.py --seed S` (the same recipe in fp32, eager);
 //! * the `fast` preset (`--model cnn-dnn`): ours `cifar train --preset fast --seed S` (f32), PyTorch's
 //!   `bench/reference_seed.py --preset fast --seed S` (one-cycle LR, AdamW, label smoothing, batch 128, 18
 //!   epochs, flip TTA, best epoch by validation accuracy).
@@ -43,6 +45,8 @@ pub struct WholeRunArgs {
 
 /// What `--whole-run` takes from the bench's other flags.
 pub struct Context {
+    /// The workspace root (the bench scripts are under `bench/`).
+    pub root: PathBuf,
     pub archive: PathBuf,
     pub data_dir: PathBuf,
     pub python: String,
@@ -97,7 +101,22 @@ fn recipes(a: &WholeRunArgs, c: &Context) -> Vec<Recipe> {
         torch_common.push("--compile".into());
     }
     let mut out = Vec::new();
-    if matches!(c.model, ModelSel::Airbench94 | ModelSel::All) {
+    if c.model.has(ModelSel::Airbench94Muon) {
+        // The Muon script has no torch.compile mode: it runs eager.
+        let torch_args = torch_common
+            .iter()
+            .filter(|a| *a != "--compile")
+            .cloned()
+            .collect();
+        out.push(Recipe {
+            name: "airbench94-muon",
+            preset: "airbench94-muon",
+            precision: "bf16",
+            script: c.root.join("bench/airbench94_muon_torch.py"),
+            torch_args,
+        });
+    }
+    if c.model.has(ModelSel::Airbench94) {
         out.push(Recipe {
             name: "airbench94",
             preset: "airbench94",
@@ -106,7 +125,7 @@ fn recipes(a: &WholeRunArgs, c: &Context) -> Vec<Recipe> {
             torch_args: torch_common.clone(),
         });
     }
-    if matches!(c.model, ModelSel::CnnDnn | ModelSel::All) {
+    if c.model.has(ModelSel::CnnDnn) {
         let mut torch_args = torch_common;
         torch_args.extend(["--preset".into(), "fast".into()]);
         out.push(Recipe {

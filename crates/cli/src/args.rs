@@ -60,10 +60,14 @@ pub enum Command {
 pub struct BenchArgs {
     #[command(flatten)]
     pub compute: crate::shared_args::ComputeArgs,
-    /// The registered model to measure.
-    #[arg(long, default_value = model::registry::DEFAULT_MODEL, value_parser = model_names())]
-    pub model: String,
-    /// Training batch sizes to measure [default: 64,128; airbench94: 1024,256].
+    /// The registered model to measure [default: cnn-dnn; with --preset: the preset's].
+    #[arg(long, value_parser = model_names())]
+    pub model: Option<String>,
+    /// Time the training step of this preset's recipe (its optimizer, loss and weight averaging; e.g.
+    /// airbench94-muon) instead of the model's default recipe.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(train::PRESETS.iter().map(|p| p.name)))]
+    pub preset: Option<String>,
+    /// Training batch sizes to measure [default: 64,128; airbench94: 1024,256; with --preset: the preset's].
     #[arg(long, value_delimiter = ',')]
     pub train_batches: Option<Vec<usize>>,
     /// Inference batch size to measure.
@@ -111,6 +115,11 @@ pub struct TrainArgs {
     /// Training batch size [reference: 64; fast, fast-long: 128; airbench94: 1024].
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Gradient accumulation: run each batch through the model in parts of at most N images and sum their
+    /// gradients before the optimizer step (less memory; BatchNorm normalises each part on its own) [default:
+    /// the whole batch; airbench94-muon: 500]. 0 runs the whole batch at once.
+    #[arg(long, value_name = "N")]
+    pub micro_batch: Option<usize>,
     /// Base (peak) learning rate [reference: 1e-3; fast, fast-long: 4e-3; airbench94: 3/2048].
     #[arg(long)]
     pub lr: Option<f64>,
@@ -154,7 +163,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub tta: crate::shared_args::TtaArgs,
     /// Selective TTA at the final test evaluation: the TTA views only for the images whose plain-view top
-    /// probability is below this, in (0, 1] [default: every image].
+    /// probability is below this, in (0, 1] [default: every image; airbench94-muon: 0.7].
     #[arg(long, value_name = "P")]
     pub tta_threshold: Option<f32>,
     /// Horizontal flip probability of the training augmentation [default: 0.5; airbench94 alternates the flip].

@@ -8,6 +8,8 @@ use train::{RunDir, StopFlag, TrainConfig};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
+    // A misspelt cap would otherwise be ignored: the kernels would run at the CPU's own level.
+    cpu_ops::Isa::cap()?;
     match cli.command {
         Command::Train(a) => train_cmd(*a),
         Command::Evaluate(a) => evaluate_cmd(a),
@@ -85,6 +87,9 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
         data_dir
     );
     a.data.apply(&mut c)?;
+    if let Some(m) = a.micro_batch {
+        c.micro_batch_size = (m > 0).then_some(m);
+    }
     if a.limit_train.is_some() {
         c.limit_train = a.limit_train;
     }
@@ -449,23 +454,49 @@ pub(crate) fn plot_run(
     Ok(written)
 }
 
+/// The kernel builds this process ran (`pool avx2, gelu avx2, ...`), the level they were picked for (capped by
+/// `CPU_OPS_MAX_ISA`) and this CPU's own level.
+fn kernel_builds() -> (String, String, String) {
+    let builds: Vec<String> = cpu_ops::builds_run()
+        .into_iter()
+        .map(|(f, levels)| {
+            let names: Vec<&str> = levels.iter().map(|i| i.name()).collect();
+            format!("{} {}", f.name(), names.join("+"))
+        })
+        .collect();
+    (
+        builds.join(", "),
+        cpu_ops::Isa::detect().to_string(),
+        cpu_ops::Isa::hardware().to_string(),
+    )
+}
+
 fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
     use train::bench;
-    let train_batches = a.train_batches.clone().unwrap_or_else(|| {
-        if a.model == model::AirBench94::NAME {
-            vec![1024, 256]
-        } else {
-            vec![64, 128]
-        }
+    let recipe = a
+        .preset
+        .as_deref()
+        .map(train::TrainConfig::preset)
+        .transpose()?;
+    let model_name = match (&a.model, &recipe) {
+        (Some(m), _) => m.clone(),
+        (None, Some(r)) => r.model.clone(),
+        (None, None) => model::registry::DEFAULT_MODEL.to_string(),
+    };
+    let train_batches = a.train_batches.clone().unwrap_or_else(|| match &recipe {
+        Some(r) => vec![r.batch_size],
+        None if model_name == model::AirBench94::NAME => vec![1024, 256],
+        None => vec![64, 128],
     });
     if train_batches.contains(&0) || a.infer_batch == 0 {
         bail!("--train-batches / --infer-batch: expected sizes of at least 1");
     }
     let (device, desc, kernels) = a.compute.open(a.stock_ops)?;
     let subject = bench::Subject {
-        model: &a.model,
+        model: &model_name,
         device: &device,
         kernels,
+        recipe: a.preset.as_deref(),
     };
     let table = |line: String| {
         if !a.json {
@@ -474,7 +505,7 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
     };
     table(format!(
         "# {}{} ({} convolutions) on {desc}, {} rayon threads, median of {} repeats x {} steps",
-        a.model,
+        subject.label(),
         if a.stock_ops {
             " (stock candle ops)"
         } else {
@@ -491,39 +522,47 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         table(format!("train  batch {b:>4}: {:>8.1} img/s", r.img_per_s));
         results.push(r);
     }
-    let r = bench::inference(
-        &subject,
-        a.infer_batch,
-        2,
-        a.steps.div_ceil(4).max(2),
-        a.repeats,
-    )?;
-    table(format!(
-        "infer  batch {:>4}: {:>8.1} img/s",
-        a.infer_batch, r.img_per_s
-    ));
-    results.push(r);
-    if a.model == model::AirBench94::NAME {
-        let r = bench::inference_tta(
+    // A recipe changes the training step only: inference and the data pipeline are the model's (measured
+    // without --preset).
+    if recipe.is_none() {
+        let r = bench::inference(
             &subject,
-            train::Tta::MirrorShift,
             a.infer_batch,
-            1,
-            a.steps.div_ceil(8).max(1),
+            2,
+            a.steps.div_ceil(4).max(2),
             a.repeats,
         )?;
         table(format!(
-            "infer  batch {:>4}: {:>8.1} img/s with the 6-view TTA",
+            "infer  batch {:>4}: {:>8.1} img/s",
             a.infer_batch, r.img_per_s
         ));
         results.push(r);
+        if model_name == model::AirBench94::NAME {
+            let r = bench::inference_tta(
+                &subject,
+                train::Tta::MirrorShift,
+                a.infer_batch,
+                1,
+                a.steps.div_ceil(8).max(1),
+                a.repeats,
+            )?;
+            table(format!(
+                "infer  batch {:>4}: {:>8.1} img/s with the 6-view TTA",
+                a.infer_batch, r.img_per_s
+            ));
+            results.push(r);
+        }
+        let r = bench::data_pipeline(64, 10_000, a.repeats)?;
+        table(format!(
+            "data   batch   64: {:>8.1} img/s (augmentation, one thread)",
+            r.img_per_s
+        ));
+        results.push(r);
     }
-    let r = bench::data_pipeline(64, 10_000, a.repeats)?;
+    let (builds, isa, cpu) = kernel_builds();
     table(format!(
-        "data   batch   64: {:>8.1} img/s (augmentation, one thread)",
-        r.img_per_s
+        "kernels run: {builds} (level {isa}; this CPU: {cpu})"
     ));
-    results.push(r);
     if let Some(rss) = bench::peak_rss_bytes() {
         table(format!(
             "peak RSS: {:.0} MiB",
@@ -531,6 +570,17 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         ));
     }
     if a.json {
+        let families: serde_json::Map<String, serde_json::Value> = cpu_ops::builds_run()
+            .into_iter()
+            .map(|(f, levels)| {
+                let names: Vec<&str> = levels.iter().map(|i| i.name()).collect();
+                (f.name().to_string(), names.join(",").into())
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"kernels": families, "isa": isa, "cpu_isa": cpu})
+        );
         for r in &results {
             println!("{}", r.json());
         }

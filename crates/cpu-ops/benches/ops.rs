@@ -474,6 +474,45 @@ fn train_steps() -> Result<()> {
     Ok(())
 }
 
+/// The airbench94 fused conv → pool layers (batch 256) in every precision and backward this CPU has:
+/// `cargo bench -p candle-cpu-ops -- pool-bwd`.
+fn pool_bwd_benches() -> Result<()> {
+    println!(
+        "fused conv3x3_nobias_pool, batch 256, rayon threads = {}",
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:<46} {:>9} {:>9} {:>13}",
+        "op", "fwd ms", "bwd ms", "bwd-loss ms"
+    );
+    let mut precisions = vec![candle_cpu_ops::Precision::F32];
+    if candle_cpu_ops::bf16_supported() {
+        precisions.push(candle_cpu_ops::Precision::Bf16);
+    }
+    for (ci, co, hw) in [(24, 64, 31), (64, 256, 15), (256, 256, 7)] {
+        let x = Var::from_tensor(&randn(&[256, ci, hw, hw])?)?;
+        let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
+        for &p in &precisions {
+            for sparse in [false, true] {
+                let k = candle_cpu_ops::KernelConfig::default()
+                    .with_precision(p)
+                    .map_err(candle_core::Error::wrap)?
+                    .with_sparse_backward(sparse);
+                let t = time_fwd_bwd(|| k.conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
+                let kind = if sparse { "sparse" } else { "dense" };
+                println!(
+                    "{:<46} {:>9.2} {:>9.2} {:>13.2}",
+                    format!("{p:?} {kind} {ci}->{co} @{hw}"),
+                    t.0,
+                    t.1,
+                    t.2
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let filter = std::env::args()
         .skip(1)
@@ -485,6 +524,9 @@ fn main() -> Result<()> {
     }
     if filter.is_empty() || filter == "ops" || filter == "airbench" {
         airbench_benches()?;
+    }
+    if filter == "pool-bwd" {
+        pool_bwd_benches()?;
     }
     match filter.as_str() {
         "" | "model" => model_benches(&[false, true])?,

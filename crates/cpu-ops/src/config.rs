@@ -126,7 +126,16 @@ impl KernelConfig {
             if !crate::bf16_supported() {
                 return Err(Error::Unsupported {
                     what: "bf16 convolutions".into(),
-                    why: "they need AVX-512F, AVX-512BW and AVX512-BF16".into(),
+                    why: if crate::Isa::detect() < crate::Isa::hardware() {
+                        format!(
+                            "they need AVX-512, and {}={} caps this process at {}",
+                            crate::MAX_ISA_VAR,
+                            std::env::var(crate::MAX_ISA_VAR).unwrap_or_default(),
+                            crate::Isa::detect()
+                        )
+                    } else {
+                        "they need AVX-512F, AVX-512BW and AVX512-BF16".into()
+                    },
                 });
             }
             if self.stock_ops {

@@ -341,6 +341,7 @@ builds! {
 
 /// The build the CPU runs: AVX-512, else AVX2, else the baseline.
 pub(crate) fn kernels() -> Kernels {
+    crate::isa::record_detected(crate::KernelFamily::Gelu);
     avx512().or_else(avx2).unwrap_or(BASELINE)
 }
 

@@ -68,7 +68,7 @@ use candle_core::{Shape, Tensor};
 pub use bf16_gemm::bf16_supported;
 pub use config::{GroupCols, KernelConfig, Precision};
 pub use denormals::{flush_denormals_everywhere, flush_denormals_this_thread};
-pub use isa::Isa;
+pub use isa::{Isa, KernelFamily, MAX_ISA_VAR, builds_run};
 
 /// Errors raised by this crate's shape checks (converted into [`candle_core::Error`] by the
 /// public functions, which return `candle_core::Result` to compose with candle code).
@@ -91,6 +91,16 @@ pub enum Error {
         what: String,
         /// What the CPU lacks.
         why: String,
+    },
+    /// An environment variable this crate reads (`CPU_OPS_MAX_ISA`) has a value it does not know.
+    #[error("{name}={value:?}: expected {expected}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// The values it takes.
+        expected: &'static str,
     },
 }
 

@@ -196,6 +196,7 @@ fn builds() -> Vec<(FwdFn, BwdFn)> {
 /// The build this CPU runs.
 fn current_kernels() -> (FwdFn, BwdFn) {
     static CURRENT: std::sync::OnceLock<(FwdFn, BwdFn)> = std::sync::OnceLock::new();
+    crate::isa::record_detected(crate::KernelFamily::PatchConv);
     *CURRENT.get_or_init(|| builds()[0])
 }
 

@@ -19,6 +19,7 @@ pub(crate) type PoolPlaneFn = fn(&[f32], usize, usize, bool, &mut [f32], &mut [u
 /// AVX2 as well as the baseline, and this picks the build the CPU runs (once per op call, not per
 /// plane). Measured with the AVX-512 build: 0.75 → 0.48 ms for a 64×32×32×32 pool on 2 threads.
 pub(crate) fn pool_plane_kernel() -> PoolPlaneFn {
+    crate::isa::record_detected(crate::KernelFamily::Pool);
     #[cfg(target_arch = "x86_64")]
     {
         if crate::Isa::detect() >= crate::Isa::Avx512 {

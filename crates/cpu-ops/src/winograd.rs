@@ -128,6 +128,14 @@ fn conv_group_with(
         !simd || simd_fits(d.w),
         "winograd: AVX-512 transforms for an unfit shape"
     );
+    crate::isa::record(
+        crate::KernelFamily::Winograd,
+        if simd {
+            crate::Isa::Avx512
+        } else {
+            crate::Isa::Baseline
+        },
+    );
     let grp = Group {
         g,
         h: d.h,

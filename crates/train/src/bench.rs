@@ -4,7 +4,12 @@
 //!
 //! ```no_run
 //! let dev = candle_core::Device::Cpu;
-//! let m = cifar10_train::bench::Subject { model: "cnn-dnn", device: &dev, kernels: model::KernelConfig::default() };
+//! let m = cifar10_train::bench::Subject {
+//!     model: "cnn-dnn",
+//!     device: &dev,
+//!     kernels: model::KernelConfig::default(),
+//!     recipe: None,
+//! };
 //! let r = cifar10_train::bench::train_step(&m, 64, 5, 20, 3).unwrap();
 //! println!("{}", r.json());
 //! ```
@@ -95,9 +100,32 @@ pub struct Subject<'a> {
     pub device: &'a Device,
     /// Its kernel settings.
     pub kernels: KernelConfig,
+    /// The preset whose recipe the training step runs (its optimizer, loss, averaging; it must train `model`);
+    /// `None`: the model's default recipe ([`TrainConfig::for_model`]). Results are labelled with it.
+    pub recipe: Option<&'a str>,
 }
 
 impl Subject<'_> {
+    /// The name results are labelled with: the recipe's when one is given, else the model's.
+    pub fn label(&self) -> &str {
+        self.recipe.unwrap_or(self.model)
+    }
+
+    /// The training config of the step: the recipe's preset, else the model's default recipe.
+    fn config(&self) -> Result<TrainConfig> {
+        let Some(name) = self.recipe else {
+            return Ok(TrainConfig::for_model(self.model));
+        };
+        let cfg = TrainConfig::preset(name)?;
+        if cfg.model != self.model {
+            return Err(crate::Error::Setting {
+                setting: "preset",
+                message: format!("the {name} recipe trains {}, not {}", cfg.model, self.model),
+            });
+        }
+        Ok(cfg)
+    }
+
     /// A fresh model (seed 0) with the kernel settings.
     fn build(&self) -> Result<Box<dyn Classifier>> {
         // The benches time CIFAR-sized batches with CIFAR-10's ten classes.
@@ -117,14 +145,14 @@ pub fn train_step(
     steps: usize,
     repeats: usize,
 ) -> Result<BenchResult> {
-    let (model_name, device, kernels) = (subject.model, subject.device, subject.kernels);
+    let (device, kernels) = (subject.device, subject.kernels);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let net = subject.build()?;
     let cfg = TrainConfig {
         batch_size: batch,
         precision: kernels.precision(),
         stock_ops: kernels.stock_ops(),
-        ..TrainConfig::for_model(model_name)
+        ..subject.config()?
     };
     let mut trainer = TrainerBuilder::new(net.as_ref(), cfg).build()?;
     // A plan as long as a CIFAR-10 run, so the schedule and the averaging behave as in training.
@@ -144,7 +172,7 @@ pub fn train_step(
         || trainer.step(&x, &y).map(|_| ()),
         device,
     )?;
-    Ok(BenchResult::new("train", batch, rates).for_model(model_name, kernels))
+    Ok(BenchResult::new("train", batch, rates).for_model(subject.label(), kernels))
 }
 
 /// Images per second of `step` (one batch each): `warmup` untimed calls, then `repeats` timings of `steps` calls.
@@ -185,7 +213,7 @@ pub fn inference_tta(
     let rates = timed_inference(subject, timing, |net, x| {
         Ok(model::infer::probabilities(net, x, tta)?)
     })?;
-    Ok(BenchResult::new("infer_tta", batch, rates).for_model(subject.model, subject.kernels))
+    Ok(BenchResult::new("infer_tta", batch, rates).for_model(subject.label(), subject.kernels))
 }
 
 /// Inference (eval-mode forward) images per second.
@@ -198,7 +226,7 @@ pub fn inference(
 ) -> Result<BenchResult> {
     let timing = (batch, warmup, steps, repeats);
     let rates = timed_inference(subject, timing, |net, x| Ok(net.forward(x, Mode::Eval)?))?;
-    Ok(BenchResult::new("infer", batch, rates).for_model(subject.model, subject.kernels))
+    Ok(BenchResult::new("infer", batch, rates).for_model(subject.label(), subject.kernels))
 }
 
 /// Rates of `infer` on one random batch of a fresh `model_name`, the result copied to the host as a caller would;
@@ -273,11 +301,35 @@ mod tests {
             model: "cnn-dnn",
             device: &Device::Cpu,
             kernels: KernelConfig::default(),
+            recipe: None,
         };
         let r = train_step(&s, 4, 1, 2, 1).unwrap();
         assert!(r.img_per_s > 0.0);
         let r = inference(&s, 4, 1, 1, 1).unwrap();
         assert!(r.img_per_s > 0.0);
         assert!(data_pipeline(8, 16, 1).unwrap().img_per_s > 0.0);
+    }
+
+    /// A recipe runs its own optimizer and labels the results; one that trains another model is refused.
+    #[test]
+    fn a_recipe_labels_its_results_and_must_fit_the_model() {
+        let s = Subject {
+            model: "airbench94",
+            device: &Device::Cpu,
+            kernels: KernelConfig::default(),
+            recipe: Some("airbench94-muon"),
+        };
+        let r = train_step(&s, 4, 1, 1, 1).unwrap();
+        assert_eq!(r.model.as_deref(), Some("airbench94-muon"));
+        assert!(r.img_per_s > 0.0);
+        let wrong = Subject {
+            model: "cnn-dnn",
+            ..s
+        };
+        let e = train_step(&wrong, 4, 1, 1, 1).unwrap_err().to_string();
+        assert!(
+            e.contains("airbench94-muon recipe trains airbench94, not cnn-dnn"),
+            "{e}"
+        );
     }
 }

@@ -17,6 +17,7 @@ use crate::schedule::{ConfigSchedule, LrSchedule};
 use crate::state::{TrainState, load_last, save_last};
 use crate::{Error, Result, RunDir, TrainConfig};
 use augment::{EpochPlan, Loader, batch_seed, batch_to_tensor};
+use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Tensor};
 use cifar_types::{EpochMetrics, ImageSet, TestReport};
 use model::{Classifier, Mode, checkpoint};
@@ -30,6 +31,7 @@ use std::time::Instant;
 
 const ORDER_SALT: u64 = 0x6f72_6465_725f_7368; // "order_sh"
 const DROPOUT_SALT: u64 = 0x6472_6f70_6f75_7421; // "dropout!"
+const PART_SALT: u64 = 0x7061_7274_5f6d_6173; // "part_mas"
 
 /// A cooperative stop request (e.g. from a Ctrl-C handler the application installs): training finishes the
 /// current batch, writes `last`, and returns.
@@ -399,36 +401,57 @@ impl<'m> Trainer<'m> {
         let lr = self.lr_at(step);
         self.optimizer.set_lr(lr);
         let model = self.model;
-        let mut drop_rng =
-            ChaCha8Rng::seed_from_u64(batch_seed(self.cfg.seed ^ DROPOUT_SALT, epoch, batch));
-        let logits = model.forward(x, Mode::Train(&mut drop_rng))?;
-        let mean_loss = cross_entropy(&logits, y, self.cfg.label_smoothing)?;
         let n = y.dim(0)?;
-        let loss = match self.cfg.loss_reduction {
-            LossReduction::Mean => mean_loss.clone(),
-            LossReduction::Sum => (&mean_loss * n as f64)?,
-        };
-        // Reading the loss synchronises the device.
-        let loss_value = mean_loss.to_scalar::<f32>()?;
-        if !loss_value.is_finite() {
-            return Err(Error::NonFinite {
-                epoch,
-                batch,
-                value: loss_value,
+        let part = self.cfg.micro_batch_size.unwrap_or(n).clamp(1, n.max(1));
+        let (mut loss_sum, mut correct, mut grads) = (0f64, 0u32, None::<GradStore>);
+        for (k, start) in (0..n).step_by(part).enumerate() {
+            let len = part.min(n - start);
+            let (xp, yp) = if len == n {
+                (x.clone(), y.clone())
+            } else {
+                (x.narrow(0, start, len)?, y.narrow(0, start, len)?)
+            };
+            // Part 0 draws the masks a whole-batch step draws; the others their own stream.
+            let seed = batch_seed(self.cfg.seed ^ DROPOUT_SALT, epoch, batch)
+                ^ (k as u64).wrapping_mul(PART_SALT);
+            let mut drop_rng = ChaCha8Rng::seed_from_u64(seed);
+            let logits = model.forward(&xp, Mode::Train(&mut drop_rng))?;
+            let mean_loss = cross_entropy(&logits, &yp, self.cfg.label_smoothing)?;
+            // The part's share of the batch's loss: mean over the batch, or sum.
+            let loss = match self.cfg.loss_reduction {
+                LossReduction::Mean if len == n => mean_loss.clone(),
+                LossReduction::Mean => (&mean_loss * (len as f64 / n as f64))?,
+                LossReduction::Sum => (&mean_loss * len as f64)?,
+            };
+            // Reading the loss synchronises the device.
+            let loss_value = mean_loss.to_scalar::<f32>()?;
+            if !loss_value.is_finite() {
+                return Err(Error::NonFinite {
+                    epoch,
+                    batch,
+                    value: loss_value,
+                });
+            }
+            loss_sum += f64::from(loss_value) * len as f64;
+            let g = loss.backward()?;
+            grads = Some(match grads {
+                None => g,
+                Some(acc) => Self::add_grads(model, acc, &g)?,
             });
+            correct += logits
+                .argmax(D::Minus1)?
+                .eq(&yp)?
+                .to_dtype(DType::U32)?
+                .sum_all()?
+                .to_scalar::<u32>()?;
         }
-        let grads = loss.backward()?;
-        self.optimizer.step(&grads)?;
-        drop(grads);
+        let loss_value = (loss_sum / n.max(1) as f64) as f32;
+        if let Some(grads) = grads {
+            self.optimizer.step(&grads)?;
+        }
         if let Some(a) = self.average.as_mut() {
             a.after_step(model, step + 1, self.plan.total_steps)?;
         }
-        let correct = logits
-            .argmax(D::Minus1)?
-            .eq(y)?
-            .to_dtype(DType::U32)?
-            .sum_all()?
-            .to_scalar::<u32>()?;
         self.state.loss_sum += f64::from(loss_value) * n as f64;
         self.state.correct += u64::from(correct);
         self.state.seen += n as u64;
@@ -438,6 +461,21 @@ impl<'m> Trainer<'m> {
             correct,
             lr,
         })
+    }
+
+    /// Adds a micro-batch's gradients `g` to the sum so far (`acc`) for every trainable parameter of `model`.
+    fn add_grads(model: &dyn Classifier, mut acc: GradStore, g: &GradStore) -> Result<GradStore> {
+        for (_, var) in model.params().iter() {
+            let t = var.as_tensor();
+            if let Some(new) = g.get(t) {
+                let sum = match acc.get(t) {
+                    Some(old) => (old + new)?,
+                    None => new.clone(),
+                };
+                acc.insert(t, sum);
+            }
+        }
+        Ok(acc)
     }
 
     /// Prepares the run: plans the steps, creates the run directory (or, resuming, loads `last.safetensors`),

@@ -8,8 +8,8 @@ use candle_core::{Device, Tensor, Var};
 use cifar_types::EpochMetrics;
 use cifar10_train::optim::Optimizer;
 use cifar10_train::{
-    Callback, CheckpointPolicy, Control, EarlyStoppingPolicy, EpochEnd, Outcome, Record, RunDir,
-    RunStart, StepEnd, TrainConfig, TrainerBuilder,
+    Callback, CheckpointPolicy, Control, EarlyStoppingPolicy, EpochEnd, LossReduction,
+    OptimizerKind, Outcome, Record, RunDir, RunStart, StepEnd, TrainConfig, TrainerBuilder,
 };
 use model::{Classifier, KernelConfig};
 use std::collections::HashMap;
@@ -252,6 +252,80 @@ fn a_step_without_a_run_directory() {
         .to_scalar::<f32>()
         .unwrap();
     assert!(moved > 0.0);
+}
+
+/// Gradient accumulation (`micro_batch_size`) is the whole-batch step on a model without BatchNorm or dropout:
+/// parts of 3, 3 and 2 images give the weights, loss and count of one batch of 8, for both loss reductions and
+/// for SGD and Adam; a part size of 0 is refused.
+#[test]
+fn micro_batches_sum_to_the_whole_batch_step() {
+    let x = Tensor::randn(0f32, 1.0, (8, 3, 32, 32), &Device::Cpu).unwrap();
+    let y = Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 7], &Device::Cpu).unwrap();
+    // SGD's step is proportional to the gradient: a part weighted wrongly shows (Adam's nearly would not).
+    for (reduction, optimizer) in [
+        (LossReduction::Mean, OptimizerKind::Sgd),
+        (LossReduction::Sum, OptimizerKind::Sgd),
+        (LossReduction::Mean, OptimizerKind::Adam),
+    ] {
+        let run = |micro: Option<usize>| {
+            let net = model::LeNet5::new(&Device::Cpu, 3, 10).unwrap();
+            let cfg = TrainConfig {
+                device: "cpu".into(),
+                loss_reduction: reduction,
+                optimizer,
+                lr: 1e-2,
+                micro_batch_size: micro,
+                ..TrainConfig::default()
+            };
+            let mut t = TrainerBuilder::new(&net, cfg).build().unwrap();
+            t.plan(640).unwrap();
+            let outs: Vec<_> = (0..3).map(|_| t.step(&x, &y).unwrap()).collect();
+            let weights: Vec<Vec<f32>> = net
+                .params()
+                .iter()
+                .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+                .collect();
+            (outs, weights)
+        };
+        let (whole, w_whole) = run(None);
+        let (parts, w_parts) = run(Some(3));
+        for (a, b) in whole.iter().zip(&parts) {
+            assert!(
+                (a.loss - b.loss).abs() < 1e-5,
+                "{reduction:?}: {} vs {}",
+                a.loss,
+                b.loss
+            );
+            assert_eq!(a.correct, b.correct);
+        }
+        let mut max_diff = 0f32;
+        for (a, b) in w_whole.iter().zip(&w_parts) {
+            for (p, q) in a.iter().zip(b) {
+                max_diff = max_diff.max((p - q).abs());
+            }
+        }
+        assert!(
+            max_diff < 1e-5,
+            "{reduction:?}/{optimizer:?}: weights differ by {max_diff}"
+        );
+        // The weights did move.
+        let (_, w0) = {
+            let net = model::LeNet5::new(&Device::Cpu, 3, 10).unwrap();
+            let w: Vec<Vec<f32>> = net
+                .params()
+                .iter()
+                .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+                .collect();
+            ((), w)
+        };
+        assert_ne!(w0, w_whole);
+    }
+    let bad = TrainConfig {
+        micro_batch_size: Some(0),
+        ..TrainConfig::default()
+    };
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("micro_batch_size"), "{e}");
 }
 
 /// The model carries its kernel settings; a config asking for others is refused by name, not silently run.

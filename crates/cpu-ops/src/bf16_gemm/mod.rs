@@ -76,6 +76,7 @@ impl<'a> ConvLhs<'a> {
             #[cfg(target_arch = "x86_64")]
             Some(p) if n > 0 => {
                 assert_dst_rhs(self.m, n, self.k, dst, dst_rs, b);
+                crate::isa::record(crate::KernelFamily::Bf16Gemm, crate::Isa::Avx512);
                 // SAFETY: `packed` exists only where the CPU features were checked; dst and b extents asserted.
                 unsafe {
                     x86::bgemm(
@@ -159,11 +160,13 @@ const MC: usize = 192;
 /// Columns per packed `b` block (`NC × KCP × 4` bytes = 256 KiB, in L2).
 const NC: usize = 512;
 
-/// Whether this CPU runs the bf16 kernel (AVX-512F, AVX-512BW and AVX512-BF16).
+/// Whether this CPU runs the bf16 kernel (AVX-512F, AVX-512BW and AVX512-BF16), and `CPU_OPS_MAX_ISA` leaves
+/// AVX-512 on ([`crate::Isa::detect`]).
 pub fn bf16_supported() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx512f")
+        crate::Isa::detect() >= crate::Isa::Avx512
+            && std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512bf16")
     }
@@ -226,6 +229,7 @@ pub(crate) fn bgemm(
     );
     #[cfg(target_arch = "x86_64")]
     if bf16_supported() {
+        crate::isa::record(crate::KernelFamily::Bf16Gemm, crate::Isa::Avx512);
         // SAFETY: the CPU features were just checked; the index ranges of dst, a and b were asserted above.
         unsafe { x86::bgemm(m, n, k, dst, dst_rs, accumulate, ASrc::Mat(a), b) };
         return;

@@ -234,6 +234,9 @@ pub(in crate::fused) mod simd {
         if !sparse {
             return None;
         }
+        if [3, 16, 24, 32, 64, 128, 256].contains(&ci) {
+            crate::isa::record_detected(crate::KernelFamily::SparseBackward);
+        }
         match ci {
             3 => Some(for_row::<9>()),
             16 => Some(for_row::<48>()),
