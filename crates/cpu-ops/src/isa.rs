@@ -99,24 +99,20 @@ pub enum KernelFamily {
     Winograd,
     /// The bf16 GEMM (AVX512-BF16 only).
     Bf16Gemm,
-    /// The sparse backward's bf16 weight gradient (AVX512-BF16 only).
-    SparseBackwardBf16,
 }
 
 impl KernelFamily {
     /// Every family, in report order.
-    pub const ALL: [KernelFamily; 7] = [
+    pub const ALL: [KernelFamily; 6] = [
         KernelFamily::SparseBackward,
         KernelFamily::Pool,
         KernelFamily::PatchConv,
         KernelFamily::Gelu,
         KernelFamily::Winograd,
         KernelFamily::Bf16Gemm,
-        KernelFamily::SparseBackwardBf16,
     ];
 
-    /// The family's name in reports (`sparse-backward`, `pool`, `patch-conv`, `gelu`, `winograd`, `bf16-gemm`,
-    /// `sparse-backward-bf16`).
+    /// The family's name in reports (`sparse-backward`, `pool`, `patch-conv`, `gelu`, `winograd`, `bf16-gemm`).
     pub fn name(self) -> &'static str {
         match self {
             KernelFamily::SparseBackward => "sparse-backward",
@@ -125,13 +121,12 @@ impl KernelFamily {
             KernelFamily::Gelu => "gelu",
             KernelFamily::Winograd => "winograd",
             KernelFamily::Bf16Gemm => "bf16-gemm",
-            KernelFamily::SparseBackwardBf16 => "sparse-backward-bf16",
         }
     }
 }
 
 /// One bit per level (1 << level) for each family, set when a build of that level is picked.
-static RUN: [AtomicU8; 7] = [const { AtomicU8::new(0) }; 7];
+static RUN: [AtomicU8; 6] = [const { AtomicU8::new(0) }; 6];
 
 /// Notes that `family`'s `isa` build was picked (the dispatch points call it).
 #[inline]

@@ -94,22 +94,6 @@ pub(crate) fn with_scratch_c<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> 
     with_cell(&SCRATCH_C, len, f)
 }
 
-thread_local! {
-    static SCRATCH_U16: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A per-thread scratch buffer of at least `len` 16-bit words (bf16 copies), reused across calls.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn with_scratch_u16<R>(len: usize, f: impl FnOnce(&mut [u16]) -> R) -> R {
-    SCRATCH_U16.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        if buf.len() < len {
-            buf.resize(len, 0);
-        }
-        f(&mut buf[..len])
-    })
-}
-
 /// A row-major or strided matrix view used by [`sgemm`]: element `(i, j)` lives at
 /// `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]

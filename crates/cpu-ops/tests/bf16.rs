@@ -147,7 +147,7 @@ fn bf16_convolutions() {
                 };
                 eprintln!("{label} {what}: bf16 vs f32 relative error {e:.2e}");
                 assert!(e < tol, "{label} {what}: bf16 vs f32 relative error {e}");
-                // The pooled ops' input gradient is f32: with no argmax moved, it may be exact.
+                // The pooled ops' sparse backward is f32: with no argmax moved, their gradients may be exact.
                 if *what == "y" || !name.ends_with("pool") {
                     assert!(e > 0.0, "{label} {what}: bf16 gave exactly the f32 result");
                 }
@@ -173,15 +173,6 @@ fn bf16_convolutions() {
                     let e = l2_rel(b, c);
                     assert!(e < 1e-2, "{label} {what} vs composed: relative error {e}");
                 }
-                // The sparse backward's bf16 weight gradient (`fused/sparse_bf16.rs`, for the channel counts with
-                // a sparse kernel) takes the same bf16-rounded products as the composition's bf16 GEMM: equal up
-                // to the order of the f32 sums.
-                let e = l2_rel(&bf16_out[2], &comp[2]);
-                eprintln!("{label} dw vs composed: relative error {e:.2e}");
-                assert!(
-                    e < 1e-4,
-                    "{label} dw vs composed (bf16 both): relative error {e}"
-                );
             }
             if name == "conv3x3_nobias" || name == "conv3x3" {
                 // (1): with the direct (im2col) GEMMs, the same as f32 arithmetic on rounded inputs (every GEMM of

@@ -18,8 +18,6 @@ use crate::util::{slice_f32, with_scratch_b, with_tensor_f32};
 
 mod dense;
 mod sparse;
-#[cfg(target_arch = "x86_64")]
-mod sparse_bf16;
 
 use dense::dense_backward;
 use sparse::{simd, sparse_backward};
@@ -147,16 +145,7 @@ fn fused_backward(
                             gp,
                             idx,
                         };
-                        let bf16_dw = cfg.precision() == crate::Precision::Bf16
-                            && crate::bf16_supported()
-                            && cfg!(target_arch = "x86_64");
-                        if bf16_dw && want_dw {
-                            crate::isa::record(
-                                crate::KernelFamily::SparseBackwardBf16,
-                                crate::Isa::Avx512,
-                            );
-                        }
-                        return Ok(sparse_backward(d, &io, kernel, want_dx, want_dw, bf16_dw));
+                        return Ok(sparse_backward(d, &io, kernel, want_dx, want_dw));
                     }
                     let wf = if want_dx {
                         flip_weights(ws, d.co, d.ci)

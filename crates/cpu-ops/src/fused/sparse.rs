@@ -4,12 +4,8 @@
 
 use rayon::prelude::*;
 
-#[cfg(target_arch = "x86_64")]
-use super::sparse_bf16;
 use super::{BwdIo, dx_parts};
 use crate::conv::{ConvDims, sum_partials};
-#[cfg(target_arch = "x86_64")]
-use crate::util::with_scratch_u16;
 use crate::util::{split_ranges, with_scratch_a, with_scratch_b};
 
 /// The sparse backward. After the pool and the ReLU, the conv output's gradient is non-zero only at each
@@ -27,19 +23,13 @@ use crate::util::{split_ranges, with_scratch_a, with_scratch_b};
 /// `dxpad`'s interior is the input gradient.
 ///
 /// Returns `(dx, dW [co, ci, 3, 3], db)`; `dx` only when `want_dx`.
-///
-/// With `bf16_dw` (the caller checked [`crate::bf16_supported`]), `dW` comes from `sparse_bf16.rs` instead: bf16
-/// inputs, f32 sums; `dx` and `db` stay f32.
 pub(super) fn sparse_backward(
     d: &ConvDims,
     io: &BwdIo<'_>,
     kernel: simd::Kernel,
     want_dx: bool,
     want_dw: bool,
-    bf16_dw: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bf16_dw;
     let (hw, phw) = (d.hw(), (d.h / 2) * (d.w / 2));
     let (in_img, p_img) = (d.ci * hw, d.co * phw);
     let klen = 9 * d.ci; // one output channel's weights
@@ -61,44 +51,6 @@ pub(super) fn sparse_backward(
             let mut acc_b = vec![0f32; d.co];
             let mut nz = Vec::with_capacity(phw);
             for (pos, img) in r.enumerate() {
-                #[cfg(target_arch = "x86_64")]
-                if bf16_dw {
-                    let pr = img * p_img..(img + 1) * p_img;
-                    let img_io = ImageIo {
-                        gp: &io.gp[pr.clone()],
-                        idx: &io.idx[pr.clone()],
-                        pooled: &io.pooled[pr],
-                        relu: io.relu,
-                        xpad: &[],
-                        wcl: &wcl,
-                    };
-                    with_scratch_b(if want_dx { pad_len } else { 0 }, |dxpad| {
-                        dxpad.fill(0.0);
-                        // dx and db in f32 (the kernel reads no image without want_dw).
-                        let acc = ImageAcc {
-                            dw: &mut [],
-                            db: &mut acc_b,
-                            dxpad,
-                            nz: &mut nz,
-                        };
-                        kernel(d, &img_io, acc, want_dx, false);
-                        if want_dx {
-                            unpad_channels_last(dxpad, d, &mut dx_part[pos * in_img..][..in_img]);
-                        }
-                    });
-                    if want_dw {
-                        with_scratch_u16(pad_len + sparse_bf16::SLACK, |xb| {
-                            sparse_bf16::pad_channels_last_bf16(
-                                &io.xs[img * in_img..][..in_img],
-                                d,
-                                xb,
-                            );
-                            // SAFETY: `bf16_dw` is set only where `bf16_supported()` holds (the caller).
-                            unsafe { sparse_bf16::image_dw(d, &img_io, xb, &mut acc_w, &mut nz) };
-                        });
-                    }
-                    continue;
-                }
                 with_scratch_a(pad_len, |xpad| {
                     with_scratch_b(if want_dx { pad_len } else { 0 }, |dxpad| {
                         pad_channels_last(&io.xs[img * in_img..][..in_img], d, xpad);
@@ -167,13 +119,28 @@ fn sparse_image<const ROW: usize>(
     want_dw: bool,
     fma: impl Fn(f32, f32, f32) -> f32 + Copy,
 ) {
+    let (ho, wo) = (d.h / 2, d.w / 2);
+    let phw = ho * wo;
     let pw = d.w + 2;
     let nz = acc.nz;
     for co in 0..d.co {
-        acc.db[co] += nonzeros(d, io, co, nz);
-        if !want_dw && !want_dx {
-            continue;
+        let q = co * phw..(co + 1) * phw;
+        let (gp, idx, pooled) = (&io.gp[q.clone()], &io.idx[q.clone()], &io.pooled[q]);
+        nz.clear();
+        let mut db = 0f32;
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let p = oh * wo + ow;
+                let g = gp[p];
+                if (!io.relu || pooled[p] > 0.0) && g != 0.0 {
+                    let i = idx[p];
+                    let (h, w) = (2 * oh + (i >> 1) as usize, 2 * ow + (i & 1) as usize);
+                    nz.push(((h * pw + w) * d.ci, g));
+                    db += g;
+                }
+            }
         }
+        acc.db[co] += db;
         for kh in 0..3 {
             let off = kh * pw * d.ci;
             let seg = (co * 3 + kh) * ROW;
@@ -216,38 +183,6 @@ fn sparse_image<const ROW: usize>(
             }
         }
     }
-}
-
-/// Fills `nz` with output channel `co`'s conv outputs that receive a gradient (the pool's argmax of each window
-/// whose pooled output is positive, with `relu`): each as (its offset in the padded channels-last image, the
-/// gradient). Returns the sum of those gradients (the channel's bias gradient).
-#[inline(always)]
-pub(super) fn nonzeros(
-    d: &ConvDims,
-    io: &ImageIo<'_>,
-    co: usize,
-    nz: &mut Vec<(usize, f32)>,
-) -> f32 {
-    let (ho, wo) = (d.h / 2, d.w / 2);
-    let phw = ho * wo;
-    let pw = d.w + 2;
-    let q = co * phw..(co + 1) * phw;
-    let (gp, idx, pooled) = (&io.gp[q.clone()], &io.idx[q.clone()], &io.pooled[q]);
-    nz.clear();
-    let mut db = 0f32;
-    for oh in 0..ho {
-        for ow in 0..wo {
-            let p = oh * wo + ow;
-            let g = gp[p];
-            if (!io.relu || pooled[p] > 0.0) && g != 0.0 {
-                let i = idx[p];
-                let (h, w) = (2 * oh + (i >> 1) as usize, 2 * ow + (i & 1) as usize);
-                nz.push(((h * pw + w) * d.ci, g));
-                db += g;
-            }
-        }
-    }
-    db
 }
 
 /// Sparse kernel variants: one per supported channel count, each compiled for the CPU features found at run
