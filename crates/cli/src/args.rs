@@ -64,7 +64,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = model_names())]
     pub model: Option<String>,
     /// Time the training step of this preset's recipe (its optimizer, loss and weight averaging; e.g.
-    /// airbench94-muon) instead of the model's default recipe.
+    /// airbench94-muon) instead of the model's default recipe [default: the model's own recipe].
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(train::PRESETS.iter().map(|p| p.name)))]
     pub preset: Option<String>,
     /// Training batch sizes to measure [default: 64,128; airbench94: 1024,256; with --preset: the preset's].

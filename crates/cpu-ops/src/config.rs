@@ -128,9 +128,8 @@ impl KernelConfig {
                     what: "bf16 convolutions".into(),
                     why: if crate::Isa::detect() < crate::Isa::hardware() {
                         format!(
-                            "they need AVX-512, and {}={} caps this process at {}",
+                            "they need AVX-512, and {} caps this process at {}",
                             crate::MAX_ISA_VAR,
-                            std::env::var(crate::MAX_ISA_VAR).unwrap_or_default(),
                             crate::Isa::detect()
                         )
                     } else {

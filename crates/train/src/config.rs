@@ -739,7 +739,10 @@ mod tests {
         assert_eq!(TrainConfig::from_json(&json).unwrap(), c);
         // Ours, beyond the script: selective TTA (the same accuracy in half the evaluation time) and 4 parts of
         // 500 per step (a quarter of the activation memory).
-        assert_eq!((c.tta_threshold, c.micro_batch_size), (Some(0.7), Some(500)));
+        assert_eq!(
+            (c.tta_threshold, c.micro_batch_size),
+            (Some(0.7), Some(500))
+        );
         let mut bad = c.clone();
         bad.tta_threshold = Some(1.5);
         assert!(matches!(

@@ -304,8 +304,15 @@ fn micro_batches_sum_to_the_whole_batch_step() {
                 max_diff = max_diff.max((p - q).abs());
             }
         }
+        // Adam divides by the gradients' own size, so a weight whose gradient is near zero moves by up to a step
+        // (lr = 1e-2) on rounding alone; a part left out or counted twice still moves many weights by a step.
+        let tol = if optimizer == OptimizerKind::Adam {
+            1e-3
+        } else {
+            1e-5
+        };
         assert!(
-            max_diff < 1e-5,
+            max_diff < tol,
             "{reduction:?}/{optimizer:?}: weights differ by {max_diff}"
         );
         // The weights did move.
