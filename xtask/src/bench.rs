@@ -234,8 +234,9 @@ fn sides(a: &Args, root: &Path, archive: &Path) -> Vec<Side> {
     } else {
         a.torch_compile_layouts.clone()
     };
-    let common = |steps: usize| -> Vec<String> {
-        vec![
+    // The PyTorch scripts' bench arguments; the Muon script has no torch.compile mode (`compile_flag` false).
+    let script_args = |steps: usize, warmup: usize, compile_flag: bool| -> Vec<String> {
+        let mut v = vec![
             "--bench".into(),
             "--threads".into(),
             threads.clone(),
@@ -243,14 +244,19 @@ fn sides(a: &Args, root: &Path, archive: &Path) -> Vec<Side> {
             archive.display().to_string(),
             "--layouts".into(),
             a.torch_layouts.clone(),
-            "--compile-layouts".into(),
-            compile.clone(),
+        ];
+        if compile_flag {
+            v.extend(["--compile-layouts".into(), compile.clone()]);
+        }
+        v.extend([
             "--warmup".into(),
-            a.torch_warmup.to_string(),
+            warmup.to_string(),
             "--steps".into(),
             steps.to_string(),
-        ]
+        ]);
+        v
     };
+    let common = |steps: usize| script_args(steps, a.torch_warmup, true);
     let mut out = Vec::new();
     if a.model.has(ModelSel::CnnDnn) {
         out.push(Side {
@@ -277,22 +283,12 @@ fn sides(a: &Args, root: &Path, archive: &Path) -> Vec<Side> {
                 steps.to_string(),
             ],
             script: root.join("bench/airbench94_muon_torch.py"),
-            // The Muon script has no torch.compile mode.
-            torch_args: vec![
-                "--bench".into(),
-                "--threads".into(),
-                threads.clone(),
-                "--archive".into(),
-                archive.display().to_string(),
-                "--layouts".into(),
-                a.torch_layouts.clone(),
-                "--warmup".into(),
-                a.torch_warmup.min(3).to_string(),
-                "--steps".into(),
-                (steps * a.repeats.max(1)).to_string(),
-                "--batch".into(),
-                a.muon_batch.to_string(),
-            ],
+            // Its step is 3-4x airbench94's: fewer untimed steps.
+            torch_args: {
+                let mut v = script_args(steps * a.repeats.max(1), a.torch_warmup.min(3), false);
+                v.extend(["--batch".into(), a.muon_batch.to_string()]);
+                v
+            },
         });
     }
     if a.model.has(ModelSel::Airbench94) {

@@ -454,18 +454,18 @@ pub(crate) fn plot_run(
     Ok(written)
 }
 
-/// The kernel builds this process ran (`pool avx2, gelu avx2, ...`), the level they were picked for (capped by
-/// `CPU_OPS_MAX_ISA`) and this CPU's own level.
-fn kernel_builds() -> (String, String, String) {
-    let builds: Vec<String> = cpu_ops::builds_run()
+/// The kernel builds this process ran (each family's name and its levels, `avx2` or e.g. `avx2,avx512`), the
+/// level they were picked for (capped by `CPU_OPS_MAX_ISA`) and this CPU's own level.
+fn kernel_builds() -> (Vec<(&'static str, String)>, String, String) {
+    let builds = cpu_ops::builds_run()
         .into_iter()
         .map(|(f, levels)| {
             let names: Vec<&str> = levels.iter().map(|i| i.name()).collect();
-            format!("{} {}", f.name(), names.join("+"))
+            (f.name(), names.join(","))
         })
         .collect();
     (
-        builds.join(", "),
+        builds,
         cpu_ops::Isa::detect().to_string(),
         cpu_ops::Isa::hardware().to_string(),
     )
@@ -560,8 +560,13 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         results.push(r);
     }
     let (builds, isa, cpu) = kernel_builds();
+    let mut listed: Vec<String> = builds.iter().map(|(f, l)| format!("{f} {l}")).collect();
+    if listed.is_empty() {
+        listed.push("no SIMD kernel of cpu-ops".into());
+    }
     table(format!(
-        "kernels run: {builds} (level {isa}; this CPU: {cpu})"
+        "kernels run: {} (level {isa}; this CPU: {cpu})",
+        listed.join(", ")
     ));
     if let Some(rss) = bench::peak_rss_bytes() {
         table(format!(
@@ -570,12 +575,9 @@ fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         ));
     }
     if a.json {
-        let families: serde_json::Map<String, serde_json::Value> = cpu_ops::builds_run()
-            .into_iter()
-            .map(|(f, levels)| {
-                let names: Vec<&str> = levels.iter().map(|i| i.name()).collect();
-                (f.name().to_string(), names.join(",").into())
-            })
+        let families: serde_json::Map<String, serde_json::Value> = builds
+            .iter()
+            .map(|(f, levels)| (f.to_string(), levels.as_str().into()))
             .collect();
         println!(
             "{}",
