@@ -148,8 +148,8 @@ impl KernelConfig {
     }
 
     /// With the Winograd F(2x2, 3x3) path of the 3x3 convolutions' forward (and input-gradient) GEMMs on (the
-    /// default) or off: 2.25x fewer multiply-adds where it applies (CPUs with AVX-512F, 32 or more input channels,
-    /// sides from 5 up to a width of 15), results equal to the direct convolution's up to rounding. Off, or
+    /// default) or off: 2.25x fewer multiply-adds where it applies (CPUs with AVX2 or AVX-512F, 32 or more input
+    /// channels, sides from 5 up to a width of 16), results equal to the direct convolution's up to rounding. Off, or
     /// elsewhere, every convolution runs as im2col + one GEMM.
     pub fn with_winograd(self, on: bool) -> Self {
         KernelConfig {

@@ -95,7 +95,7 @@ pub enum KernelFamily {
     PatchConv,
     /// GELU and the fused BatchNorm + GELU.
     Gelu,
-    /// The Winograd F(2x2, 3x3) transforms (AVX-512 only).
+    /// The Winograd F(2x2, 3x3) transforms (AVX-512 or AVX2).
     Winograd,
     /// The bf16 GEMM (AVX512-BF16 only).
     Bf16Gemm,

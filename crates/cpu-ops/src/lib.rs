@@ -23,8 +23,8 @@
 //! The GELU and BatchNorm kernels, like the pool's, are compiled for AVX-512, AVX2 and the baseline and picked
 //! at run time.
 //!
-//! On AVX-512F CPUs the forward 3x3 convolutions with 32 or more input channels at 5x5 to 15-wide sizes (and the input gradients,
-//! themselves such convolutions) run as Winograd F(2x2, 3x3): 16 GEMMs over transformed 4x4 tiles, 2.25x fewer
+//! On AVX2 and AVX-512F CPUs the forward 3x3 convolutions with 32 or more input channels at 5x5 to 16-wide sizes
+//! (and the input gradients, themselves such convolutions) run as Winograd F(2x2, 3x3): 16 GEMMs over transformed 4x4 tiles, 2.25x fewer
 //! multiply-adds ([`KernelConfig::with_winograd`]).
 //!
 //! `gemm` is built with its `x86-v4` feature: AVX-512 microkernels, chosen at run time only on

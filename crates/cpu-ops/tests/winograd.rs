@@ -1,7 +1,8 @@
 //! The Winograd F(2x2, 3x3) path of the 3x3 convolutions (`KernelConfig::with_winograd`) against the direct
 //! im2col path, f32, forward and backward, through every public conv op, at the shapes that take it (airbench94's
-//! 15x15 and 7x7 layers, the reference network's 64→128 at 8x8) and at odd and rectangular ones. On a CPU without
-//! AVX-512F both runs take the direct path (and agree trivially).
+//! 15x15 and 7x7 layers, the reference network's 32→64 at 16x16 and 64→128 at 8x8) and at odd and rectangular
+//! ones, with the transforms this CPU picks (AVX-512 up to 15 wide, AVX2 up to 16). On a CPU without AVX2 both
+//! runs take the direct path (and agree trivially).
 
 mod common;
 
@@ -62,6 +63,7 @@ fn winograd_matches_the_direct_convolution() {
         (2, 64, 256, 15, 15),
         (3, 256, 256, 7, 7),
         (4, 64, 128, 8, 8),
+        (2, 32, 64, 16, 16),
         (2, 32, 5, 9, 6),
         (3, 40, 7, 5, 13),
     ]

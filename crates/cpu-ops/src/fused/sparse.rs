@@ -109,9 +109,10 @@ pub(crate) struct ImageAcc<'a> {
     nz: &'a mut Vec<(usize, f32)>,
 }
 
-/// The per-image sparse kernel (see [`sparse_backward`]) for `ROW = 3·ci`; `fma` is `a·b + c`.
+/// The per-image sparse kernel (see [`sparse_backward`]) for `ROW = 3·ci`, its weight gradient `CH` floats at a
+/// time (`ROW` a multiple of `CH`); `fma` is `a·b + c`.
 #[inline(always)]
-fn sparse_image<const ROW: usize>(
+fn sparse_image<const ROW: usize, const CH: usize>(
     d: &ConvDims,
     io: &ImageIo<'_>,
     acc: ImageAcc<'_>,
@@ -145,27 +146,31 @@ fn sparse_image<const ROW: usize>(
             let off = kh * pw * d.ci;
             let seg = (co * 3 + kh) * ROW;
             if want_dw {
-                let mut sums = [0f32; ROW];
-                for &(base, g) in nz.iter() {
-                    let Some(x) = io
-                        .xpad
-                        .get(base + off..)
-                        .and_then(|s| s.first_chunk::<ROW>())
-                    else {
-                        continue;
-                    };
-                    for j in 0..ROW {
-                        sums[j] = fma(g, x[j], sums[j]);
+                // CH sums at a time, held in registers while the non-zeros stream past (a whole row of sums
+                // would live on the stack: a load and a store per multiply-add).
+                for c0 in (0..ROW).step_by(CH) {
+                    let mut sums = [0f32; CH];
+                    for &(base, g) in nz.iter() {
+                        let Some(x) = io
+                            .xpad
+                            .get(base + off + c0..)
+                            .and_then(|s| s.first_chunk::<CH>())
+                        else {
+                            continue;
+                        };
+                        for j in 0..CH {
+                            sums[j] = fma(g, x[j], sums[j]);
+                        }
                     }
-                }
-                if let Some(dst) = acc.dw.get_mut(seg..seg + ROW) {
-                    for (a, v) in dst.iter_mut().zip(sums) {
-                        *a += v;
+                    if let Some(dst) = acc.dw.get_mut(seg + c0..seg + c0 + CH) {
+                        for (a, v) in dst.iter_mut().zip(sums) {
+                            *a += v;
+                        }
                     }
                 }
             }
             if want_dx {
-                let Some(&wrow) = io.wcl.get(seg..).and_then(|s| s.first_chunk::<ROW>()) else {
+                let Some(wrow) = io.wcl.get(seg..).and_then(|s| s.first_chunk::<ROW>()) else {
                     continue;
                 };
                 for &(base, g) in nz.iter() {
@@ -190,43 +195,59 @@ fn sparse_image<const ROW: usize>(
 pub(in crate::fused) mod simd {
     use super::{ConvDims, ImageAcc, ImageIo, sparse_image};
 
+    /// Weight-gradient sums held in registers at a time: 12 AVX2 or 6 AVX-512 vectors, enough independent
+    /// multiply-adds to cover the FMA latency, with room left for the input loads.
+    const SUMS: usize = 96;
+
     pub(in crate::fused) type Kernel = fn(&ConvDims, &ImageIo<'_>, ImageAcc<'_>, bool, bool);
 
-    fn portable<const ROW: usize>(
+    fn portable<const ROW: usize, const CH: usize>(
         d: &ConvDims,
         io: &ImageIo<'_>,
         acc: ImageAcc<'_>,
         dx: bool,
         dw: bool,
     ) {
-        sparse_image::<ROW>(d, io, acc, dx, dw, |a, b, c| a * b + c);
+        sparse_image::<ROW, CH>(d, io, acc, dx, dw, |a, b, c| a * b + c);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    fn v4<const ROW: usize>(d: &ConvDims, io: &ImageIo<'_>, acc: ImageAcc<'_>, dx: bool, dw: bool) {
-        sparse_image::<ROW>(d, io, acc, dx, dw, f32::mul_add);
+    fn v4<const ROW: usize, const CH: usize>(
+        d: &ConvDims,
+        io: &ImageIo<'_>,
+        acc: ImageAcc<'_>,
+        dx: bool,
+        dw: bool,
+    ) {
+        sparse_image::<ROW, CH>(d, io, acc, dx, dw, f32::mul_add);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn v3<const ROW: usize>(d: &ConvDims, io: &ImageIo<'_>, acc: ImageAcc<'_>, dx: bool, dw: bool) {
-        sparse_image::<ROW>(d, io, acc, dx, dw, f32::mul_add);
+    fn v3<const ROW: usize, const CH: usize>(
+        d: &ConvDims,
+        io: &ImageIo<'_>,
+        acc: ImageAcc<'_>,
+        dx: bool,
+        dw: bool,
+    ) {
+        sparse_image::<ROW, CH>(d, io, acc, dx, dw, f32::mul_add);
     }
 
-    fn for_row<const ROW: usize>() -> Kernel {
+    fn for_row<const ROW: usize, const CH: usize>() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             if crate::Isa::detect() >= crate::Isa::Avx512 {
                 // SAFETY: the CPU has the features `v4` is compiled for (checked just above).
-                return |d, io, acc, dx, dw| unsafe { v4::<ROW>(d, io, acc, dx, dw) };
+                return |d, io, acc, dx, dw| unsafe { v4::<ROW, CH>(d, io, acc, dx, dw) };
             }
             if crate::Isa::detect() >= crate::Isa::Avx2 {
                 // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
-                return |d, io, acc, dx, dw| unsafe { v3::<ROW>(d, io, acc, dx, dw) };
+                return |d, io, acc, dx, dw| unsafe { v3::<ROW, CH>(d, io, acc, dx, dw) };
             }
         }
-        portable::<ROW>
+        portable::<ROW, CH>
     }
 
     /// The sparse kernel for `ci` input channels, if there is one (else the dense backward runs).
@@ -238,13 +259,13 @@ pub(in crate::fused) mod simd {
             crate::isa::record_detected(crate::KernelFamily::SparseBackward);
         }
         match ci {
-            3 => Some(for_row::<9>()),
-            16 => Some(for_row::<48>()),
-            24 => Some(for_row::<72>()),
-            32 => Some(for_row::<96>()),
-            64 => Some(for_row::<192>()),
-            128 => Some(for_row::<384>()),
-            256 => Some(for_row::<768>()),
+            3 => Some(for_row::<9, 9>()),
+            16 => Some(for_row::<48, 48>()),
+            24 => Some(for_row::<72, 72>()),
+            32 => Some(for_row::<96, SUMS>()),
+            64 => Some(for_row::<192, SUMS>()),
+            128 => Some(for_row::<384, SUMS>()),
+            256 => Some(for_row::<768, SUMS>()),
             _ => None,
         }
     }
@@ -272,11 +293,13 @@ pub(in crate::fused) mod simd {
             [dw, db, dxpad]
         }
 
-        /// The builds the run-time dispatch can pick (AVX-512, AVX2+FMA, baseline) agree on the CPUs that have
+        /// The builds the run-time dispatch can pick (AVX-512, AVX2+FMA, baseline), their weight gradient in
+        /// chunks of [`SUMS`], agree with the portable build summing whole rows at once, on the CPUs that have
         /// them, so the ones this machine never dispatches to are still exercised.
         #[test]
         fn every_build_of_the_sparse_kernel_agrees() {
-            const CI: usize = 16;
+            const CI: usize = 64;
+            const { assert!(3 * CI > SUMS && (3 * CI).is_multiple_of(SUMS)) };
             let d = ConvDims {
                 n: 1,
                 ci: CI,
@@ -305,15 +328,18 @@ pub(in crate::fused) mod simd {
                     xpad: &xpad,
                     wcl: &wcl,
                 };
-                let base = run(portable::<{ 3 * CI }>, &d, &io, pad_len);
+                let base = run(portable::<{ 3 * CI }, { 3 * CI }>, &d, &io, pad_len);
                 assert!(base[0].iter().any(|&v| v != 0.0) && base[2].iter().any(|&v| v != 0.0));
-                let mut builds: Vec<(&str, Kernel)> = vec![("dispatched", for_row::<{ 3 * CI }>())];
+                let mut builds: Vec<(&str, Kernel)> = vec![
+                    ("dispatched", for_row::<{ 3 * CI }, SUMS>()),
+                    ("portable", portable::<{ 3 * CI }, SUMS>),
+                ];
                 #[cfg(target_arch = "x86_64")]
                 {
                     if crate::Isa::detect() >= crate::Isa::Avx2 {
                         // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
                         builds.push(("avx2", |d, io, acc, dx, dw| unsafe {
-                            v3::<{ 3 * CI }>(d, io, acc, dx, dw)
+                            v3::<{ 3 * CI }, SUMS>(d, io, acc, dx, dw)
                         }));
                     }
                 }

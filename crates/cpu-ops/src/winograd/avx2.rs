@@ -1,0 +1,184 @@
+//! The transforms on AVX2 for images at most 16 wide (one tile row, `tw <= 8` tiles, per 8-lane vector).
+//!
+//! Input: each row of a plane is split once into its odd and even columns, `E[k] = in[2k − 1]` and
+//! `O[k] = in[2k]` (zeros outside the row), so the four padded columns `2tx..2tx+3` a tile reads are
+//! `E[tx], O[tx], E[tx+1], O[tx+1]`: loads at lane offsets 0 and 1 of the split rows, with no shuffle per tile.
+//! Output: `Aᵀ M A` on one tile row per vector, the two output columns of each tile interleaved back by
+//! unpack + lane permutes.
+
+use super::{Group, Images, tiles};
+use std::arch::x86_64::*;
+
+/// Floats per split row (`E` or `O`): 9 used at most (`tw + 1`), room for the 8-lane load at offset 1.
+const SPLIT: usize = 16;
+
+/// Lanes `0..n` selected, for the masked loads and stores.
+///
+/// # Safety
+/// AVX2 present (from the transforms below).
+#[inline(always)]
+unsafe fn lanes(n: usize) -> __m256i {
+    // SAFETY: register-only intrinsics, AVX2 present (the caller's contract).
+    unsafe {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), idx)
+    }
+}
+
+/// As `super::transform_input`, one tile row per vector.
+///
+/// # Safety
+/// AVX2 and FMA present; `w <= 16`; `x` holds `g` images of `ci` planes of `h·w`; `v` holds `16·ci·p` floats
+/// with `p >= g·⌈h/2⌉·⌈w/2⌉`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &mut [f32]) {
+    let Group { g, h, w, p } = grp;
+    let (th, tw) = tiles(h, w);
+    let t_img = th * tw;
+    assert!(w <= 16 && v.len() >= 16 * ci * p && p >= g * t_img);
+    // Padded row r (input row r - 1) of the plane at 2·SPLIT·r: E in the first SPLIT floats, O in the next.
+    // Rows 0 and h + 1.. and the lanes past the row stay zero: only lanes 1..=8 of E and 0..8 of O of rows
+    // 1..=h are ever written.
+    let mut split = vec![0f32; (2 * th + 2).max(h + 2) * 2 * SPLIT];
+    // SAFETY (whole body): masked loads read w floats of a plane row; split stores stay below row (h + 1)'s
+    // end; the offset-1 loads read lanes 1..=8 of a SPLIT row; v stores write tw lanes of a tile row of image
+    // j's p range, below 16·ci·p.
+    unsafe {
+        let (lo_in, hi_in) = (lanes(w), lanes(w.saturating_sub(8)));
+        let out = lanes(tw);
+        let deinterleave = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        let sp = split.as_mut_ptr();
+        let vp = v.as_mut_ptr();
+        let store = |dst: *mut f32, val: __m256| {
+            if tw == 8 {
+                _mm256_storeu_ps(dst, val)
+            } else {
+                _mm256_maskstore_ps(dst, out, val)
+            }
+        };
+        for j in 0..g {
+            for c in 0..ci {
+                let plane = x.data[j * x.img_stride + c * x.plane_stride..][..h * w].as_ptr();
+                for r in 0..h {
+                    let src = plane.add(r * w);
+                    let lo = _mm256_maskload_ps(src, lo_in);
+                    let hi = if w > 8 {
+                        _mm256_maskload_ps(src.add(8), hi_in)
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    // [evens | odds] of each half, then the halves' evens together and odds together.
+                    let (lp, hp) = (
+                        _mm256_permutevar8x32_ps(lo, deinterleave),
+                        _mm256_permutevar8x32_ps(hi, deinterleave),
+                    );
+                    let row = sp.add((r + 1) * 2 * SPLIT);
+                    _mm256_storeu_ps(row.add(1), _mm256_permute2f128_ps(lp, hp, 0x31));
+                    _mm256_storeu_ps(row.add(SPLIT), _mm256_permute2f128_ps(lp, hp, 0x20));
+                }
+                for ty in 0..th {
+                    let base = sp.add(2 * ty * 2 * SPLIT);
+                    // Split row k of the tile row (padded row 2ty + k): E or O (`odd`), at lane offset `off`.
+                    let ld = |k: usize, odd: bool, off: usize| {
+                        _mm256_loadu_ps(base.add(k * 2 * SPLIT + usize::from(odd) * SPLIT + off))
+                    };
+                    // Bᵀ d down the rows: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3.
+                    let vertical = |i: usize, odd: bool, off: usize| {
+                        let (a, b) = match i {
+                            0 => (0, 2),
+                            1 => (1, 2),
+                            2 => (2, 1),
+                            _ => (1, 3),
+                        };
+                        if i == 1 {
+                            _mm256_add_ps(ld(a, odd, off), ld(b, odd, off))
+                        } else {
+                            _mm256_sub_ps(ld(a, odd, off), ld(b, odd, off))
+                        }
+                    };
+                    let p0 = j * t_img + ty * tw;
+                    for i in 0..4 {
+                        let (e0, e1) = (vertical(i, false, 0), vertical(i, false, 1));
+                        let (o0, o1) = (vertical(i, true, 0), vertical(i, true, 1));
+                        let at = |b: usize| vp.add(((i * 4 + b) * ci + c) * p + p0);
+                        store(at(0), _mm256_sub_ps(e0, e1));
+                        store(at(1), _mm256_add_ps(o0, e1));
+                        store(at(2), _mm256_sub_ps(e1, o0));
+                        store(at(3), _mm256_sub_ps(o0, o1));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// As `super::transform_output`, one tile row per vector.
+///
+/// # Safety
+/// AVX2 and FMA present; `w <= 16`; `m` holds `16·co·p` floats; `dst` holds `co·g·h·w`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn transform_output(
+    m: &[f32],
+    co: usize,
+    grp: Group,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    let Group { g, h, w, p } = grp;
+    let (th, tw) = tiles(h, w);
+    let (hw, t_img) = (h * w, th * tw);
+    let cn = g * hw;
+    assert!(w <= 16 && m.len() >= 16 * co * p && p >= g * t_img && dst.len() >= co * cn);
+    assert!(bias.is_none_or(|b| b.len() >= co));
+    // SAFETY (whole body): masked loads read tw lanes of a tile row inside image j's p range; stores write the
+    // w floats of an output row inside dst.
+    unsafe {
+        let tiles_in = lanes(tw);
+        let (lo_out, hi_out) = (lanes(w), lanes(w.saturating_sub(8)));
+        let (mp, dp) = (m.as_ptr(), dst.as_mut_ptr());
+        for o in 0..co {
+            let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[o]));
+            for j in 0..g {
+                for ty in 0..th {
+                    let p0 = j * t_img + ty * tw;
+                    let ld = |xi: usize| {
+                        let src = mp.add((xi * co + o) * p + p0);
+                        if tw == 8 {
+                            _mm256_loadu_ps(src)
+                        } else {
+                            _mm256_maskload_ps(src, tiles_in)
+                        }
+                    };
+                    // Aᵀ M down the columns: r0_b = m0b + m1b + m2b, r1_b = m1b - m2b - m3b.
+                    let mut r0 = [_mm256_setzero_ps(); 4];
+                    let mut r1 = [_mm256_setzero_ps(); 4];
+                    for b in 0..4 {
+                        let (m0, m1, m2, m3) = (ld(b), ld(4 + b), ld(8 + b), ld(12 + b));
+                        r0[b] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+                        r1[b] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+                    }
+                    for (a, r) in [r0, r1].iter().enumerate() {
+                        let row = 2 * ty + a;
+                        if row >= h {
+                            break;
+                        }
+                        // (·) A along the rows: y0 = r0 + r1 + r2, y1 = r1 - r2 - r3; output column 2tx is
+                        // y0[tx], 2tx + 1 is y1[tx].
+                        let y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]), bv);
+                        let y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(r[1], r[2]), r[3]), bv);
+                        let (lo, hi) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
+                        let d = dp.add(o * cn + j * hw + row * w);
+                        _mm256_maskstore_ps(d, lo_out, _mm256_permute2f128_ps(lo, hi, 0x20));
+                        if w > 8 {
+                            _mm256_maskstore_ps(
+                                d.add(8),
+                                hi_out,
+                                _mm256_permute2f128_ps(lo, hi, 0x31),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
