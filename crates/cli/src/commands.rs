@@ -359,13 +359,15 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
                 bail!("--tta-threshold: needs --tta (the views for the uncertain images)");
             }
             let selective = train::Selective { tta, threshold: t };
-            let (e, n) =
+            let s =
                 train::evaluate_selective(net.as_ref(), &test, a.batch_size, normalize, selective)?;
             tracing::info!(
-                "selective TTA: {tta} for {n} of {} images (plain-view confidence below {t})",
-                test.len()
+                "selective TTA: {tta} for {} of {} images (plain-view confidence below {t}; the plain view alone: {:.2}%)",
+                s.augmented,
+                test.len(),
+                100.0 * s.plain_accuracy
             );
-            e
+            s.evaluation
         }
     };
     tracing::info!("evaluated in {:.1}s", started.elapsed().as_secs_f64());

@@ -89,6 +89,9 @@ pub struct SelectiveOutput {
     pub log_probs: Tensor,
     /// How many of the batch's images got the extra views.
     pub augmented: usize,
+    /// The plain view's class probabilities `[B, classes]` (every image's, before the extra views): the
+    /// accuracy without TTA at no extra forward.
+    pub plain_probs: Tensor,
 }
 
 /// [`probabilities_and_log`] with [`Selective`] TTA: one plain forward of the batch, then `s.tta`'s views of the
@@ -106,6 +109,7 @@ pub fn selective(model: &dyn Classifier, x: &Tensor, s: Selective) -> Result<Sel
         .collect();
     if picked.is_empty() || s.tta == Tta::None {
         return Ok(SelectiveOutput {
+            plain_probs: probs.clone(),
             probs,
             log_probs,
             augmented: 0,
@@ -142,6 +146,7 @@ pub fn selective(model: &dyn Classifier, x: &Tensor, s: Selective) -> Result<Sel
         probs: flat(p)?,
         log_probs: flat(lp)?,
         augmented: picked.len(),
+        plain_probs: probs,
     })
 }
 
@@ -243,6 +248,11 @@ mod tests {
         let all = sel(1.5);
         assert_eq!(all.augmented, 6);
         assert!(rows(&all.probs).iter().zip(&full).all(|(a, b)| close(a, b)));
+        // The plain view's probabilities come back whatever the threshold.
+        for s in [&none, &all] {
+            let p = rows(&s.plain_probs);
+            assert!(p.iter().zip(&plain).all(|(a, b)| close(a, b)));
+        }
         let conf: Vec<f32> = plain
             .iter()
             .map(|r| r.iter().cloned().fold(0.0, f32::max))

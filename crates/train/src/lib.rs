@@ -45,7 +45,7 @@ pub use config::{
     DataSource, LossReduction, MuonSettings, OptimizerKind, PRESETS, Preset, TrainConfig,
 };
 pub use error::{Error, Result};
-pub use evaluate::{Evaluation, Selective, Tta, evaluate, evaluate_selective};
+pub use evaluate::{Evaluation, Selective, SelectiveEvaluation, Tta, evaluate, evaluate_selective};
 pub use policies::{
     BestValidationAccuracy, CheckpointPolicy, EarlyStoppingPolicy, LatestWeights, Record,
     ValLossPatience,

@@ -736,9 +736,10 @@ impl<'m> Trainer<'m> {
                 checkpoint::load_into(self.model, &dir.file(RunDir::BEST))?;
             }
             let test = Arc::new(data.test.clone());
-            let e = match self.cfg.tta_threshold {
+            // Selective TTA's plain forward gives the accuracy without TTA too; full TTA needs a pass of its own.
+            let (e, plain_accuracy) = match self.cfg.tta_threshold {
                 Some(threshold) if tta != Tta::None => {
-                    let (e, n) = crate::evaluate::evaluate_selective(
+                    let s = crate::evaluate::evaluate_selective(
                         self.model,
                         &test,
                         self.cfg.eval_batch_size,
@@ -746,23 +747,29 @@ impl<'m> Trainer<'m> {
                         crate::evaluate::Selective { tta, threshold },
                     )?;
                     tracing::info!(
-                        "selective TTA: {tta} for {n} of {} test images (plain-view confidence below {threshold})",
+                        "selective TTA: {tta} for {} of {} test images (plain-view confidence below {threshold})",
+                        s.augmented,
                         test.len()
                     );
-                    e
+                    (s.evaluation, Some(s.plain_accuracy))
                 }
-                _ => evaluate(
-                    self.model,
-                    &test,
-                    self.cfg.eval_batch_size,
-                    self.cfg.augment.normalize,
-                    tta,
-                )?,
+                _ => (
+                    evaluate(
+                        self.model,
+                        &test,
+                        self.cfg.eval_batch_size,
+                        self.cfg.augment.normalize,
+                        tta,
+                    )?,
+                    None,
+                ),
             };
             let mut report =
                 TestReport::from_predictions(&e.predictions, e.loss, test.class_names());
             report.tta = Some(tta.name().to_string());
-            if tta != Tta::None {
+            if let Some(a) = plain_accuracy {
+                report.accuracy_without_tta = Some(a);
+            } else if tta != Tta::None {
                 let plain = evaluate(
                     self.model,
                     &test,

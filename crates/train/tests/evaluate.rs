@@ -5,7 +5,7 @@ mod common;
 use augment::{Normalize, hflip};
 use candle_core::Device;
 use cifar_types::{IMAGE_BYTES, ImageSet};
-use cifar10_train::{Tta, evaluate};
+use cifar10_train::{Selective, Tta, evaluate, evaluate_selective};
 use std::sync::Arc;
 
 fn flipped(set: &ImageSet) -> ImageSet {
@@ -81,5 +81,37 @@ fn evaluation_batches_do_not_change_results() {
         for c in 0..10 {
             assert!((a.predictions.row(i)[c] - b.predictions.row(i)[c]).abs() < 1e-5);
         }
+    }
+}
+
+/// Selective TTA reports the plain view's accuracy from its own forward passes: the same as a plain evaluation,
+/// at a threshold that sends every image to the extra views (then the result is full TTA's) and at one that
+/// sends none.
+#[test]
+fn selective_evaluation_reports_the_plain_accuracy() {
+    let set = Arc::new(common::synthetic(60, 11));
+    let model = model::registry::build("cnn-dnn", &Device::Cpu, 2, 10).unwrap();
+    let norm = Normalize::default();
+    let plain = evaluate(model.as_ref(), &set, 16, norm, Tta::None).unwrap();
+    let full = evaluate(model.as_ref(), &set, 16, norm, Tta::Mirror).unwrap();
+    for (threshold, want, augmented) in [(1.0, &full, 60), (1e-6, &plain, 0)] {
+        let s = evaluate_selective(
+            model.as_ref(),
+            &set,
+            16,
+            norm,
+            Selective {
+                tta: Tta::Mirror,
+                threshold,
+            },
+        )
+        .unwrap();
+        assert_eq!(s.augmented, augmented, "threshold {threshold}");
+        assert_eq!(s.plain_accuracy, plain.accuracy, "threshold {threshold}");
+        assert_eq!(
+            s.evaluation.accuracy, want.accuracy,
+            "threshold {threshold}"
+        );
+        assert!((s.evaluation.loss - want.loss).abs() < 1e-5);
     }
 }

@@ -53,4 +53,7 @@ fn muon_recipe_learns_and_resumes_exactly() {
     let (a, b) = (sel.test_report.unwrap(), report);
     assert_eq!(a.accuracy, b.accuracy);
     assert!((a.loss - b.loss).abs() < 1e-9, "{} {}", a.loss, b.loss);
+    // The accuracy without TTA: from the selective pass's own plain forward, the same as the separate pass's.
+    assert!(b.accuracy_without_tta.is_some());
+    assert_eq!(a.accuracy_without_tta, b.accuracy_without_tta);
 }
