@@ -195,9 +195,11 @@ fn sparse_image<const ROW: usize, const CH: usize>(
 pub(in crate::fused) mod simd {
     use super::{ConvDims, ImageAcc, ImageIo, sparse_image};
 
-    /// Weight-gradient sums held in registers at a time: 12 AVX2 or 6 AVX-512 vectors, enough independent
-    /// multiply-adds to cover the FMA latency, with room left for the input loads.
+    /// Weight-gradient sums held in registers at a time by the AVX2 (and portable) build: 12 of the 16 vector
+    /// registers, enough independent multiply-adds to cover the FMA latency, with room left for the input loads.
     const SUMS: usize = 96;
+    /// The same for the AVX-512 build: 12 of its 32 registers.
+    const SUMS_512: usize = 192;
 
     pub(in crate::fused) type Kernel = fn(&ConvDims, &ImageIo<'_>, ImageAcc<'_>, bool, bool);
 
@@ -235,12 +237,14 @@ pub(in crate::fused) mod simd {
         sparse_image::<ROW, CH>(d, io, acc, dx, dw, f32::mul_add);
     }
 
-    fn for_row<const ROW: usize, const CH: usize>() -> Kernel {
+    /// The build for this CPU of the kernel for `ROW`, summing `CH` (AVX2, portable) or `CH_512` (AVX-512) floats
+    /// of the weight gradient at a time; both divide `ROW`.
+    fn for_row<const ROW: usize, const CH: usize, const CH_512: usize>() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             if crate::Isa::detect() >= crate::Isa::Avx512 {
                 // SAFETY: the CPU has the features `v4` is compiled for (checked just above).
-                return |d, io, acc, dx, dw| unsafe { v4::<ROW, CH>(d, io, acc, dx, dw) };
+                return |d, io, acc, dx, dw| unsafe { v4::<ROW, CH_512>(d, io, acc, dx, dw) };
             }
             if crate::Isa::detect() >= crate::Isa::Avx2 {
                 // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
@@ -259,13 +263,13 @@ pub(in crate::fused) mod simd {
             crate::isa::record_detected(crate::KernelFamily::SparseBackward);
         }
         match ci {
-            3 => Some(for_row::<9, 9>()),
-            16 => Some(for_row::<48, 48>()),
-            24 => Some(for_row::<72, 72>()),
-            32 => Some(for_row::<96, SUMS>()),
-            64 => Some(for_row::<192, SUMS>()),
-            128 => Some(for_row::<384, SUMS>()),
-            256 => Some(for_row::<768, SUMS>()),
+            3 => Some(for_row::<9, 9, 9>()),
+            16 => Some(for_row::<48, 48, 48>()),
+            24 => Some(for_row::<72, 72, 72>()),
+            32 => Some(for_row::<96, SUMS, 96>()),
+            64 => Some(for_row::<192, SUMS, SUMS_512>()),
+            128 => Some(for_row::<384, SUMS, SUMS_512>()),
+            256 => Some(for_row::<768, SUMS, SUMS_512>()),
             _ => None,
         }
     }
@@ -294,12 +298,15 @@ pub(in crate::fused) mod simd {
         }
 
         /// The builds the run-time dispatch can pick (AVX-512, AVX2+FMA, baseline), their weight gradient in
-        /// chunks of [`SUMS`], agree with the portable build summing whole rows at once, on the CPUs that have
+        /// chunks of [`SUMS`] or [`SUMS_512`], agree with the portable build summing whole rows at once, on the CPUs that have
         /// them, so the ones this machine never dispatches to are still exercised.
         #[test]
         fn every_build_of_the_sparse_kernel_agrees() {
-            const CI: usize = 64;
-            const { assert!(3 * CI > SUMS && (3 * CI).is_multiple_of(SUMS)) };
+            const CI: usize = 128;
+            const {
+                assert!(3 * CI > SUMS_512 && (3 * CI).is_multiple_of(SUMS_512));
+                assert!(SUMS_512.is_multiple_of(SUMS));
+            };
             let d = ConvDims {
                 n: 1,
                 ci: CI,
@@ -331,8 +338,9 @@ pub(in crate::fused) mod simd {
                 let base = run(portable::<{ 3 * CI }, { 3 * CI }>, &d, &io, pad_len);
                 assert!(base[0].iter().any(|&v| v != 0.0) && base[2].iter().any(|&v| v != 0.0));
                 let mut builds: Vec<(&str, Kernel)> = vec![
-                    ("dispatched", for_row::<{ 3 * CI }, SUMS>()),
+                    ("dispatched", for_row::<{ 3 * CI }, SUMS, SUMS_512>()),
                     ("portable", portable::<{ 3 * CI }, SUMS>),
+                    ("portable, AVX-512 chunks", portable::<{ 3 * CI }, SUMS_512>),
                 ];
                 #[cfg(target_arch = "x86_64")]
                 {
@@ -340,6 +348,12 @@ pub(in crate::fused) mod simd {
                         // SAFETY: the CPU has the features `v3` is compiled for (checked just above).
                         builds.push(("avx2", |d, io, acc, dx, dw| unsafe {
                             v3::<{ 3 * CI }, SUMS>(d, io, acc, dx, dw)
+                        }));
+                    }
+                    if crate::Isa::detect() >= crate::Isa::Avx512 {
+                        // SAFETY: the CPU has the features `v4` is compiled for (checked just above).
+                        builds.push(("avx512", |d, io, acc, dx, dw| unsafe {
+                            v4::<{ 3 * CI }, SUMS_512>(d, io, acc, dx, dw)
                         }));
                     }
                 }
