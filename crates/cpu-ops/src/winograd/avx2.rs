@@ -125,11 +125,13 @@ pub(super) unsafe fn transform_output(
     dst: &mut [f32],
 ) {
     let Group { g, h, w, p } = grp;
-    let (th, tw) = tiles(h, w);
-    let (hw, t_img) = (h * w, th * tw);
-    let cn = g * hw;
-    assert!(w <= 16 && m.len() >= 16 * co * p && p >= g * t_img && dst.len() >= co * cn);
-    assert!(bias.is_none_or(|b| b.len() >= co));
+    let super::OutputSizes {
+        th,
+        tw,
+        hw,
+        t_img,
+        cn,
+    } = grp.output_sizes(16, m, co, bias, dst);
     // SAFETY (whole body): masked loads read tw lanes of a tile row inside image j's p range; stores write the
     // w floats of an output row inside dst.
     unsafe {

@@ -123,11 +123,13 @@ pub(super) unsafe fn transform_output(
     dst: &mut [f32],
 ) {
     let Group { g, h, w, p } = grp;
-    let (th, tw) = tiles(h, w);
-    let (hw, t_img) = (h * w, th * tw);
-    let cn = g * hw;
-    assert!(w <= 15 && m.len() >= 16 * co * p && p >= g * t_img && dst.len() >= co * cn);
-    assert!(bias.is_none_or(|b| b.len() >= co));
+    let super::OutputSizes {
+        th,
+        tw,
+        hw,
+        t_img,
+        cn,
+    } = grp.output_sizes(15, m, co, bias, dst);
     // Tile rows per vector.
     let rows_per = (16 / tw).min(th);
     // SAFETY (whole body): loads read lanes of tile rows inside the image's p range; stores write w lanes of

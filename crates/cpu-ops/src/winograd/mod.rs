@@ -96,6 +96,44 @@ struct Group {
     p: usize,
 }
 
+/// The sizes an output transform walks: tile rows and tiles per row of an image, its pixels and tiles, and the
+/// floats of one channel of the group matrix (`g·h·w`).
+struct OutputSizes {
+    th: usize,
+    tw: usize,
+    hw: usize,
+    t_img: usize,
+    cn: usize,
+}
+
+impl Group {
+    /// [`OutputSizes`] of this group, after checking what the SIMD output transforms rely on: images at most
+    /// `max_w` wide, `m` of `16·co·p` floats with `p` covering the group's tiles, `dst` of `co·g·h·w`, `bias` of
+    /// `co`.
+    fn output_sizes(
+        self,
+        max_w: usize,
+        m: &[f32],
+        co: usize,
+        bias: Option<&[f32]>,
+        dst: &[f32],
+    ) -> OutputSizes {
+        let Group { g, h, w, p } = self;
+        let (th, tw) = tiles(h, w);
+        let (hw, t_img) = (h * w, th * tw);
+        let cn = g * hw;
+        assert!(w <= max_w && m.len() >= 16 * co * p && p >= g * t_img && dst.len() >= co * cn);
+        assert!(bias.is_none_or(|b| b.len() >= co));
+        OutputSizes {
+            th,
+            tw,
+            hw,
+            t_img,
+            cn,
+        }
+    }
+}
+
 /// Tiles per image: the GEMM columns one image adds.
 pub(crate) fn tiles_per_image(d: &ConvDims) -> usize {
     let (th, tw) = tiles(d.h, d.w);
@@ -282,9 +320,13 @@ fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &mut [f32]) {
 /// `dst[co × (g·h·w)]`, plus the bias; the half-used last tile row and column at odd sizes are cut.
 fn transform_output(m: &[f32], co: usize, grp: Group, bias: Option<&[f32]>, dst: &mut [f32]) {
     let Group { g, h, w, p } = grp;
-    let (th, tw) = tiles(h, w);
-    let (hw, t_img) = (h * w, th * tw);
-    let cn = g * hw;
+    let OutputSizes {
+        th,
+        tw,
+        hw,
+        t_img,
+        cn,
+    } = grp.output_sizes(usize::MAX, m, co, bias, dst);
     let mut tmp = vec![0f32; 8 * tw];
     let mut y = vec![0f32; 4 * tw];
     for o in 0..co {
