@@ -218,7 +218,11 @@ fn a_step_without_a_run_directory() {
     };
     let mut t = TrainerBuilder::new(&net, cfg).build().unwrap();
     t.plan(640).unwrap();
-    let x = Tensor::randn(0f32, 1.0, (8, 3, 32, 32), &Device::Cpu).unwrap();
+    // Fixed inputs, so a failure repeats.
+    let values: Vec<f32> = (0..8 * 3 * 32 * 32)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let x = Tensor::from_vec(values, (8, 3, 32, 32), &Device::Cpu).unwrap();
     let y = Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 7], &Device::Cpu).unwrap();
     let before = net
         .params()
@@ -259,7 +263,11 @@ fn a_step_without_a_run_directory() {
 /// for SGD and Adam; a part size of 0 is refused.
 #[test]
 fn micro_batches_sum_to_the_whole_batch_step() {
-    let x = Tensor::randn(0f32, 1.0, (8, 3, 32, 32), &Device::Cpu).unwrap();
+    // Fixed inputs, so a failure repeats.
+    let values: Vec<f32> = (0..8 * 3 * 32 * 32)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let x = Tensor::from_vec(values, (8, 3, 32, 32), &Device::Cpu).unwrap();
     let y = Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 7], &Device::Cpu).unwrap();
     // SGD's step is proportional to the gradient: a part weighted wrongly shows (Adam's nearly would not).
     for (reduction, optimizer) in [
@@ -298,23 +306,29 @@ fn micro_batches_sum_to_the_whole_batch_step() {
             );
             assert_eq!(a.correct, b.correct);
         }
-        let mut max_diff = 0f32;
-        for (a, b) in w_whole.iter().zip(&w_parts) {
-            for (p, q) in a.iter().zip(b) {
-                max_diff = max_diff.max((p - q).abs());
-            }
-        }
-        // Adam divides by the gradients' own size, so a weight whose gradient is near zero moves by up to a step
-        // (lr = 1e-2) on rounding alone; a part left out or counted twice still moves many weights by a step.
-        let tol = if optimizer == OptimizerKind::Adam {
-            1e-3
+        let diffs: Vec<f32> = w_whole
+            .iter()
+            .zip(&w_parts)
+            .flat_map(|(a, b)| a.iter().zip(b).map(|(p, q)| (p - q).abs()))
+            .collect();
+        let max_diff = diffs.iter().fold(0f32, |m, &d| m.max(d));
+        if optimizer == OptimizerKind::Adam {
+            // Adam divides by the gradients' own size, so a weight whose gradient is near zero moves by up to a
+            // step (lr = 1e-2) on rounding alone, and which weights those are depends on the CPU's summation
+            // order: bound how many weights differ, not by how much. Measured: none past 1e-4 in most runs, one
+            // at 5.6e-3 in a CI run; leaving out one part of the batch moves about half of the 62,006 weights.
+            let far = diffs.iter().filter(|&&d| d > 1e-4).count();
+            assert!(
+                far * 1000 <= diffs.len(),
+                "{reduction:?}/{optimizer:?}: {far} of {} weights differ by more than 1e-4 (max {max_diff})",
+                diffs.len()
+            );
         } else {
-            1e-5
-        };
-        assert!(
-            max_diff < tol,
-            "{reduction:?}/{optimizer:?}: weights differ by {max_diff}"
-        );
+            assert!(
+                max_diff < 1e-5,
+                "{reduction:?}/{optimizer:?}: weights differ by {max_diff}"
+            );
+        }
         // The weights did move.
         let (_, w0) = {
             let net = model::LeNet5::new(&Device::Cpu, 3, 10).unwrap();
