@@ -4,7 +4,7 @@
 //! `O[k] = in[2k]` (zeros outside the row), so the four padded columns `2tx..2tx+3` a tile reads are
 //! `E[tx], O[tx], E[tx+1], O[tx+1]`: loads at lane offsets 0 and 1 of the split rows, with no shuffle per tile.
 //! Output: `Aᵀ M A` on one tile row per vector, the two output columns of each tile interleaved back by
-//! unpack + lane permutes.
+//! unpack + lane permutes. Images 7 or 8 wide (4 tiles a row) take two tile rows per vector both ways.
 
 use super::{Group, Images, tiles};
 use std::arch::x86_64::*;
@@ -39,18 +39,25 @@ pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &m
     // Padded row r (input row r - 1) of the plane at 2·SPLIT·r: E in the first SPLIT floats, O in the next.
     // Rows 0 and h + 1.. and the lanes past the row stay zero: only lanes 1..=8 of E and 0..8 of O of rows
     // 1..=h are ever written.
-    let mut split = vec![0f32; (2 * th + 2).max(h + 2) * 2 * SPLIT];
+    // Images 7 or 8 wide (`tw == 4`) take two tile rows per vector (`pair`): the second's split rows are 2
+    // further on, zero past the plane (2 more rows for an odd last tile row).
+    let pair = tw == 4;
+    let mut split = vec![0f32; (2 * th + 4).max(h + 2) * 2 * SPLIT];
     // SAFETY (whole body): masked loads read w floats of a plane row; split stores stay below row (h + 1)'s
-    // end; the offset-1 loads read lanes 1..=8 of a SPLIT row; v stores write tw lanes of a tile row of image
-    // j's p range, below 16·ci·p.
+    // end; the offset-1 loads read lanes 1..=8 of a SPLIT row; v stores write a tile row's tw lanes inside its
+    // (ξ, c) row of p floats (plain 8-lane ones only where they stay inside it), below 16·ci·p.
     unsafe {
         let (lo_in, hi_in) = (lanes(w), lanes(w.saturating_sub(8)));
         let out = lanes(tw);
         let deinterleave = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
         let sp = split.as_mut_ptr();
         let vp = v.as_mut_ptr();
-        let store = |dst: *mut f32, val: __m256| {
-            if tw == 8 {
+        // A plain store's lanes past a tile row's `tw` land on slots of the same `(ξ, c)` row that this loop
+        // writes later (the next tile rows, the next images') or on its unused columns past `g·t_img`; only
+        // where 8 lanes would cross the row's `p` columns is the store masked (masked stores are microcoded and
+        // slow on AMD CPUs before Zen 3).
+        let store = |dst: *mut f32, val: __m256, masked: bool| {
+            if tw == 8 || !masked {
                 _mm256_storeu_ps(dst, val)
             } else {
                 _mm256_maskstore_ps(dst, out, val)
@@ -76,11 +83,17 @@ pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &m
                     _mm256_storeu_ps(row.add(1), _mm256_permute2f128_ps(lp, hp, 0x31));
                     _mm256_storeu_ps(row.add(SPLIT), _mm256_permute2f128_ps(lp, hp, 0x20));
                 }
-                for ty in 0..th {
+                for ty in (0..th).step_by(if pair { 2 } else { 1 }) {
                     let base = sp.add(2 * ty * 2 * SPLIT);
-                    // Split row k of the tile row (padded row 2ty + k): E or O (`odd`), at lane offset `off`.
+                    // Split row k of the tile row (padded row 2ty + k): E or O (`odd`), at lane offset `off`;
+                    // paired, the next tile row's (2 padded rows on) in the upper 4 lanes.
                     let ld = |k: usize, odd: bool, off: usize| {
-                        _mm256_loadu_ps(base.add(k * 2 * SPLIT + usize::from(odd) * SPLIT + off))
+                        let at = base.add(k * 2 * SPLIT + usize::from(odd) * SPLIT + off);
+                        if pair {
+                            _mm256_loadu2_m128(at.add(2 * 2 * SPLIT), at)
+                        } else {
+                            _mm256_loadu_ps(at)
+                        }
                     };
                     // Bᵀ d down the rows: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3.
                     let vertical = |i: usize, odd: bool, off: usize| {
@@ -97,14 +110,15 @@ pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &m
                         }
                     };
                     let p0 = j * t_img + ty * tw;
+                    let last = p0 + 8 > p;
                     for i in 0..4 {
                         let (e0, e1) = (vertical(i, false, 0), vertical(i, false, 1));
                         let (o0, o1) = (vertical(i, true, 0), vertical(i, true, 1));
                         let at = |b: usize| vp.add(((i * 4 + b) * ci + c) * p + p0);
-                        store(at(0), _mm256_sub_ps(e0, e1));
-                        store(at(1), _mm256_add_ps(o0, e1));
-                        store(at(2), _mm256_sub_ps(e1, o0));
-                        store(at(3), _mm256_sub_ps(o0, o1));
+                        store(at(0), _mm256_sub_ps(e0, e1), last);
+                        store(at(1), _mm256_add_ps(o0, e1), last);
+                        store(at(2), _mm256_sub_ps(e1, o0), last);
+                        store(at(3), _mm256_sub_ps(o0, o1), last);
                     }
                 }
             }
@@ -132,8 +146,12 @@ pub(super) unsafe fn transform_output(
         t_img,
         cn,
     } = grp.output_sizes(16, m, co, bias, dst);
-    // SAFETY (whole body): masked loads read tw lanes of a tile row inside image j's p range; stores write the
-    // w floats of an output row inside dst.
+    if tw == 4 {
+        // SAFETY: the caller's contract; tw == 4.
+        return unsafe { transform_output_pairs(m, co, grp, bias, dst) };
+    }
+    // SAFETY (whole body): masked loads read tw lanes of a tile row inside image j's p range; stores write an
+    // output row's w floats, plain ones up to 8 - w % 8 more, never past dst's co·cn floats (checked per store).
     unsafe {
         let tiles_in = lanes(tw);
         let (lo_out, hi_out) = (lanes(w), lanes(w.saturating_sub(8)));
@@ -169,15 +187,94 @@ pub(super) unsafe fn transform_output(
                         let y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]), bv);
                         let y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(r[1], r[2]), r[3]), bv);
                         let (lo, hi) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
-                        let d = dp.add(o * cn + j * hw + row * w);
-                        _mm256_maskstore_ps(d, lo_out, _mm256_permute2f128_ps(lo, hi, 0x20));
+                        // This loop writes dst in increasing order, so a plain store's lanes past the row's
+                        // end land on floats written later; only a store that would cross dst's `co·cn` floats
+                        // is masked (see transform_input).
+                        let at = o * cn + j * hw + row * w;
+                        let put = |off: usize, mask: __m256i, val: __m256| {
+                            if at + off + 8 > co * cn {
+                                _mm256_maskstore_ps(dp.add(at + off), mask, val)
+                            } else {
+                                _mm256_storeu_ps(dp.add(at + off), val)
+                            }
+                        };
+                        put(0, lo_out, _mm256_permute2f128_ps(lo, hi, 0x20));
                         if w > 8 {
-                            _mm256_maskstore_ps(
-                                d.add(8),
-                                hi_out,
-                                _mm256_permute2f128_ps(lo, hi, 0x31),
-                            );
+                            put(8, hi_out, _mm256_permute2f128_ps(lo, hi, 0x31));
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`transform_output`] for images 7 or 8 wide (`tw == 4`): two tile rows per vector (the group's tile rows in
+/// order across its images, which are consecutive GEMM columns), so no lane idles.
+///
+/// # Safety
+/// As [`transform_output`], and `tw == 4`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_output_pairs(
+    m: &[f32],
+    co: usize,
+    grp: Group,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    let Group { g, h, w, p } = grp;
+    let super::OutputSizes { th, tw, hw, cn, .. } = grp.output_sizes(8, m, co, bias, dst);
+    assert_eq!(tw, 4);
+    let rows = g * th;
+    // SAFETY (whole body): loads read 8 columns from p0 < p, masked to those below p; stores write an output
+    // row's w floats, plain ones up to 8 - w more, never past dst's co·cn floats (checked per store).
+    unsafe {
+        let row_out = lanes(w);
+        let (mp, dp) = (m.as_ptr(), dst.as_mut_ptr());
+        for o in 0..co {
+            let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[o]));
+            for r in (0..rows).step_by(2) {
+                let p0 = r * tw;
+                let cols_in = lanes(p - p0);
+                let ld = |xi: usize| {
+                    let src = mp.add((xi * co + o) * p + p0);
+                    if p0 + 8 <= p {
+                        _mm256_loadu_ps(src)
+                    } else {
+                        _mm256_maskload_ps(src, cols_in)
+                    }
+                };
+                // Aᵀ M down the columns, as transform_output.
+                let mut r0 = [_mm256_setzero_ps(); 4];
+                let mut r1 = [_mm256_setzero_ps(); 4];
+                for b in 0..4 {
+                    let (m0, m1, m2, m3) = (ld(b), ld(4 + b), ld(8 + b), ld(12 + b));
+                    r0[b] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+                    r1[b] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+                }
+                // Output rows: [tile row r: a = 0, 1; tile row r + 1: a = 0, 1], each 8 columns (w used).
+                let mut out = [_mm256_setzero_ps(); 4];
+                for (a, t) in [r0, r1].iter().enumerate() {
+                    let y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t[0], t[1]), t[2]), bv);
+                    let y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(t[1], t[2]), t[3]), bv);
+                    let (lo, hi) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
+                    out[a] = _mm256_permute2f128_ps(lo, hi, 0x20);
+                    out[2 + a] = _mm256_permute2f128_ps(lo, hi, 0x31);
+                }
+                // Stored in increasing address order, so a plain store's lanes past its row land on floats
+                // written next (see transform_input); only a store that would cross dst's end is masked.
+                for (k, val) in out.into_iter().enumerate() {
+                    let tr = r + k / 2;
+                    let (j, ty) = (tr / th, tr % th);
+                    let row = 2 * ty + k % 2;
+                    if tr >= rows || row >= h {
+                        continue;
+                    }
+                    let at = o * cn + j * hw + row * w;
+                    if at + 8 > co * cn {
+                        _mm256_maskstore_ps(dp.add(at), row_out, val)
+                    } else {
+                        _mm256_storeu_ps(dp.add(at), val)
                     }
                 }
             }

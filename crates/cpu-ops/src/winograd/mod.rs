@@ -429,9 +429,16 @@ mod tests {
                     bias,
                     &mut want,
                 );
-                let mut got = vec![f32::NAN; co * g * h * w];
+                // Sentinels past the group matrix: the SIMD stores must not cross its end.
+                let len = co * g * h * w;
+                let mut got = vec![f32::NAN; len + 16];
                 let wts = Weights::new(&wt, co, ci, crate::Precision::F32);
-                conv_group_with(&d, xs, g, &wts, bias, &mut got, t);
+                conv_group_with(&d, xs, g, &wts, bias, &mut got[..len], t);
+                assert!(
+                    got[len..].iter().all(|v| v.is_nan()),
+                    "{t:?} wrote past dst"
+                );
+                got.truncate(len);
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (a - b).abs() <= 1e-5 * (1.0 + b.abs()) * (ci as f32).sqrt(),
