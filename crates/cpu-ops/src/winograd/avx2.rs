@@ -169,38 +169,15 @@ pub(super) unsafe fn transform_output(
                             _mm256_maskload_ps(src, tiles_in)
                         }
                     };
-                    // Aᵀ M down the columns: r0_b = m0b + m1b + m2b, r1_b = m1b - m2b - m3b.
-                    let mut r0 = [_mm256_setzero_ps(); 4];
-                    let mut r1 = [_mm256_setzero_ps(); 4];
-                    for b in 0..4 {
-                        let (m0, m1, m2, m3) = (ld(b), ld(4 + b), ld(8 + b), ld(12 + b));
-                        r0[b] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
-                        r1[b] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
-                    }
-                    for (a, r) in [r0, r1].iter().enumerate() {
+                    for (a, [lo, hi]) in inverse(ld, bv).into_iter().enumerate() {
                         let row = 2 * ty + a;
                         if row >= h {
                             break;
                         }
-                        // (·) A along the rows: y0 = r0 + r1 + r2, y1 = r1 - r2 - r3; output column 2tx is
-                        // y0[tx], 2tx + 1 is y1[tx].
-                        let y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]), bv);
-                        let y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(r[1], r[2]), r[3]), bv);
-                        let (lo, hi) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
-                        // This loop writes dst in increasing order, so a plain store's lanes past the row's
-                        // end land on floats written later; only a store that would cross dst's `co·cn` floats
-                        // is masked (see transform_input).
                         let at = o * cn + j * hw + row * w;
-                        let put = |off: usize, mask: __m256i, val: __m256| {
-                            if at + off + 8 > co * cn {
-                                _mm256_maskstore_ps(dp.add(at + off), mask, val)
-                            } else {
-                                _mm256_storeu_ps(dp.add(at + off), val)
-                            }
-                        };
-                        put(0, lo_out, _mm256_permute2f128_ps(lo, hi, 0x20));
+                        put(dp, at, co * cn, lo_out, lo);
                         if w > 8 {
-                            put(8, hi_out, _mm256_permute2f128_ps(lo, hi, 0x31));
+                            put(dp, at + 8, co * cn, hi_out, hi);
                         }
                     }
                 }
@@ -244,40 +221,69 @@ unsafe fn transform_output_pairs(
                         _mm256_maskload_ps(src, cols_in)
                     }
                 };
-                // Aᵀ M down the columns, as transform_output.
-                let mut r0 = [_mm256_setzero_ps(); 4];
-                let mut r1 = [_mm256_setzero_ps(); 4];
-                for b in 0..4 {
-                    let (m0, m1, m2, m3) = (ld(b), ld(4 + b), ld(8 + b), ld(12 + b));
-                    r0[b] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
-                    r1[b] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
-                }
-                // Output rows: [tile row r: a = 0, 1; tile row r + 1: a = 0, 1], each 8 columns (w used).
-                let mut out = [_mm256_setzero_ps(); 4];
-                for (a, t) in [r0, r1].iter().enumerate() {
-                    let y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t[0], t[1]), t[2]), bv);
-                    let y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(t[1], t[2]), t[3]), bv);
-                    let (lo, hi) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
-                    out[a] = _mm256_permute2f128_ps(lo, hi, 0x20);
-                    out[2 + a] = _mm256_permute2f128_ps(lo, hi, 0x31);
-                }
-                // Stored in increasing address order, so a plain store's lanes past its row land on floats
-                // written next (see transform_input); only a store that would cross dst's end is masked.
-                for (k, val) in out.into_iter().enumerate() {
+                // Output rows [tile row r: a = 0, 1; tile row r + 1: a = 0, 1], stored in that (increasing) order.
+                let [[r_a0, r1_a0], [r_a1, r1_a1]] = inverse(ld, bv);
+                for (k, val) in [r_a0, r_a1, r1_a0, r1_a1].into_iter().enumerate() {
                     let tr = r + k / 2;
                     let (j, ty) = (tr / th, tr % th);
                     let row = 2 * ty + k % 2;
                     if tr >= rows || row >= h {
                         continue;
                     }
-                    let at = o * cn + j * hw + row * w;
-                    if at + 8 > co * cn {
-                        _mm256_maskstore_ps(dp.add(at), row_out, val)
-                    } else {
-                        _mm256_storeu_ps(dp.add(at), val)
-                    }
+                    put(dp, o * cn + j * hw + row * w, co * cn, row_out, val);
                 }
             }
+        }
+    }
+}
+
+/// `Aᵀ M A` of one vector of tiles (`ld(ξ)` loads `M_ξ` for them), bias `bv` added: for each output row `a` of
+/// the tiles, the 8 outputs of lanes 0-3's tiles and then of lanes 4-7's (two output columns per tile,
+/// interleaved back by unpack + lane permutes).
+///
+/// # Safety
+/// AVX2 present; `ld` as safe to call for `ξ < 16` as its caller makes it.
+#[inline(always)]
+unsafe fn inverse(ld: impl Fn(usize) -> __m256, bv: __m256) -> [[__m256; 2]; 2] {
+    // SAFETY: register-only intrinsics, AVX2 present (the caller's contract).
+    unsafe {
+        // Aᵀ M down the columns: r0_b = m0b + m1b + m2b, r1_b = m1b - m2b - m3b.
+        let mut r0 = [_mm256_setzero_ps(); 4];
+        let mut r1 = [_mm256_setzero_ps(); 4];
+        for b in 0..4 {
+            let (m0, m1, m2, m3) = (ld(b), ld(4 + b), ld(8 + b), ld(12 + b));
+            r0[b] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+            r1[b] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+        }
+        // (·) A along the rows: y0 = r0 + r1 + r2, y1 = r1 - r2 - r3; output column 2tx is y0[tx], 2tx + 1 is
+        // y1[tx]. A loop rather than a closure, so it compiles inside its AVX2 caller.
+        let mut out = [[_mm256_setzero_ps(); 2]; 2];
+        for (o, r) in out.iter_mut().zip([r0, r1]) {
+            let y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r[0], r[1]), r[2]), bv);
+            let y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(r[1], r[2]), r[3]), bv);
+            let (lo, hi) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
+            *o = [
+                _mm256_permute2f128_ps(lo, hi, 0x20),
+                _mm256_permute2f128_ps(lo, hi, 0x31),
+            ];
+        }
+        out
+    }
+}
+
+/// Stores 8 lanes at `dp + at`: plainly, as the output transforms write `dst` in increasing order (so lanes past
+/// a row land on floats written later), unless they would cross `len` floats; then only the `mask` lanes.
+///
+/// # Safety
+/// AVX2 present; `dp` valid for `len` floats; `mask` selects lanes below `len - at`.
+#[inline(always)]
+unsafe fn put(dp: *mut f32, at: usize, len: usize, mask: __m256i, val: __m256) {
+    // SAFETY: the caller's contract; plain stores only where all 8 lanes are below len.
+    unsafe {
+        if at + 8 > len {
+            _mm256_maskstore_ps(dp.add(at), mask, val)
+        } else {
+            _mm256_storeu_ps(dp.add(at), val)
         }
     }
 }
