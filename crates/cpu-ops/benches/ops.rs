@@ -285,7 +285,8 @@ fn airbench_benches() -> Result<()> {
 /// `CPU_OPS_COLS="1:1,256:128"` lists the GEMM widths `fwd:dw` to compare (see `candle_cpu_ops::GroupCols`; `1:1` is
 /// one GEMM per image), interleaved per shape so that load changes on a shared machine hit every variant alike;
 /// `CPU_OPS_PRECISION="f32,bf16"` the convolution arithmetics (bf16 only where the CPU has AVX512-BF16),
-/// `CPU_OPS_WINOGRAD="on,off"` the Winograd forward (see `KernelConfig::with_winograd`; default on).
+/// `CPU_OPS_WINOGRAD="off,f2,f4,auto"` the Winograd tiles (see `candle_cpu_ops::Winograd`; `on` is `auto`, the
+/// default).
 fn conv_batch_benches() -> Result<()> {
     let n = 256;
     let configs: Vec<(usize, usize)> = std::env::var("CPU_OPS_COLS")
@@ -302,13 +303,12 @@ fn conv_batch_benches() -> Result<()> {
         .filter_map(|p| p.trim().parse().ok())
         .filter(|p| *p == candle_cpu_ops::Precision::F32 || candle_cpu_ops::bf16_supported())
         .collect();
-    let winograd: Vec<bool> = std::env::var("CPU_OPS_WINOGRAD")
-        .unwrap_or_else(|_| "on".into())
+    let winograd: Vec<candle_cpu_ops::Winograd> = std::env::var("CPU_OPS_WINOGRAD")
+        .unwrap_or_else(|_| "auto".into())
         .split(',')
         .filter_map(|v| match v.trim() {
-            "on" => Some(true),
-            "off" => Some(false),
-            _ => None,
+            "on" => Some(candle_cpu_ops::Winograd::Auto),
+            v => v.parse().ok(),
         })
         .collect();
     println!(
@@ -340,8 +340,8 @@ fn conv_batch_benches() -> Result<()> {
                 .with_group_cols(candle_cpu_ops::GroupCols { fwd: fc, dw: dc })
                 .with_precision(prec)
                 .map_err(candle_core::Error::wrap)?
-                .with_winograd(wino);
-            let prec = format!("{prec}{}", if wino { "" } else { " direct" });
+                .with_winograd_tiles(wino);
+            let prec = format!("{prec} winograd {wino}");
             let (f, _, bn) = time_fwd_bwd(|| k.conv3x3_nobias(x.as_tensor(), w.as_tensor()))?;
             let (_, _, bw) = time_fwd_bwd(|| k.conv3x3_nobias(&xt, w.as_tensor()))?;
             println!(

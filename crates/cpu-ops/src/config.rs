@@ -52,10 +52,67 @@ impl std::str::FromStr for Precision {
     }
 }
 
+/// Which Winograd tiles the 3x3 convolutions' forward (and input-gradient) GEMMs use, where they apply (see
+/// [`KernelConfig::with_winograd_tiles`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Winograd {
+    /// Every convolution as im2col + one GEMM.
+    Off,
+    /// F(2x2, 3x3): 16 GEMMs over 4x4 tiles, 2.25x fewer multiply-adds; CPUs with AVX2 or AVX-512F, 32 or more input
+    /// channels, sides from 5, at most 16 wide.
+    F2x2,
+    /// F(4x4, 3x3): 36 GEMMs over 6x6 tiles, 4x fewer multiply-adds; CPUs with AVX2, 32 or more input channels,
+    /// sides from 3, any width. Its results differ from the direct convolution's by more than rounding order (a few
+    /// units in the 5th significant digit, see the crate's `winograd::f4` module).
+    F4x4,
+    /// F(4x4, 3x3) for f32 GEMMs where it applies, F(2x2, 3x3) for bf16 ones (whose rounding of the transformed
+    /// inputs F(4x4)'s larger coefficients would magnify) and where F(4x4) does not apply.
+    #[default]
+    Auto,
+}
+
+impl Winograd {
+    /// Every value, in the order of [`Winograd::name`]'s names.
+    pub const ALL: [Winograd; 4] = [
+        Winograd::Off,
+        Winograd::F2x2,
+        Winograd::F4x4,
+        Winograd::Auto,
+    ];
+
+    /// `off`, `f2`, `f4` or `auto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Winograd::Off => "off",
+            Winograd::F2x2 => "f2",
+            Winograd::F4x4 => "f4",
+            Winograd::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for Winograd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Winograd {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Winograd::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| format!("expected off, f2, f4 or auto, found {s:?}"))
+    }
+}
+
 /// How many GEMM columns (images × H·W) the 3x3 conv kernels put in one GEMM: `fwd` for the forward and the
-/// input gradient on the im2col path (the Winograd path groups a fixed 64 tiles), `dw` for the depth of the
-/// weight-gradient GEMMs; `1` gives one GEMM per image. Results agree up to float rounding for any value; the
-/// defaults are the measured best (see the crate's `conv` module). For benchmarks.
+/// input gradient on the im2col path (the Winograd paths group a fixed number of tiles, see the crate's
+/// `winograd` module), `dw` for the depth of the weight-gradient GEMMs; `1` gives one GEMM per image. Results
+/// agree up to float rounding for any value; the defaults are the measured best (see the crate's `conv` module).
+/// For benchmarks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GroupCols {
     /// Most columns of one forward / input-gradient GEMM (at least 1).
@@ -94,7 +151,7 @@ impl Default for GroupCols {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KernelConfig {
     precision: Precision,
-    winograd: bool,
+    winograd: Winograd,
     sparse_backward: bool,
     stock_ops: bool,
     group_cols: GroupCols,
@@ -104,7 +161,7 @@ impl Default for KernelConfig {
     fn default() -> Self {
         KernelConfig {
             precision: Precision::F32,
-            winograd: true,
+            winograd: Winograd::Auto,
             sparse_backward: true,
             stock_ops: false,
             group_cols: GroupCols::default(),
@@ -147,13 +204,19 @@ impl KernelConfig {
         Ok(KernelConfig { precision, ..self })
     }
 
-    /// With the Winograd F(2x2, 3x3) path of the 3x3 convolutions' forward (and input-gradient) GEMMs on (the
-    /// default) or off: 2.25x fewer multiply-adds where it applies (CPUs with AVX2 or AVX-512F, 32 or more input
-    /// channels, sides from 5 up to a width of 16), results equal to the direct convolution's up to rounding. Off, or
-    /// elsewhere, every convolution runs as im2col + one GEMM.
+    /// With the Winograd path of the 3x3 convolutions' forward (and input-gradient) GEMMs on (the default,
+    /// [`Winograd::Auto`]) or off ([`Winograd::Off`]): 2.25x (F(2x2, 3x3)) or 4x (F(4x4, 3x3)) fewer multiply-adds
+    /// where it applies (CPUs with AVX2 or AVX-512F, 32 or more input channels; see [`Winograd`] for the sizes).
+    /// Off, or elsewhere, every convolution runs as im2col + one GEMM.
     pub fn with_winograd(self, on: bool) -> Self {
+        self.with_winograd_tiles(if on { Winograd::Auto } else { Winograd::Off })
+    }
+
+    /// With the Winograd tiles `tiles` (see [`Winograd`]); a convolution they do not apply to runs as im2col + one
+    /// GEMM.
+    pub fn with_winograd_tiles(self, tiles: Winograd) -> Self {
         KernelConfig {
-            winograd: on,
+            winograd: tiles,
             ..self
         }
     }
@@ -201,6 +264,11 @@ impl KernelConfig {
 
     /// Whether the Winograd path may run.
     pub fn winograd(&self) -> bool {
+        self.winograd != Winograd::Off
+    }
+
+    /// The Winograd tiles asked for.
+    pub fn winograd_tiles(&self) -> Winograd {
         self.winograd
     }
 

@@ -95,7 +95,7 @@ pub enum KernelFamily {
     PatchConv,
     /// GELU and the fused BatchNorm + GELU.
     Gelu,
-    /// The Winograd F(2x2, 3x3) transforms (AVX-512 or AVX2).
+    /// The Winograd transforms (F(2x2, 3x3): AVX-512 or AVX2; F(4x4, 3x3): AVX2).
     Winograd,
     /// The bf16 GEMM (AVX512-BF16 only).
     Bf16Gemm,

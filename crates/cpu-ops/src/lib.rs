@@ -23,9 +23,11 @@
 //! The GELU and BatchNorm kernels, like the pool's, are compiled for AVX-512, AVX2 and the baseline and picked
 //! at run time.
 //!
-//! On AVX2 and AVX-512F CPUs the forward 3x3 convolutions with 32 or more input channels at 5x5 to 16-wide sizes
-//! (and the input gradients, themselves such convolutions) run as Winograd F(2x2, 3x3): 16 GEMMs over transformed 4x4 tiles, 2.25x fewer
-//! multiply-adds ([`KernelConfig::with_winograd`]).
+//! On AVX2 CPUs the forward 3x3 convolutions with 16 or more input channels at sides from 3 (and the input
+//! gradients, themselves such convolutions) run as Winograd F(4x4, 3x3) in f32: 36 GEMMs over transformed 6x6
+//! tiles, 4x fewer multiply-adds; the bf16 GEMMs (AVX512-BF16) take F(2x2, 3x3), 16 GEMMs over 4x4 tiles, 2.25x
+//! fewer, at 32 or more input channels and 5x5 to 16-wide sizes ([`KernelConfig::with_winograd_tiles`],
+//! [`Winograd`]).
 //!
 //! `gemm` is built with its `x86-v4` feature: AVX-512 microkernels, chosen at run time only on
 //! CPUs that have AVX-512 (others keep the AVX2/FMA kernels).
@@ -66,7 +68,7 @@ mod winograd;
 use candle_core::{Shape, Tensor};
 
 pub use bf16_gemm::bf16_supported;
-pub use config::{GroupCols, KernelConfig, Precision};
+pub use config::{GroupCols, KernelConfig, Precision, Winograd};
 pub use denormals::{flush_denormals_everywhere, flush_denormals_this_thread};
 pub use isa::{Isa, KernelFamily, MAX_ISA_VAR, builds_run};
 

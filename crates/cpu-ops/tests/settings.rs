@@ -4,7 +4,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use candle_cpu_ops::{GroupCols, KernelConfig, Precision};
+use candle_cpu_ops::{GroupCols, KernelConfig, Precision, Winograd};
 use common::*;
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -143,6 +143,10 @@ fn different_settings_on_threads_keep_their_own_numbers() {
     if let Ok(bf16) = KernelConfig::default().with_precision(Precision::Bf16) {
         settings.push(bf16);
     }
+    // F(2x2) tiles where the default takes F(4x4) (AVX2 CPUs).
+    if candle_cpu_ops::Isa::detect() >= candle_cpu_ops::Isa::Avx2 {
+        settings.push(KernelConfig::default().with_winograd_tiles(Winograd::F2x2));
+    }
     let alone: Vec<_> = settings
         .iter()
         .map(|k| block(k, &x, &w1, &w2, &head))
@@ -162,4 +166,27 @@ fn different_settings_on_threads_keep_their_own_numbers() {
             });
         }
     });
+}
+
+/// The Winograd setting's names (the benches' `CPU_OPS_WINOGRAD` values) read back as themselves, others are
+/// refused with the list; `with_winograd(bool)` is `Auto` or `Off`.
+#[test]
+fn winograd_names_and_switch() {
+    for w in Winograd::ALL {
+        assert_eq!(w.name().parse::<Winograd>(), Ok(w));
+    }
+    let err = "f3".parse::<Winograd>().unwrap_err();
+    assert!(
+        err.contains("off, f2, f4 or auto") && err.contains("f3"),
+        "{err}"
+    );
+    let k = KernelConfig::default();
+    assert_eq!(k.with_winograd(false).winograd_tiles(), Winograd::Off);
+    assert!(!k.with_winograd(false).winograd());
+    assert_eq!(
+        k.with_winograd_tiles(Winograd::F2x2)
+            .with_winograd(true)
+            .winograd_tiles(),
+        Winograd::Auto
+    );
 }

@@ -43,10 +43,15 @@ pub(crate) enum FwdWeights<'a> {
 impl<'a> FwdWeights<'a> {
     /// `wmat [co, ci, 3, 3]` for a convolution of sizes `d` with the settings `cfg`.
     pub(crate) fn new(cfg: &KernelConfig, d: &ConvDims, wmat: &'a [f32]) -> Self {
-        if cfg.winograd() && winograd::applies(d) {
-            FwdWeights::Winograd(winograd::Weights::new(wmat, d.co, d.ci, cfg.precision()))
-        } else {
-            Self::direct(d, wmat, cfg.precision())
+        match winograd::pick(cfg, d) {
+            Some(tile) => FwdWeights::Winograd(winograd::Weights::new(
+                wmat,
+                d.co,
+                d.ci,
+                cfg.precision(),
+                tile,
+            )),
+            None => Self::direct(d, wmat, cfg.precision()),
         }
     }
 
@@ -56,13 +61,11 @@ impl<'a> FwdWeights<'a> {
     }
 
     /// The image groups (consecutive images) of a batch of `d.n`: at most `cols` GEMM columns each for the direct
-    /// path, [`winograd::COLS`] tiles for Winograd.
+    /// path, [`winograd::COLS`] or [`winograd::COLS_F4`] tiles for Winograd.
     pub(crate) fn groups(&self, d: &ConvDims, cols: usize) -> Vec<Range<usize>> {
         match self {
             FwdWeights::Direct(_) => image_groups(d.n, d.hw(), cols),
-            FwdWeights::Winograd(_) => {
-                image_groups(d.n, winograd::tiles_per_image(d), winograd::COLS)
-            }
+            FwdWeights::Winograd(w) => image_groups(d.n, w.tiles_per_image(d), w.cols()),
         }
     }
 

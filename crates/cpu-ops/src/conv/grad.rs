@@ -29,7 +29,8 @@ pub(crate) fn conv_input_grad(
     conv_forward(cfg, &d.transposed(), gy, &wf, None)
 }
 
-/// Gradient of the weights `[co × 9ci]`.
+/// Gradient of the weights `[co × 9ci]`: by Winograd F(4x4, 3x3) where the forward runs that way (see
+/// [`winograd::weight_grad_f4`]), else as below.
 ///
 /// Each thread accumulates the transpose `dWᵀ[9ci × co] += cols[9ci × G] · gyᵀ[G × co]` over groups of its
 /// images (`G` = images × H·W ≈ [`DW_COLS`], the images' im2col blocks side by side and their output gradients
@@ -41,6 +42,9 @@ pub(crate) fn conv_weight_grad(
     x: &[f32],
     gy: &[f32],
 ) -> Vec<f32> {
+    if winograd::weight_grad_applies(cfg, d) {
+        return winograd::weight_grad_f4(cfg.precision(), d, x, gy);
+    }
     conv_weight_grad_grouped(cfg.precision(), d, x, gy, cfg.group_cols().dw)
 }
 

@@ -1,5 +1,7 @@
-//! Winograd F(2x2, 3x3) for the 3x3 / pad-1 convolution's forward GEMM (and so for its input gradient, itself such
-//! a convolution): each 2x2 block of outputs comes from a 4x4 block of inputs with 16 multiplies per channel pair
+//! Winograd for the 3x3 / pad-1 convolution's forward GEMM (and so for its input gradient, itself such a
+//! convolution): F(4x4, 3x3) for f32 GEMMs ([`f4`]), and this file's F(2x2, 3x3) for bf16 ones (see [`pick`]).
+//!
+//! F(2x2, 3x3): each 2x2 block of outputs comes from a 4x4 block of inputs with 16 multiplies per channel pair
 //! instead of 36, so the multiply-adds drop 2.25x (less at odd sizes, where the last tile row and column are half
 //! used: 1.98x at 15x15, 1.72x at 7x7).
 //!
@@ -31,9 +33,63 @@ const MIN_SIDE: usize = 5;
 /// Most GEMM columns (tiles of all the images of a group).
 pub(crate) const COLS: usize = 64;
 
-/// Whether a convolution of these sizes runs as Winograd (when the settings allow it).
-pub(crate) fn applies(d: &ConvDims) -> bool {
+/// Fewest input channels for F(4x4, 3x3): its 4x saving pays for the transforms at shallower GEMMs than
+/// F(2x2)'s. Measured (CPU time, batch 256, 2-core Zen 2): airbench94's 24->64 @31 conv -> pool forward 50 ms
+/// direct, 38 ms by F(4x4).
+const F4_MIN_CI: usize = 16;
+/// Smallest output side for F(4x4, 3x3): at 3x3 one tile covers the image, 36 products per channel pair instead
+/// of 81.
+const F4_MIN_SIDE: usize = 3;
+/// Most GEMM columns (tiles) of one F(4x4, 3x3) group below [`F4_DEEP`] input channels: each tile is 4x the
+/// outputs of an F(2x2) one, so fewer keep the transformed matrices (`36 × ci × COLS_F4` floats) near the size
+/// F(2x2)'s reach with [`COLS`]. Measured (CPU time, batch 256, 2-core Zen 2): 64->256 @15 forward 63.5 ms at 32
+/// tiles, 70-73 at 64, 79 at 128; 64->64 @15 20 ms at 32, 21-22 at 16, 64 and 128.
+pub(crate) const COLS_F4: usize = 32;
+/// Input channels (the GEMMs' depth) from which F(4x4, 3x3) groups take [`COLS_F4_DEEP`] tiles.
+const F4_DEEP: usize = 128;
+/// Most GEMM columns of one F(4x4, 3x3) group from [`F4_DEEP`] input channels: with 36 weight matrices of
+/// `co × ci` (9.4 MB at 256 -> 256) read once per group, wide groups amortise them. Measured as above: 256->256 @7
+/// forward 56-62 ms at 32 or 64 tiles, 51-53 at 128, 47-48 at 256; @3 19 ms at 32, 15-16 at 128 and 256.
+const COLS_F4_DEEP: usize = 256;
+
+/// The Winograd tiles a convolution runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tile {
+    /// F(2x2, 3x3).
+    F2,
+    /// F(4x4, 3x3) (see [`f4`]).
+    F4,
+}
+
+/// Whether F(2x2, 3x3) runs for a convolution of these sizes.
+fn f2_applies(d: &ConvDims) -> bool {
     d.ci >= MIN_CI && d.h.min(d.w) >= MIN_SIDE && Transforms::best(d.w) != Transforms::Portable
+}
+
+/// Whether F(4x4, 3x3)'s transforms (AVX2 code only, any image size) run on this CPU, as capped.
+fn f4_runs_here() -> bool {
+    cfg!(target_arch = "x86_64") && crate::Isa::detect() >= crate::Isa::Avx2
+}
+
+/// Whether F(4x4, 3x3) runs for a convolution of these sizes.
+fn f4_applies(d: &ConvDims) -> bool {
+    f4_runs_here() && d.ci >= F4_MIN_CI && d.h.min(d.w) >= F4_MIN_SIDE
+}
+
+/// The Winograd tiles a convolution of sizes `d` runs with under the settings `cfg` (see [`crate::Winograd`]), or
+/// `None` for the direct path.
+pub(crate) fn pick(cfg: &crate::KernelConfig, d: &ConvDims) -> Option<Tile> {
+    let (f2, f4) = (
+        f2_applies(d).then_some(Tile::F2),
+        f4_applies(d).then_some(Tile::F4),
+    );
+    match cfg.winograd_tiles() {
+        crate::Winograd::Off => None,
+        crate::Winograd::F2x2 => f2,
+        crate::Winograd::F4x4 => f4,
+        crate::Winograd::Auto if cfg.precision() == crate::Precision::F32 => f4.or(f2),
+        crate::Winograd::Auto => f2,
+    }
 }
 
 /// The code that runs the input and output transforms.
@@ -135,7 +191,7 @@ impl Group {
 }
 
 /// Tiles per image: the GEMM columns one image adds.
-pub(crate) fn tiles_per_image(d: &ConvDims) -> usize {
+fn tiles_per_image(d: &ConvDims) -> usize {
     let (th, tw) = tiles(d.h, d.w);
     th * tw
 }
@@ -145,41 +201,89 @@ pub(crate) struct Weights {
     lhs: Vec<ConvLhs<'static>>,
     co: usize,
     ci: usize,
+    tile: Tile,
 }
 
 impl Weights {
-    /// From `w [co, ci, 3, 3]`.
-    pub(crate) fn new(w: &[f32], co: usize, ci: usize, p: crate::Precision) -> Self {
-        let mut u = vec![vec![0f32; co * ci]; 16];
-        for (oi, g) in w.chunks_exact(9).take(co * ci).enumerate() {
-            // G g: 4 rows of 3.
-            let mut gg = [[0f32; 3]; 4];
-            for c in 0..3 {
-                let (g0, g1, g2) = (g[c], g[3 + c], g[6 + c]);
-                gg[0][c] = g0;
-                gg[1][c] = 0.5 * (g0 + g1 + g2);
-                gg[2][c] = 0.5 * (g0 - g1 + g2);
-                gg[3][c] = g2;
-            }
-            for (a, r) in gg.iter().enumerate() {
-                let row = [
-                    r[0],
-                    0.5 * (r[0] + r[1] + r[2]),
-                    0.5 * (r[0] - r[1] + r[2]),
-                    r[2],
-                ];
-                for (b, &v) in row.iter().enumerate() {
-                    u[a * 4 + b][oi] = v;
-                }
-            }
-        }
-        // Packing 16 matrices for the bf16 kernel is most of this constructor's time: one per rayon task.
+    /// From `w [co, ci, 3, 3]`, for the tiles `tile`.
+    pub(crate) fn new(w: &[f32], co: usize, ci: usize, p: crate::Precision, tile: Tile) -> Self {
+        let u = match tile {
+            Tile::F2 => f2_weights(w, co, ci),
+            Tile::F4 => f4::weights(w, co, ci),
+        };
+        // Packing 16 or 36 matrices for the bf16 kernel is most of this constructor's time: one per rayon task.
         let lhs = u
             .into_par_iter()
             .map(|m| ConvLhs::owned(m, co, ci, p))
             .collect();
-        Self { lhs, co, ci }
+        Self { lhs, co, ci, tile }
     }
+
+    /// The GEMM columns (tiles) one image of sizes `d` adds.
+    pub(crate) fn tiles_per_image(&self, d: &ConvDims) -> usize {
+        match self.tile {
+            Tile::F2 => tiles_per_image(d),
+            Tile::F4 => {
+                let (th, tw) = f4::tiles(d.h, d.w);
+                th * tw
+            }
+        }
+    }
+
+    /// The most GEMM columns (tiles) of one group of images.
+    pub(crate) fn cols(&self) -> usize {
+        match self.tile {
+            Tile::F2 => COLS,
+            Tile::F4 if self.ci >= F4_DEEP => COLS_F4_DEEP,
+            Tile::F4 => COLS_F4,
+        }
+    }
+}
+
+/// `G` of F(2x2, 3x3).
+const G2: [[f64; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+
+/// `U = G g Gᵀ` of F(2x2, 3x3) for every `[co, ci, 3, 3]` kernel: 16 matrices `[co × ci]`.
+fn f2_weights(w: &[f32], co: usize, ci: usize) -> Vec<Vec<f32>> {
+    transform_weights(w, co, ci, &G2)
+}
+
+/// `U = G g Gᵀ` of every `[co, ci, 3, 3]` kernel for the `α × 3` matrix `g_mat`: `α²` matrices `[co × ci]`,
+/// `ξ = α·a + b`.
+///
+/// Each `U_ξ` is a fixed combination of the 9 taps, `U_ξ = Σ_{r,c} G[a][r]·G[b][c] · g[r][c]`: the taps are
+/// first gathered into 9 contiguous planes, then the matrices are computed in parallel from them, each a run of
+/// contiguous multiply-adds. (Kernel by kernel, 36 scattered floats per kernel on one thread, F(4x4)'s took 3.9%
+/// of an airbench94 training step and held inference at 0.78x its speed now.)
+fn transform_weights(w: &[f32], co: usize, ci: usize, g_mat: &[[f64; 3]]) -> Vec<Vec<f32>> {
+    let (n, alpha) = (co * ci, g_mat.len());
+    let mut taps = vec![vec![0f32; n]; 9];
+    for (oi, g) in w.chunks_exact(9).take(n).enumerate() {
+        for (t, &v) in g.iter().enumerate() {
+            taps[t][oi] = v;
+        }
+    }
+    (0..alpha * alpha)
+        .into_par_iter()
+        .map(|xi| {
+            let (a, b) = (xi / alpha, xi % alpha);
+            let mut u = vec![0f32; n];
+            for (t, tap) in taps.iter().enumerate() {
+                let coef = (g_mat[a][t / 3] * g_mat[b][t % 3]) as f32;
+                if coef != 0.0 {
+                    for (o, &v) in u.iter_mut().zip(tap) {
+                        *o += coef * v;
+                    }
+                }
+            }
+            u
+        })
+        .collect()
 }
 
 /// Convolves `g` images into the group matrix `dst[co × (g·hw)]` (image `j`'s channel `o` plane at
@@ -192,7 +296,60 @@ pub(crate) fn conv_group(
     bias: Option<&[f32]>,
     dst: &mut [f32],
 ) {
-    conv_group_with(d, x, g, wts, bias, dst, Transforms::best(d.w));
+    match wts.tile {
+        Tile::F2 => conv_group_with(d, x, g, wts, bias, dst, Transforms::best(d.w)),
+        Tile::F4 => conv_group_f4(d, x, g, wts, bias, dst),
+    }
+}
+
+/// [`conv_group`] by F(4x4, 3x3).
+fn conv_group_f4(
+    d: &ConvDims,
+    x: Images<'_>,
+    g: usize,
+    wts: &Weights,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    let (co, ci) = (wts.co, wts.ci);
+    let p = g * wts.tiles_per_image(d);
+    if p == 0 || co == 0 {
+        return;
+    }
+    assert!(
+        f4_runs_here(),
+        "winograd: F(4x4) transforms on a CPU without AVX2"
+    );
+    crate::isa::record(crate::KernelFamily::Winograd, crate::Isa::Avx2);
+    let grp = Group {
+        g,
+        h: d.h,
+        w: d.w,
+        p,
+    };
+    let ld = f4::ld(p);
+    with_scratch_a(f4::XI * ci * ld, |v| {
+        // SAFETY: AVX2 and FMA checked (f4_applies); v holds 36 × ci × ld(p) floats, x the g images.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            f4::avx2::transform_input(x, ci, grp, v)
+        };
+        with_scratch_c(f4::XI * co * ld, |m| {
+            for (xi, lhs) in wts.lhs.iter().enumerate() {
+                let b = Mat {
+                    data: &v[xi * ci * ld..][..ci * ld],
+                    rs: ld,
+                    cs: 1,
+                };
+                lhs.gemm(p, &mut m[xi * co * ld..][..co * ld], ld, false, b);
+            }
+            // SAFETY: as above; m holds 36 × co × ld(p) floats, dst co × g·h·w.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                f4::avx2::transform_output(m, co, grp, bias, dst)
+            };
+        });
+    });
 }
 
 /// [`conv_group`] with the transforms `t` (which must fit `d.w` on this CPU).
@@ -248,6 +405,100 @@ fn conv_group_with(
             }
         });
     });
+}
+
+/// Most tiles of one group of the F(4x4, 3x3) weight gradient: its 36 GEMMs `dU_ξ[co × ci] += dM_ξ[co × P] ·
+/// V_ξ[ci × P]ᵀ` take the tiles as their depth and read and write all of `dU` (36·co·ci floats) once per group,
+/// so deep groups amortise that.
+const DW_COLS_F4: usize = 256;
+
+/// Whether the weight gradient of a convolution of sizes `d` runs as F(4x4, 3x3) under the settings `cfg`: where
+/// its forward does.
+pub(crate) fn weight_grad_applies(cfg: &crate::KernelConfig, d: &ConvDims) -> bool {
+    pick(cfg, d) == Some(Tile::F4)
+}
+
+/// The weight gradient `[co, ci, 3, 3]` of a convolution of sizes `d` (input `x`, output gradient `gy`, NCHW) by
+/// F(4x4, 3x3): the forward's `Y = Aᵀ[Σ_c U_ξ V_ξ]A` per tile gives `dU_ξ = Σ_tiles dM_ξ V_ξᵀ` with
+/// `dM = A gy Aᵀ` (36 GEMMs of depth `P` tiles instead of one of depth `h·w` per image: 3.5x fewer
+/// multiply-adds at 15x15, 3.06x at 7x7, 2.25x at 3x3), then `dW = Gᵀ dU G`. Per-thread partial sums over groups
+/// of images, as the im2col path's.
+///
+/// # Panics
+/// Where F(4x4)'s transforms do not run (see [`weight_grad_applies`]).
+pub(crate) fn weight_grad_f4(
+    prec: crate::Precision,
+    d: &ConvDims,
+    x: &[f32],
+    gy: &[f32],
+) -> Vec<f32> {
+    assert!(
+        f4_runs_here(),
+        "winograd: F(4x4) transforms on a CPU without AVX2"
+    );
+    crate::isa::record(crate::KernelFamily::Winograd, crate::Isa::Avx2);
+    let (co, ci, hw) = (d.co, d.ci, d.hw());
+    let (th, tw) = f4::tiles(d.h, d.w);
+    let t_img = th * tw;
+    let (in_img, out_img) = (ci * hw, co * hw);
+    let ulen = f4::XI * co * ci;
+    let per = crate::conv::images_per_group(t_img, DW_COLS_F4);
+    let ranges = crate::util::split_ranges(d.n, rayon::current_num_threads());
+    let partials: Vec<Vec<f32>> = ranges
+        .into_par_iter()
+        .map(|r| {
+            let mut acc = vec![0f32; ulen];
+            let groups = crate::util::split_ranges(r.len(), r.len().div_ceil(per));
+            for (pos, s) in groups.iter().enumerate() {
+                let (first, g) = (r.start + s.start, s.len());
+                let p = g * t_img;
+                let ld = f4::ld(p);
+                let grp = Group {
+                    g,
+                    h: d.h,
+                    w: d.w,
+                    p,
+                };
+                with_scratch_a(f4::XI * ci * ld, |v| {
+                    with_scratch_c(f4::XI * co * ld, |dm| {
+                        // SAFETY: AVX2 and FMA checked (f4_runs_here); v and dm hold 36 × (ci or co) × ld(p)
+                        // floats, x and gy the group's g images.
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            f4::avx2::transform_input(
+                                Images::nchw(&x[first * in_img..], ci, hw),
+                                ci,
+                                grp,
+                                v,
+                            );
+                            f4::avx2::transform_grad(
+                                Images::nchw(&gy[first * out_img..], co, hw),
+                                co,
+                                grp,
+                                dm,
+                            );
+                        }
+                        for xi in 0..f4::XI {
+                            let a = Mat {
+                                data: &dm[xi * co * ld..][..co * ld],
+                                rs: ld,
+                                cs: 1,
+                            };
+                            let vt = Mat {
+                                data: &v[xi * ci * ld..][..ci * ld],
+                                rs: 1,
+                                cs: ld,
+                            };
+                            let du = &mut acc[xi * co * ci..][..co * ci];
+                            crate::bf16_gemm::conv_gemm(prec, co, ci, p, du, ci, pos > 0, a, vt);
+                        }
+                    })
+                });
+            }
+            acc
+        })
+        .collect();
+    f4::weight_grad_untransform(&crate::conv::sum_partials(partials, ulen), co, ci)
 }
 
 /// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v[16 × ci × p]`.
@@ -380,6 +631,7 @@ fn transform_output(m: &[f32], co: usize, grp: Group, bias: Option<&[f32]>, dst:
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub(crate) mod f4;
 
 #[cfg(test)]
 mod tests {
@@ -432,7 +684,7 @@ mod tests {
                 // Sentinels past the group matrix: the SIMD stores must not cross its end.
                 let len = co * g * h * w;
                 let mut got = vec![f32::NAN; len + 16];
-                let wts = Weights::new(&wt, co, ci, crate::Precision::F32);
+                let wts = Weights::new(&wt, co, ci, crate::Precision::F32, Tile::F2);
                 conv_group_with(&d, xs, g, &wts, bias, &mut got[..len], t);
                 assert!(
                     got[len..].iter().all(|v| v.is_nan()),
@@ -448,5 +700,110 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// F(4x4, 3x3) against the direct im2col GEMM (f32): sizes that leave 1 to 3 outputs of the last tile row and
+    /// column, one tile per image, groups whose tile count is not a multiple of the 8-tile vectors, with and
+    /// without bias; sentinels past the group matrix. Its error bound is F(4x4)'s (see `f4`): relative to the
+    /// output's scale, not rounding alone.
+    #[test]
+    fn f4_matches_the_direct_convolution() {
+        if !f4_runs_here() {
+            eprintln!("skipped: F(4x4, 3x3) needs AVX2");
+            return;
+        }
+        let mut s = 9u64;
+        let mut worst = 0f32;
+        for &(g, ci, co, h, w) in &[
+            (1, 3, 2, 4, 4),
+            (2, 5, 7, 7, 7),
+            (3, 4, 3, 15, 15),
+            (1, 6, 5, 5, 8),
+            (2, 2, 3, 6, 9),
+            (1, 1, 1, 1, 1),
+            (5, 3, 4, 3, 3),
+            (9, 2, 3, 3, 2),
+            (2, 3, 2, 16, 16),
+            (1, 2, 2, 17, 31),
+            (2, 64, 9, 15, 15),
+            (3, 256, 5, 7, 7),
+        ] {
+            let d = ConvDims { n: g, ci, co, h, w };
+            let x = randv(&mut s, g * ci * h * w);
+            let wt = randv(&mut s, co * ci * 9);
+            let b = randv(&mut s, co);
+            for bias in [None, Some(b.as_slice())] {
+                let xs = Images::nchw(&x, ci, h * w);
+                let mut want = vec![0f32; co * g * h * w];
+                direct_group(
+                    &d,
+                    xs,
+                    g,
+                    &ConvLhs::new(&wt, co, ci * 9, crate::Precision::F32),
+                    bias,
+                    &mut want,
+                );
+                let len = co * g * h * w;
+                let mut got = vec![f32::NAN; len + 16];
+                let wts = Weights::new(&wt, co, ci, crate::Precision::F32, Tile::F4);
+                conv_group(&d, xs, g, &wts, bias, &mut got[..len]);
+                assert!(got[len..].iter().all(|v| v.is_nan()), "F4 wrote past dst");
+                got.truncate(len);
+                // Inputs and weights in [-1, 1]: outputs of scale sqrt(9·ci).
+                let scale = (9.0 * ci as f32).sqrt();
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    let err = (a - b).abs() / scale;
+                    worst = worst.max(err);
+                    assert!(
+                        err <= 1e-5,
+                        "g {g} ci {ci} co {co} {h}x{w} bias {}: [{i}] {a} vs {b}",
+                        bias.is_some()
+                    );
+                }
+            }
+        }
+        eprintln!("F(4x4, 3x3): worst error {worst:e} of the output scale");
+    }
+
+    /// The F(4x4, 3x3) weight gradient against the im2col one (f32), at sizes that leave partial tiles, one tile
+    /// per image, groups of several images and several groups per thread.
+    #[test]
+    fn f4_weight_grad_matches_the_direct_one() {
+        if !f4_runs_here() {
+            eprintln!("skipped: F(4x4, 3x3) needs AVX2");
+            return;
+        }
+        let mut s = 11u64;
+        let mut worst = 0f32;
+        for &(n, ci, co, h, w) in &[
+            (1, 3, 2, 4, 4),
+            (3, 5, 7, 7, 7),
+            (2, 4, 3, 15, 15),
+            (2, 6, 5, 5, 8),
+            (1, 1, 1, 1, 1),
+            (7, 3, 4, 3, 3),
+            (1, 2, 2, 17, 31),
+            (70, 16, 9, 7, 7),
+            (600, 2, 3, 3, 3),
+            (4, 64, 24, 15, 15),
+        ] {
+            let d = ConvDims { n, ci, co, h, w };
+            let x = randv(&mut s, n * ci * h * w);
+            let gy = randv(&mut s, n * co * h * w);
+            let want = crate::conv::conv_weight_grad_grouped(crate::Precision::F32, &d, &x, &gy, 1);
+            let got = weight_grad_f4(crate::Precision::F32, &d, &x, &gy);
+            assert_eq!(got.len(), want.len());
+            // Sums of n·h·w products of values in [-1, 1].
+            let scale = ((n * h * w) as f32).sqrt();
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                let err = (a - b).abs() / scale;
+                worst = worst.max(err);
+                assert!(
+                    err <= 2e-5,
+                    "n {n} ci {ci} co {co} {h}x{w}: [{i}] {a} vs {b}"
+                );
+            }
+        }
+        eprintln!("F(4x4, 3x3) weight gradient: worst error {worst:e} of the scale");
     }
 }

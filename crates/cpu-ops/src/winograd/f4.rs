@@ -1,0 +1,451 @@
+//! Winograd F(4x4, 3x3): each 4x4 block of outputs from a 6x6 block of inputs, 36 multiplies per channel pair
+//! instead of 144, so the GEMMs' multiply-adds drop 4x (3.5x at 15x15 and 3.06x at 7x7, where the last tile row
+//! and column are partly used; 2.25x at 3x3, one tile per image) against 2.25x for F(2x2, 3x3). The transforms
+//! (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
+//!
+//! ```text
+//!      [4  0 -5  0  1  0]        [ 1/4     0     0]        [1  1  1  1  1  0]
+//!      [0 -4 -4  1  1  0]        [-1/6  -1/6  -1/6]        [0  1 -1  2 -2  0]
+//! Bᵀ = [0  4 -4 -1  1  0]    G = [-1/6   1/6  -1/6]   Aᵀ = [0  1  1  4  4  0]
+//!      [0 -2 -1  2  1  0]        [1/24  1/12   1/6]        [0  1 -1  8 -8  1]
+//!      [0  2 -1 -2  1  0]        [1/24 -1/12   1/6]
+//!      [0  4  0 -5  0  1]        [   0     0     1]
+//! ```
+//!
+//! Their coefficients are not powers of two, so unlike F(2x2, 3x3) the f32 result differs from the direct
+//! convolution by more than the summation order: up to about 1e-5 of the outputs' scale (measured: 7e-6 in this
+//! module's unit test, 1.3e-5 at 256->256 @7 in the conv module's; the tests hold it under 5e-5). The bf16 GEMMs keep F(2x2, 3x3), whose transformed inputs round less.
+//!
+//! Layout: the same 36 GEMMs `M_ξ[co × P] = U_ξ[co × ci] · V_ξ[ci × P]` as F(2x2, 3x3)'s 16, over the group's tiles
+//! (`P` columns, rows of `ld = P` rounded up to 8 floats so every transform reads and writes whole vectors). The
+//! AVX2 transforms run 8 tiles per vector, whatever the image size: the input's tile rows are read as vectors and
+//! transposed (8 tiles × 6 columns), the outputs transposed back into 4-float rows.
+
+/// Output tile side.
+pub(super) const M: usize = 4;
+/// Input tile side (`M + 2`).
+pub(super) const A: usize = 6;
+/// Element positions of a transformed tile: the GEMMs per convolution.
+pub(super) const XI: usize = A * A;
+
+/// Tile rows and columns of an `h × w` image.
+pub(super) fn tiles(h: usize, w: usize) -> (usize, usize) {
+    (h.div_ceil(M), w.div_ceil(M))
+}
+
+/// The row stride of `V` and `M` for `p` tiles: whole 8-float vectors.
+pub(super) fn ld(p: usize) -> usize {
+    p.next_multiple_of(8)
+}
+
+/// `G` (see the module's text).
+const G: [[f64; 3]; A] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// `U = G g Gᵀ` of every `[co, ci, 3, 3]` kernel: 36 matrices `[co × ci]`, `ξ = 6a + b`.
+pub(super) fn weights(w: &[f32], co: usize, ci: usize) -> Vec<Vec<f32>> {
+    super::transform_weights(w, co, ci, &G)
+}
+
+/// The weight gradient `dW = Gᵀ dU G` of every kernel from the 36 matrices `dU_ξ [co × ci]` (`du[ξ·co·ci..]`),
+/// as `[co, ci, 3, 3]`: `U_ξ` is a fixed combination of the 9 taps (see `super::transform_weights`), so each tap's
+/// gradient is the same combination of the `dU_ξ`.
+pub(super) fn weight_grad_untransform(du: &[f32], co: usize, ci: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let n = co * ci;
+    let taps: Vec<Vec<f32>> = (0..9)
+        .into_par_iter()
+        .map(|t| {
+            let mut acc = vec![0f32; n];
+            for (xi, d) in du.chunks_exact(n).take(XI).enumerate() {
+                let coef = (G[xi / A][t / 3] * G[xi % A][t % 3]) as f32;
+                if coef != 0.0 {
+                    for (a, &v) in acc.iter_mut().zip(d) {
+                        *a += coef * v;
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut dw = vec![0f32; n * 9];
+    for (oi, k) in dw.chunks_exact_mut(9).enumerate() {
+        for (t, v) in k.iter_mut().enumerate() {
+            *v = taps[t][oi];
+        }
+    }
+    dw
+}
+
+/// The AVX2 transforms, 8 tiles per vector.
+#[cfg(target_arch = "x86_64")]
+// The column passes index a column `b` of row-major register arrays across their rows.
+#[allow(clippy::needless_range_loop)]
+pub(super) mod avx2 {
+    use super::{A, M, XI, ld, tiles};
+    use crate::conv::Images;
+    use crate::winograd::Group;
+    use std::arch::x86_64::*;
+
+    /// `Bᵀ d` of one column `d0..d5` (or `d Bᵀ`'s of a row): 12 adds and multiply-adds.
+    ///
+    /// # Safety
+    /// AVX2 and FMA present (from the transforms below).
+    #[inline(always)]
+    unsafe fn bt(d: [__m256; 6]) -> [__m256; 6] {
+        // SAFETY: register-only intrinsics, AVX2 and FMA present (the callers' contract).
+        unsafe {
+            let (four, five, two) = (
+                _mm256_set1_ps(4.0),
+                _mm256_set1_ps(5.0),
+                _mm256_set1_ps(2.0),
+            );
+            let a = _mm256_fnmadd_ps(four, d[2], d[4]); // d4 - 4 d2
+            let b = _mm256_fnmadd_ps(four, d[1], d[3]); // d3 - 4 d1
+            let c = _mm256_sub_ps(d[4], d[2]);
+            let e = _mm256_sub_ps(d[3], d[1]);
+            [
+                _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4])),
+                _mm256_add_ps(a, b),
+                _mm256_sub_ps(a, b),
+                _mm256_fmadd_ps(two, e, c),
+                _mm256_fnmadd_ps(two, e, c),
+                _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5])),
+            ]
+        }
+    }
+
+    /// `Aᵀ m` of one column `m0..m5`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA present (from the transforms below).
+    #[inline(always)]
+    unsafe fn at(m: [__m256; 6]) -> [__m256; 4] {
+        // SAFETY: as `bt`.
+        unsafe {
+            let a = _mm256_add_ps(m[1], m[2]);
+            let b = _mm256_sub_ps(m[1], m[2]);
+            let c = _mm256_add_ps(m[3], m[4]);
+            let e = _mm256_sub_ps(m[3], m[4]);
+            [
+                _mm256_add_ps(_mm256_add_ps(m[0], a), c),
+                _mm256_fmadd_ps(_mm256_set1_ps(2.0), e, b),
+                _mm256_fmadd_ps(_mm256_set1_ps(4.0), c, a),
+                _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0), e, b), m[5]),
+            ]
+        }
+    }
+
+    /// Where the 8 tiles of the vector starting at GEMM column `p0` begin in the group's padded planes (tiles
+    /// past the group's repeat its last one; their columns of `V` are never read).
+    fn origins(
+        p0: usize,
+        p: usize,
+        t_img: usize,
+        tw: usize,
+        plane: usize,
+        wp: usize,
+    ) -> [usize; 8] {
+        std::array::from_fn(|l| {
+            let col = (p0 + l).min(p - 1);
+            let (j, t) = (col / t_img, col % t_img);
+            j * plane + M * (t / tw) * wp + M * (t % tw)
+        })
+    }
+
+    /// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v[36 × ci × ld(p)]`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA present; `x` holds `g` images of `ci` planes of `h·w`; `v` holds `36·ci·ld(p)` floats with
+    /// `p == g·t_img`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(in crate::winograd) unsafe fn transform_input(
+        x: Images<'_>,
+        ci: usize,
+        grp: Group,
+        v: &mut [f32],
+    ) {
+        let Group { g, h, w, p } = grp;
+        let (th, tw) = tiles(h, w);
+        let t_img = th * tw;
+        let ldv = ld(p);
+        assert!(p == g * t_img && p > 0 && v.len() >= XI * ci * ldv);
+        // The g images' planes of one channel, zero-padded: row r, column q is input (r - 1, q - 1); tile
+        // (ty, tx) reads rows 4ty..4ty+6, columns 4tx..4tx+6, as 8-float loads (8 floats of slack at the end).
+        let (hp, wp) = (M * th + 2, M * tw + 2);
+        let plane = hp * wp;
+        let mut pad = vec![0f32; g * plane + 8];
+        let origin: Vec<[usize; 8]> = (0..p)
+            .step_by(8)
+            .map(|p0| origins(p0, p, t_img, tw, plane, wp))
+            .collect();
+        // SAFETY (whole body): loads read 8 floats from a tile origin + i·wp (i < 6) of a padded plane: at most
+        // column 4tx + 7 <= wp + 1 of row 4ty + 5 < hp, inside pad (8 floats of slack); stores write whole
+        // 8-float vectors at column p0 < p of a (ξ, c) row of ld(p) floats, inside v.
+        unsafe {
+            let pp = pad.as_mut_ptr();
+            let vp = v.as_mut_ptr();
+            for c in 0..ci {
+                for j in 0..g {
+                    let src = &x.data[j * x.img_stride + c * x.plane_stride..][..h * w];
+                    for (r, row) in src.chunks_exact(w).enumerate() {
+                        let dst = &mut pad[j * plane + (r + 1) * wp + 1..][..w];
+                        dst.copy_from_slice(row);
+                    }
+                }
+                for (blk, o) in origin.iter().enumerate() {
+                    let p0 = blk * 8;
+                    // u[i][b] = (d Bᵀ)[i][b]: tile row i of the 8 tiles, transposed, transformed along the row.
+                    let mut u = [[_mm256_setzero_ps(); A]; A];
+                    for (i, ui) in u.iter_mut().enumerate() {
+                        let row = |l: usize| pp.add(o[l] + i * wp);
+                        // Lanes 0-3 from tiles 0-3, lanes 4-7 from tiles 4-7 (as one 128-bit half each).
+                        let ld2 = |l: usize, off: usize| {
+                            _mm256_loadu2_m128(row(l + 4).add(off), row(l).add(off))
+                        };
+                        let (r0, r1, r2, r3) = (ld2(0, 0), ld2(1, 0), ld2(2, 0), ld2(3, 0));
+                        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+                        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+                        let (q0, q1) = (ld2(0, 4), ld2(1, 4));
+                        let (q2, q3) = (ld2(2, 4), ld2(3, 4));
+                        let (s0, s2) = (_mm256_unpacklo_ps(q0, q1), _mm256_unpacklo_ps(q2, q3));
+                        let d = [
+                            _mm256_shuffle_ps::<0x44>(t0, t2),
+                            _mm256_shuffle_ps::<0xEE>(t0, t2),
+                            _mm256_shuffle_ps::<0x44>(t1, t3),
+                            _mm256_shuffle_ps::<0xEE>(t1, t3),
+                            _mm256_shuffle_ps::<0x44>(s0, s2),
+                            _mm256_shuffle_ps::<0xEE>(s0, s2),
+                        ];
+                        *ui = bt(d);
+                    }
+                    // Down the columns: V[a][b] = (Bᵀ u)[a][b].
+                    for b in 0..A {
+                        let col = bt(std::array::from_fn(|i| u[i][b]));
+                        for (a, val) in col.into_iter().enumerate() {
+                            _mm256_storeu_ps(vp.add(((a * A + b) * ci + c) * ldv + p0), val);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `A g` of one column `g0..g3` of an output-gradient tile (`A = (Aᵀ)ᵀ`, 6x4).
+    ///
+    /// # Safety
+    /// AVX2 and FMA present (from the transforms below).
+    #[inline(always)]
+    unsafe fn a(g: [__m256; 4]) -> [__m256; 6] {
+        // SAFETY: as `bt`.
+        unsafe {
+            let e = _mm256_add_ps(g[0], g[2]);
+            let o = _mm256_add_ps(g[1], g[3]);
+            let e4 = _mm256_fmadd_ps(_mm256_set1_ps(4.0), g[2], g[0]);
+            let o4 = _mm256_fmadd_ps(_mm256_set1_ps(8.0), g[3], _mm256_add_ps(g[1], g[1]));
+            [
+                g[0],
+                _mm256_add_ps(e, o),
+                _mm256_sub_ps(e, o),
+                _mm256_add_ps(e4, o4),
+                _mm256_sub_ps(e4, o4),
+                g[3],
+            ]
+        }
+    }
+
+    /// `dM_ξ[o][tile] = (A gy Aᵀ)_ξ` for every output channel and tile of `g` images' output gradients `gy`
+    /// (`co` planes of `h·w` each), into `dm[36 × co × ld(p)]`: the gradient of the products `M` that the forward's
+    /// `Y = Aᵀ M A` turned into these outputs (outputs past the image get none).
+    ///
+    /// # Safety
+    /// AVX2 and FMA present; `gy` holds `g` images of `co` planes of `h·w`; `dm` holds `36·co·ld(p)` floats with
+    /// `p == g·t_img`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(in crate::winograd) unsafe fn transform_grad(
+        gy: Images<'_>,
+        co: usize,
+        grp: Group,
+        dm: &mut [f32],
+    ) {
+        let Group { g, h, w, p } = grp;
+        let (th, tw) = tiles(h, w);
+        let t_img = th * tw;
+        let ldm = ld(p);
+        assert!(p == g * t_img && p > 0 && dm.len() >= XI * co * ldm);
+        // The g images' planes of one channel, zero past the image: tile (ty, tx) reads rows 4ty..4ty+4, columns
+        // 4tx..4tx+4.
+        let (hq, wq) = (M * th, M * tw);
+        let plane = hq * wq;
+        let mut pad = vec![0f32; g * plane];
+        let origin: Vec<[usize; 8]> = (0..p)
+            .step_by(8)
+            .map(|p0| origins(p0, p, t_img, tw, plane, wq))
+            .collect();
+        // SAFETY (whole body): loads read 4 floats from a tile origin + i·wq (i < 4) of a plane: columns
+        // 4tx..4tx+4 <= wq of row 4ty + 3 < hq, inside pad; stores write whole 8-float vectors at column p0 < p
+        // of a (ξ, o) row of ld(p) floats, inside dm.
+        unsafe {
+            let pp = pad.as_ptr();
+            let dp = dm.as_mut_ptr();
+            for o in 0..co {
+                for j in 0..g {
+                    let src = &gy.data[j * gy.img_stride + o * gy.plane_stride..][..h * w];
+                    for (r, row) in src.chunks_exact(w).enumerate() {
+                        pad[j * plane + r * wq..][..w].copy_from_slice(row);
+                    }
+                }
+                for (blk, org) in origin.iter().enumerate() {
+                    let p0 = blk * 8;
+                    // u[i][b] = (gy Aᵀ)[i][b]: tile row i of the 8 tiles, transposed, transformed along the row.
+                    let mut u = [[_mm256_setzero_ps(); A]; M];
+                    for (i, ui) in u.iter_mut().enumerate() {
+                        let ld2 = |l: usize| {
+                            _mm256_loadu2_m128(pp.add(org[l + 4] + i * wq), pp.add(org[l] + i * wq))
+                        };
+                        let (r0, r1, r2, r3) = (ld2(0), ld2(1), ld2(2), ld2(3));
+                        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+                        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+                        *ui = a([
+                            _mm256_shuffle_ps::<0x44>(t0, t2),
+                            _mm256_shuffle_ps::<0xEE>(t0, t2),
+                            _mm256_shuffle_ps::<0x44>(t1, t3),
+                            _mm256_shuffle_ps::<0xEE>(t1, t3),
+                        ]);
+                    }
+                    // Down the columns: dM[a][b] = (A u)[a][b].
+                    for b in 0..A {
+                        let col = a([u[0][b], u[1][b], u[2][b], u[3][b]]);
+                        for (ai, val) in col.into_iter().enumerate() {
+                            _mm256_storeu_ps(dp.add(((ai * A + b) * co + o) * ldm + p0), val);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where one tile's outputs go in the group matrix: its first output's offset within a channel's `g·h·w`
+    /// floats, and how many of its rows and columns lie inside the image.
+    #[derive(Clone, Copy)]
+    struct TileOut {
+        at: usize,
+        rows: usize,
+        cols: usize,
+    }
+
+    /// `Y = Aᵀ M A` per tile from `m[36 × co × ld(p)]` into the group matrix `dst[co × (g·h·w)]`, plus the bias;
+    /// the rows and columns of the last tiles past the image are cut.
+    ///
+    /// # Safety
+    /// AVX2 and FMA present; `m` holds `36·co·ld(p)` floats with `p == g·t_img`; `dst` holds `co·g·h·w`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(in crate::winograd) unsafe fn transform_output(
+        m: &[f32],
+        co: usize,
+        grp: Group,
+        bias: Option<&[f32]>,
+        dst: &mut [f32],
+    ) {
+        let Group { g, h, w, p } = grp;
+        let (th, tw) = tiles(h, w);
+        let t_img = th * tw;
+        let (ldm, hw) = (ld(p), h * w);
+        let cn = g * hw;
+        assert!(p == g * t_img && m.len() >= XI * co * ldm && dst.len() >= co * cn);
+        assert!(bias.is_none_or(|b| b.len() >= co));
+        let outs: Vec<Option<TileOut>> = (0..ldm)
+            .map(|col| {
+                (col < p).then(|| {
+                    let (j, t) = (col / t_img, col % t_img);
+                    let (y0, x0) = (M * (t / tw), M * (t % tw));
+                    TileOut {
+                        at: j * hw + y0 * w + x0,
+                        rows: (h - y0).min(M),
+                        cols: (w - x0).min(M),
+                    }
+                })
+            })
+            .collect();
+        // SAFETY (whole body): loads read whole vectors of a (ξ, o) row of ld(p) floats inside m; a tile's stores
+        // write its `cols` (<= 4) outputs of each of its `rows` rows, inside channel o's cn floats of dst.
+        unsafe {
+            let (mp, dp) = (m.as_ptr(), dst.as_mut_ptr());
+            for o in 0..co {
+                let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[o]));
+                let chan = dp.add(o * cn);
+                for (blk, tiles) in outs.chunks_exact(8).enumerate() {
+                    let p0 = blk * 8;
+                    let ldx = |xi: usize| _mm256_loadu_ps(mp.add((xi * co + o) * ldm + p0));
+                    // r[i][b] = (Aᵀ M)[i][b], down the columns.
+                    let mut r = [[_mm256_setzero_ps(); A]; M];
+                    for b in 0..A {
+                        let col = at(std::array::from_fn(|a| ldx(a * A + b)));
+                        for (i, val) in col.into_iter().enumerate() {
+                            r[i][b] = val;
+                        }
+                    }
+                    for (i, ri) in r.iter().enumerate() {
+                        let mut y = at(*ri);
+                        for v in y.iter_mut() {
+                            *v = _mm256_add_ps(*v, bv);
+                        }
+                        // Transposed: s_l's low half is tile l's row i, its high half tile l + 4's.
+                        let (t0, t1) = (
+                            _mm256_unpacklo_ps(y[0], y[1]),
+                            _mm256_unpackhi_ps(y[0], y[1]),
+                        );
+                        let (t2, t3) = (
+                            _mm256_unpacklo_ps(y[2], y[3]),
+                            _mm256_unpackhi_ps(y[2], y[3]),
+                        );
+                        let s = [
+                            _mm256_shuffle_ps::<0x44>(t0, t2),
+                            _mm256_shuffle_ps::<0xEE>(t0, t2),
+                            _mm256_shuffle_ps::<0x44>(t1, t3),
+                            _mm256_shuffle_ps::<0xEE>(t1, t3),
+                        ];
+                        for (l, tile) in tiles.iter().enumerate() {
+                            let Some(t) = tile else { continue };
+                            if i >= t.rows {
+                                continue;
+                            }
+                            let val = if l < 4 {
+                                _mm256_castps256_ps128(s[l])
+                            } else {
+                                _mm256_extractf128_ps::<1>(s[l - 4])
+                            };
+                            put4(chan.add(t.at + i * w), t.cols, val);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores the first `n` (1 to 4) floats of `val` at `dst`.
+    ///
+    /// # Safety
+    /// AVX present; `dst` valid for `n` floats.
+    #[inline(always)]
+    unsafe fn put4(dst: *mut f32, n: usize, val: __m128) {
+        // SAFETY: the caller's contract; each store writes at most n floats.
+        unsafe {
+            match n {
+                4 => _mm_storeu_ps(dst, val),
+                3 => {
+                    _mm_storel_pd(dst.cast(), _mm_castps_pd(val));
+                    _mm_store_ss(dst.add(2), _mm_movehl_ps(val, val));
+                }
+                2 => _mm_storel_pd(dst.cast(), _mm_castps_pd(val)),
+                _ => _mm_store_ss(dst, val),
+            }
+        }
+    }
+}
