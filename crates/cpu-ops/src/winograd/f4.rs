@@ -159,6 +159,26 @@ pub(super) mod avx2 {
         })
     }
 
+    /// Copies channel `c` of the group's `g` images into `pad` (image `j` at `j·plane`, rows of `wp` floats), input
+    /// row `r` and column `q` at padded row `r + off`, column `q + off`; the rest of `pad` keeps what it holds
+    /// (zeros: each channel overwrites the same floats).
+    fn copy_planes(
+        x: Images<'_>,
+        c: usize,
+        grp: Group,
+        pad: &mut [f32],
+        (plane, wp): (usize, usize),
+        off: usize,
+    ) {
+        let Group { g, h, w, .. } = grp;
+        for j in 0..g {
+            let src = &x.data[j * x.img_stride + c * x.plane_stride..][..h * w];
+            for (r, row) in src.chunks_exact(w).enumerate() {
+                pad[j * plane + (r + off) * wp + off..][..w].copy_from_slice(row);
+            }
+        }
+    }
+
     /// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v[36 × ci × ld(p)]`.
     ///
     /// # Safety
@@ -189,16 +209,10 @@ pub(super) mod avx2 {
         // column 4tx + 7 <= wp + 1 of row 4ty + 5 < hp, inside pad (8 floats of slack); stores write whole
         // 8-float vectors at column p0 < p of a (ξ, c) row of ld(p) floats, inside v.
         unsafe {
-            let pp = pad.as_mut_ptr();
             let vp = v.as_mut_ptr();
             for c in 0..ci {
-                for j in 0..g {
-                    let src = &x.data[j * x.img_stride + c * x.plane_stride..][..h * w];
-                    for (r, row) in src.chunks_exact(w).enumerate() {
-                        let dst = &mut pad[j * plane + (r + 1) * wp + 1..][..w];
-                        dst.copy_from_slice(row);
-                    }
-                }
+                copy_planes(x, c, grp, &mut pad, (plane, wp), 1);
+                let pp = pad.as_ptr();
                 for (blk, o) in origin.iter().enumerate() {
                     let p0 = blk * 8;
                     // u[i][b] = (d Bᵀ)[i][b]: tile row i of the 8 tiles, transposed, transformed along the row.
@@ -292,15 +306,10 @@ pub(super) mod avx2 {
         // 4tx..4tx+4 <= wq of row 4ty + 3 < hq, inside pad; stores write whole 8-float vectors at column p0 < p
         // of a (ξ, o) row of ld(p) floats, inside dm.
         unsafe {
-            let pp = pad.as_ptr();
             let dp = dm.as_mut_ptr();
             for o in 0..co {
-                for j in 0..g {
-                    let src = &gy.data[j * gy.img_stride + o * gy.plane_stride..][..h * w];
-                    for (r, row) in src.chunks_exact(w).enumerate() {
-                        pad[j * plane + r * wq..][..w].copy_from_slice(row);
-                    }
-                }
+                copy_planes(gy, o, grp, &mut pad, (plane, wq), 0);
+                let pp = pad.as_ptr();
                 for (blk, org) in origin.iter().enumerate() {
                     let p0 = blk * 8;
                     // u[i][b] = (gy Aᵀ)[i][b]: tile row i of the 8 tiles, transposed, transformed along the row.
