@@ -30,7 +30,7 @@ pub(crate) fn conv_input_grad(
 }
 
 /// Gradient of the weights `[co × 9ci]`: by Winograd F(4x4, 3x3) where the forward runs that way (see
-/// [`winograd::weight_grad_f4`]), else as below.
+/// [`winograd::f4::weight_grad`]), else as below.
 ///
 /// Each thread accumulates the transpose `dWᵀ[9ci × co] += cols[9ci × G] · gyᵀ[G × co]` over groups of its
 /// images (`G` = images × H·W ≈ [`DW_COLS`], the images' im2col blocks side by side and their output gradients
@@ -43,7 +43,7 @@ pub(crate) fn conv_weight_grad(
     gy: &[f32],
 ) -> Vec<f32> {
     if winograd::weight_grad_applies(cfg, d) {
-        return winograd::weight_grad_f4(cfg.precision(), d, x, gy);
+        return winograd::f4::weight_grad(cfg.precision(), d, x, gy);
     }
     conv_weight_grad_grouped(cfg.precision(), d, x, gy, cfg.group_cols().dw)
 }

@@ -298,58 +298,8 @@ pub(crate) fn conv_group(
 ) {
     match wts.tile {
         Tile::F2 => conv_group_with(d, x, g, wts, bias, dst, Transforms::best(d.w)),
-        Tile::F4 => conv_group_f4(d, x, g, wts, bias, dst),
+        Tile::F4 => f4::conv_group(d, x, g, wts, bias, dst),
     }
-}
-
-/// [`conv_group`] by F(4x4, 3x3).
-fn conv_group_f4(
-    d: &ConvDims,
-    x: Images<'_>,
-    g: usize,
-    wts: &Weights,
-    bias: Option<&[f32]>,
-    dst: &mut [f32],
-) {
-    let (co, ci) = (wts.co, wts.ci);
-    let p = g * wts.tiles_per_image(d);
-    if p == 0 || co == 0 {
-        return;
-    }
-    assert!(
-        f4_runs_here(),
-        "winograd: F(4x4) transforms on a CPU without AVX2"
-    );
-    crate::isa::record(crate::KernelFamily::Winograd, crate::Isa::Avx2);
-    let grp = Group {
-        g,
-        h: d.h,
-        w: d.w,
-        p,
-    };
-    let ld = f4::ld(p);
-    with_scratch_a(f4::XI * ci * ld, |v| {
-        // SAFETY: AVX2 and FMA checked (f4_applies); v holds 36 × ci × ld(p) floats, x the g images.
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            f4::avx2::transform_input(x, ci, grp, v)
-        };
-        with_scratch_c(f4::XI * co * ld, |m| {
-            for (xi, lhs) in wts.lhs.iter().enumerate() {
-                let b = Mat {
-                    data: &v[xi * ci * ld..][..ci * ld],
-                    rs: ld,
-                    cs: 1,
-                };
-                lhs.gemm(p, &mut m[xi * co * ld..][..co * ld], ld, false, b);
-            }
-            // SAFETY: as above; m holds 36 × co × ld(p) floats, dst co × g·h·w.
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                f4::avx2::transform_output(m, co, grp, bias, dst)
-            };
-        });
-    });
 }
 
 /// [`conv_group`] with the transforms `t` (which must fit `d.w` on this CPU).
@@ -407,98 +357,10 @@ fn conv_group_with(
     });
 }
 
-/// Most tiles of one group of the F(4x4, 3x3) weight gradient: its 36 GEMMs `dU_ξ[co × ci] += dM_ξ[co × P] ·
-/// V_ξ[ci × P]ᵀ` take the tiles as their depth and read and write all of `dU` (36·co·ci floats) once per group,
-/// so deep groups amortise that.
-const DW_COLS_F4: usize = 256;
-
 /// Whether the weight gradient of a convolution of sizes `d` runs as F(4x4, 3x3) under the settings `cfg`: where
 /// its forward does.
 pub(crate) fn weight_grad_applies(cfg: &crate::KernelConfig, d: &ConvDims) -> bool {
     pick(cfg, d) == Some(Tile::F4)
-}
-
-/// The weight gradient `[co, ci, 3, 3]` of a convolution of sizes `d` (input `x`, output gradient `gy`, NCHW) by
-/// F(4x4, 3x3): the forward's `Y = Aᵀ[Σ_c U_ξ V_ξ]A` per tile gives `dU_ξ = Σ_tiles dM_ξ V_ξᵀ` with
-/// `dM = A gy Aᵀ` (36 GEMMs of depth `P` tiles instead of one of depth `h·w` per image: 3.5x fewer
-/// multiply-adds at 15x15, 3.06x at 7x7, 2.25x at 3x3), then `dW = Gᵀ dU G`. Per-thread partial sums over groups
-/// of images, as the im2col path's.
-///
-/// # Panics
-/// Where F(4x4)'s transforms do not run (see [`weight_grad_applies`]).
-pub(crate) fn weight_grad_f4(
-    prec: crate::Precision,
-    d: &ConvDims,
-    x: &[f32],
-    gy: &[f32],
-) -> Vec<f32> {
-    assert!(
-        f4_runs_here(),
-        "winograd: F(4x4) transforms on a CPU without AVX2"
-    );
-    crate::isa::record(crate::KernelFamily::Winograd, crate::Isa::Avx2);
-    let (co, ci, hw) = (d.co, d.ci, d.hw());
-    let (th, tw) = f4::tiles(d.h, d.w);
-    let t_img = th * tw;
-    let (in_img, out_img) = (ci * hw, co * hw);
-    let ulen = f4::XI * co * ci;
-    let per = crate::conv::images_per_group(t_img, DW_COLS_F4);
-    let ranges = crate::util::split_ranges(d.n, rayon::current_num_threads());
-    let partials: Vec<Vec<f32>> = ranges
-        .into_par_iter()
-        .map(|r| {
-            let mut acc = vec![0f32; ulen];
-            let groups = crate::util::split_ranges(r.len(), r.len().div_ceil(per));
-            for (pos, s) in groups.iter().enumerate() {
-                let (first, g) = (r.start + s.start, s.len());
-                let p = g * t_img;
-                let ld = f4::ld(p);
-                let grp = Group {
-                    g,
-                    h: d.h,
-                    w: d.w,
-                    p,
-                };
-                with_scratch_a(f4::XI * ci * ld, |v| {
-                    with_scratch_c(f4::XI * co * ld, |dm| {
-                        // SAFETY: AVX2 and FMA checked (f4_runs_here); v and dm hold 36 × (ci or co) × ld(p)
-                        // floats, x and gy the group's g images.
-                        #[cfg(target_arch = "x86_64")]
-                        unsafe {
-                            f4::avx2::transform_input(
-                                Images::nchw(&x[first * in_img..], ci, hw),
-                                ci,
-                                grp,
-                                v,
-                            );
-                            f4::avx2::transform_grad(
-                                Images::nchw(&gy[first * out_img..], co, hw),
-                                co,
-                                grp,
-                                dm,
-                            );
-                        }
-                        for xi in 0..f4::XI {
-                            let a = Mat {
-                                data: &dm[xi * co * ld..][..co * ld],
-                                rs: ld,
-                                cs: 1,
-                            };
-                            let vt = Mat {
-                                data: &v[xi * ci * ld..][..ci * ld],
-                                rs: 1,
-                                cs: ld,
-                            };
-                            let du = &mut acc[xi * co * ci..][..co * ci];
-                            crate::bf16_gemm::conv_gemm(prec, co, ci, p, du, ci, pos > 0, a, vt);
-                        }
-                    })
-                });
-            }
-            acc
-        })
-        .collect();
-    f4::weight_grad_untransform(&crate::conv::sum_partials(partials, ulen), co, ci)
 }
 
 /// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v[16 × ci × p]`.
@@ -791,7 +653,7 @@ mod tests {
             let x = randv(&mut s, n * ci * h * w);
             let gy = randv(&mut s, n * co * h * w);
             let want = crate::conv::conv_weight_grad_grouped(crate::Precision::F32, &d, &x, &gy, 1);
-            let got = weight_grad_f4(crate::Precision::F32, &d, &x, &gy);
+            let got = f4::weight_grad(crate::Precision::F32, &d, &x, &gy);
             assert_eq!(got.len(), want.len());
             // Sums of n·h·w products of values in [-1, 1].
             let scale = ((n * h * w) as f32).sqrt();
