@@ -354,11 +354,13 @@ fn conv_batch_benches() -> Result<()> {
             if hw > 3 {
                 let (f, _, bn) =
                     time_fwd_bwd(|| k.conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()))?;
+                let (_, _, bw) = time_fwd_bwd(|| k.conv3x3_nobias_pool(&xt, w.as_tensor()))?;
                 println!(
-                    "{:<46} {f:>9.1} {:>8.1} {bn:>11.1} {:>8.1}",
+                    "{:<46} {f:>9.1} {:>8.1} {bn:>11.1} {:>8.1} {bw:>11.1} {:>8.1}",
                     format!("conv3x3_nobias_pool {ci}->{co} @{hw} [{fc}:{dc}] {prec}"),
                     gflops(flop, f),
                     gflops(2.0 * flop, bn),
+                    gflops(flop, bw)
                 );
             }
         }

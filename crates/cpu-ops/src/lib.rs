@@ -243,7 +243,10 @@ impl KernelConfig {
     /// an odd last row/column of the conv output is dropped by the pool), `w [Co, Ci, 3, 3]` ->
     /// `[N, Co, ⌊H/2⌋, ⌊W/2⌋]`. The conv output is never stored at full resolution, and the backward visits only
     /// the conv outputs that are a window's (first) maximum; for 3, 16, 24, 32, 64, 128 and 256 input channels with
-    /// a sparse kernel (see [`KernelConfig::with_sparse_backward`]), otherwise with the dense per-image pass.
+    /// a sparse kernel (see [`KernelConfig::with_sparse_backward`]), otherwise with the dense per-image pass. Where
+    /// the input gradient's convolution (`Co` in, `Ci` out) takes Winograd F(4x4, 3x3) (see [`Winograd`]), the
+    /// sparse kernel keeps the weight and bias gradients and the input gradient runs as that dense convolution of
+    /// the unpooled gradient, which measured faster.
     ///
     /// ```
     /// # use candle_core::{DType, Device, Tensor};

@@ -73,6 +73,72 @@ fn pool_plane_body(x: &[f32], h: usize, w: usize, relu: bool, out: &mut [f32], i
     }
 }
 
+/// A 2x2 max-pool's gradient seen as the full-resolution planes it scatters back to (zero but at each window's
+/// argmax, and with a ReLU mask only where the pooled output is positive; an odd last row or column is zero), read
+/// plane by plane into a caller's buffer instead of being stored whole.
+#[derive(Clone, Copy)]
+pub(crate) struct Unpooled<'a> {
+    /// The pooled gradient `[n, c, h/2, w/2]`, from the first image to read.
+    pub gp: &'a [f32],
+    /// The forward's argmax, laid out as `gp`.
+    pub idx: &'a [u8],
+    /// The pooled output, laid out as `gp`, when a ReLU came before the pool.
+    pub mask: Option<&'a [f32]>,
+    /// Channels per image.
+    pub c: usize,
+    /// The unpooled plane's height.
+    pub h: usize,
+    /// The unpooled plane's width.
+    pub w: usize,
+}
+
+impl<'a> Unpooled<'a> {
+    /// Pooled floats per plane.
+    fn pplane(&self) -> usize {
+        (self.h / 2) * (self.w / 2)
+    }
+
+    /// The same gradient from image `n` on.
+    pub(crate) fn skip(self, n: usize) -> Self {
+        let at = n * self.c * self.pplane();
+        Self {
+            gp: &self.gp[at..],
+            idx: &self.idx[at..],
+            mask: self.mask.map(|m| &m[at..]),
+            ..self
+        }
+    }
+
+    /// Writes image `j`'s channel `ch` plane into `dst`, row `r` at `dst[r·stride..][..w]` (every one of its
+    /// `h·w` floats; nothing else).
+    pub(crate) fn write_plane(&self, j: usize, ch: usize, dst: &mut [f32], stride: usize) {
+        let (h, w, wo) = (self.h, self.w, self.w / 2);
+        let q = (j * self.c + ch) * self.pplane()..(j * self.c + ch + 1) * self.pplane();
+        let (gp, idx) = (&self.gp[q.clone()], &self.idx[q.clone()]);
+        let mask = self.mask.map(|m| &m[q]);
+        for oh in 0..h / 2 {
+            let (top, bottom) = dst[2 * oh * stride..].split_at_mut(stride);
+            let rows = [&mut top[..w], &mut bottom[..w]];
+            // Zeros first (whole rows: vector stores), then the one gradient of each window.
+            for row in rows {
+                row.fill(0.0);
+            }
+            for ow in 0..wo {
+                let p = oh * wo + ow;
+                if mask.is_some_and(|m| m[p] <= 0.0) {
+                    continue;
+                }
+                let i = idx[p];
+                let row = if i & 2 == 0 { &mut *top } else { &mut *bottom };
+                row[2 * ow + (i & 1) as usize] = gp[p];
+            }
+        }
+        if h % 2 == 1 {
+            dst[(h - 1) * stride..][..w].fill(0.0);
+        }
+    }
+}
+
 /// Scatters a pooled gradient back through the saved argmax into a zeroed `h×w` plane. With
 /// `relu`, positions whose pooled output is not positive get no gradient (ReLU'(x<=0) = 0).
 pub(crate) fn unpool_plane(
@@ -257,6 +323,57 @@ mod tests {
                     let (mut o, mut i) = (vec![9.0; n], vec![9u8; n]);
                     f(&x, h, w, relu, &mut o, &mut i);
                     assert_eq!((&o, &i), (&want.0, &want.1), "{name} {h}x{w} relu={relu}");
+                }
+            }
+        }
+    }
+
+    /// `Unpooled::write_plane` writes every float of each `h × w` plane, and nothing past a row's `w` floats,
+    /// the same values as `unpool_plane` into a zeroed plane: even and odd sides, with and without the ReLU mask,
+    /// images and channels past the first, rows wider than the plane, over a buffer of stale values.
+    #[test]
+    fn unpooled_planes_match_the_scatter() {
+        let mut s = 11u64;
+        for (n, c, h, w) in [(2, 3, 4, 6), (1, 2, 5, 7), (3, 1, 9, 4), (1, 1, 1, 3)] {
+            let pp = (h / 2) * (w / 2);
+            let mut rand = |len: usize| -> Vec<f32> {
+                (0..len)
+                    .map(|_| (crate::util::xorshift(&mut s) % 2001) as f32 / 1000.0 - 1.0)
+                    .collect()
+            };
+            let (gp, pooled) = (rand(n * c * pp), rand(n * c * pp));
+            let idx: Vec<u8> = (0..n * c * pp).map(|i| (i * 5 % 4) as u8).collect();
+            for relu in [false, true] {
+                let u = Unpooled {
+                    gp: &gp,
+                    idx: &idx,
+                    mask: relu.then_some(pooled.as_slice()),
+                    c,
+                    h,
+                    w,
+                };
+                let stride = w + 3;
+                for j in 0..n {
+                    for ch in 0..c {
+                        let q = (j * c + ch) * pp..(j * c + ch + 1) * pp;
+                        let mut want = vec![0f32; h * w];
+                        let mask = relu.then(|| &pooled[q.clone()]);
+                        unpool_plane(&gp[q.clone()], &idx[q], mask, w, &mut want);
+                        let mut got = vec![7f32; h * stride];
+                        u.skip(j).write_plane(0, ch, &mut got, stride);
+                        for r in 0..h {
+                            let row = &got[r * stride..][..stride];
+                            assert_eq!(
+                                &row[..w],
+                                &want[r * w..][..w],
+                                "{h}x{w} image {j} ch {ch} row {r}"
+                            );
+                            assert!(
+                                row[w..].iter().all(|&v| v == 7.0),
+                                "{h}x{w}: wrote past row {r}"
+                            );
+                        }
+                    }
                 }
             }
         }

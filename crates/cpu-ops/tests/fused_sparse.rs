@@ -1,5 +1,5 @@
 //! The sparse backward of conv3x3_relu_pool (input channels 3, 16, 32, 64, 128): against the unfused composition
-//! and against f64 finite differences. (`fused_switch.rs` compares it with the dense backward.)
+//! and against f64 finite differences. (`settings.rs` compares it with the dense backward.)
 
 mod common;
 

@@ -4,7 +4,9 @@
 //! channel counts of the models' layers (3, 16, 24, 32, 64, 128, 256) a sparse kernel that visits only
 //! the conv outputs the pool and the ReLU let a gradient through (`sparse.rs`); for other
 //! channel counts a dense pass that scatters each image's pooled gradient into a scratch plane
-//! and runs the bias, weight and input gradients on it as GEMMs while it is hot (`dense.rs`).
+//! and runs the bias, weight and input gradients on it as GEMMs while it is hot (`dense.rs`). Where the input
+//! gradient's convolution takes Winograd F(4x4, 3x3), it runs as that dense convolution of the unpooled gradient
+//! (`unpooled.rs`) and the sparse kernel computes only the weight and bias gradients.
 
 use std::sync::Mutex;
 
@@ -18,6 +20,7 @@ use crate::util::{slice_f32, with_scratch_b, with_tensor_f32};
 
 mod dense;
 mod sparse;
+mod unpooled;
 
 use dense::dense_backward;
 use sparse::{simd, sparse_backward};
@@ -145,6 +148,11 @@ fn fused_backward(
                             gp,
                             idx,
                         };
+                        if want_dx && unpooled::applies(cfg, d) {
+                            let dx = unpooled::input_grad(cfg, d, &io);
+                            let (_, dw, db) = sparse_backward(d, &io, kernel, false, want_dw);
+                            return Ok((Some(dx), dw, db));
+                        }
                         return Ok(sparse_backward(d, &io, kernel, want_dx, want_dw));
                     }
                     let wf = if want_dx {

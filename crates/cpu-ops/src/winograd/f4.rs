@@ -26,7 +26,7 @@
 
 use rayon::prelude::*;
 
-use super::{Group, Weights};
+use super::{Group, Planes, Weights};
 use crate::conv::{ConvDims, Images};
 use crate::util::{Mat, with_scratch_a, with_scratch_c};
 
@@ -92,9 +92,9 @@ pub(super) fn weight_grad_untransform(du: &[f32], co: usize, ci: usize) -> Vec<f
 }
 
 /// [`super::conv_group`] by F(4x4, 3x3).
-pub(super) fn conv_group(
+pub(crate) fn conv_group(
     d: &ConvDims,
-    x: Images<'_>,
+    x: Planes<'_>,
     g: usize,
     wts: &Weights,
     bias: Option<&[f32]>,
@@ -106,7 +106,7 @@ pub(super) fn conv_group(
         return;
     }
     assert!(
-        super::f4_runs_here(),
+        wts.tile == super::Tile::F4 && super::f4_runs_here(),
         "winograd: F(4x4) transforms on a CPU without AVX2"
     );
     crate::isa::record(crate::KernelFamily::Winograd, crate::Isa::Avx2);
@@ -189,13 +189,13 @@ pub(crate) fn weight_grad(prec: crate::Precision, d: &ConvDims, x: &[f32], gy: &
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
                             avx2::transform_input(
-                                Images::nchw(&x[first * in_img..], ci, hw),
+                                Planes::Dense(Images::nchw(&x[first * in_img..], ci, hw)),
                                 ci,
                                 grp,
                                 v,
                             );
                             avx2::transform_grad(
-                                Images::nchw(&gy[first * out_img..], co, hw),
+                                Planes::Dense(Images::nchw(&gy[first * out_img..], co, hw)),
                                 co,
                                 grp,
                                 dm,
@@ -230,8 +230,7 @@ pub(crate) fn weight_grad(prec: crate::Precision, d: &ConvDims, x: &[f32], gy: &
 #[allow(clippy::needless_range_loop)]
 pub(super) mod avx2 {
     use super::{A, M, XI, ld, tiles};
-    use crate::conv::Images;
-    use crate::winograd::Group;
+    use crate::winograd::{Group, Planes};
     use std::arch::x86_64::*;
 
     /// `Bᵀ d` of one column `d0..d5` (or `d Bᵀ`'s of a row): 12 adds and multiply-adds.
@@ -300,11 +299,11 @@ pub(super) mod avx2 {
         })
     }
 
-    /// Copies channel `c` of the group's `g` images into `pad` (image `j` at `j·plane`, rows of `wp` floats), input
+    /// Writes channel `c` of the group's `g` images into `pad` (image `j` at `j·plane`, rows of `wp` floats), input
     /// row `r` and column `q` at padded row `r + off`, column `q + off`; the rest of `pad` keeps what it holds
     /// (zeros: each channel overwrites the same floats).
     fn copy_planes(
-        x: Images<'_>,
+        x: Planes<'_>,
         c: usize,
         grp: Group,
         pad: &mut [f32],
@@ -313,10 +312,7 @@ pub(super) mod avx2 {
     ) {
         let Group { g, h, w, .. } = grp;
         for j in 0..g {
-            let src = &x.data[j * x.img_stride + c * x.plane_stride..][..h * w];
-            for (r, row) in src.chunks_exact(w).enumerate() {
-                pad[j * plane + (r + off) * wp + off..][..w].copy_from_slice(row);
-            }
+            x.write_plane(j, c, (h, w), &mut pad[j * plane + off * wp + off..], wp);
         }
     }
 
@@ -327,7 +323,7 @@ pub(super) mod avx2 {
     /// `p == g·t_img`.
     #[target_feature(enable = "avx2,fma")]
     pub(in crate::winograd) unsafe fn transform_input(
-        x: Images<'_>,
+        x: Planes<'_>,
         ci: usize,
         grp: Group,
         v: &mut [f32],
@@ -424,7 +420,7 @@ pub(super) mod avx2 {
     /// `p == g·t_img`.
     #[target_feature(enable = "avx2,fma")]
     pub(in crate::winograd) unsafe fn transform_grad(
-        gy: Images<'_>,
+        gy: Planes<'_>,
         co: usize,
         grp: Group,
         dm: &mut [f32],

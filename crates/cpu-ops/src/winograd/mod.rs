@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use crate::bf16_gemm::ConvLhs;
 use crate::conv::{ConvDims, Images};
+use crate::pool::Unpooled;
 use crate::util::{Mat, with_scratch_a, with_scratch_c};
 
 /// Fewest input channels for Winograd: below it the GEMMs' depth (`ci`) is too shallow to pay for the transforms.
@@ -190,6 +191,49 @@ impl Group {
     }
 }
 
+/// The images the F(4x4, 3x3) transforms read: NCHW planes, or a max-pool's gradient scattered back to full
+/// resolution plane by plane as they are read (the fused conv -> pool ops' backward).
+#[derive(Clone, Copy)]
+pub(crate) enum Planes<'a> {
+    /// Stored planes.
+    Dense(Images<'a>),
+    /// A pooled gradient, unpooled on the fly.
+    Unpooled(Unpooled<'a>),
+}
+
+impl Planes<'_> {
+    /// The same images from image `n` on.
+    pub(crate) fn skip(self, n: usize) -> Self {
+        match self {
+            Planes::Dense(x) => Planes::Dense(Images {
+                data: &x.data[n * x.img_stride..],
+                ..x
+            }),
+            Planes::Unpooled(u) => Planes::Unpooled(u.skip(n)),
+        }
+    }
+
+    /// Writes image `j`'s channel `c` plane (`h × w`) into `dst`, row `r` at `dst[r·stride..][..w]`.
+    fn write_plane(
+        &self,
+        j: usize,
+        c: usize,
+        (h, w): (usize, usize),
+        dst: &mut [f32],
+        stride: usize,
+    ) {
+        match self {
+            Planes::Dense(x) => {
+                let src = &x.data[j * x.img_stride + c * x.plane_stride..][..h * w];
+                for (r, row) in src.chunks_exact(w).enumerate() {
+                    dst[r * stride..][..w].copy_from_slice(row);
+                }
+            }
+            Planes::Unpooled(u) => u.write_plane(j, c, dst, stride),
+        }
+    }
+}
+
 /// Tiles per image: the GEMM columns one image adds.
 fn tiles_per_image(d: &ConvDims) -> usize {
     let (th, tw) = tiles(d.h, d.w);
@@ -298,7 +342,7 @@ pub(crate) fn conv_group(
 ) {
     match wts.tile {
         Tile::F2 => conv_group_with(d, x, g, wts, bias, dst, Transforms::best(d.w)),
-        Tile::F4 => f4::conv_group(d, x, g, wts, bias, dst),
+        Tile::F4 => f4::conv_group(d, Planes::Dense(x), g, wts, bias, dst),
     }
 }
 
