@@ -377,7 +377,14 @@ pub(in crate::fused) mod simd {
 /// Copies one image `x[ci, h, w]` into `xpad[(h+2), (w+2), ci]` with a zero border.
 fn pad_channels_last(x: &[f32], d: &ConvDims, xpad: &mut [f32]) {
     let (ci, pw) = (d.ci, d.w + 2);
-    xpad.fill(0.0);
+    // The border only: the interior is overwritten below.
+    let row = pw * ci;
+    xpad[..row].fill(0.0);
+    xpad[(d.h + 1) * row..][..row].fill(0.0);
+    for h in 1..=d.h {
+        xpad[h * row..][..ci].fill(0.0);
+        xpad[h * row + (pw - 1) * ci..][..ci].fill(0.0);
+    }
     for c in 0..ci {
         let plane = &x[c * d.hw()..(c + 1) * d.hw()];
         for (h, src) in plane.chunks_exact(d.w.max(1)).enumerate() {
@@ -427,4 +434,44 @@ fn from_channels_last_weights(wcl: &[f32], co: usize, ci: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The padded copy over a buffer of stale values: the border zero, the interior the image (channels last), and
+    /// back again; odd and rectangular sides.
+    #[test]
+    fn padded_copy_zeroes_the_border_and_round_trips() {
+        for (ci, h, w) in [(3, 4, 5), (16, 7, 7), (2, 1, 6)] {
+            let d = ConvDims {
+                n: 1,
+                ci,
+                co: 1,
+                h,
+                w,
+            };
+            let x: Vec<f32> = (0..ci * h * w).map(|i| i as f32 + 1.0).collect();
+            let mut xpad = vec![f32::NAN; (h + 2) * (w + 2) * ci];
+            pad_channels_last(&x, &d, &mut xpad);
+            for r in 0..h + 2 {
+                for q in 0..w + 2 {
+                    for c in 0..ci {
+                        let got = xpad[(r * (w + 2) + q) * ci + c];
+                        let inside = (1..=h).contains(&r) && (1..=w).contains(&q);
+                        let want = if inside {
+                            x[c * h * w + (r - 1) * w + q - 1]
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(got, want, "{ci}x{h}x{w} at ({r}, {q}, {c})");
+                    }
+                }
+            }
+            let mut back = vec![0f32; x.len()];
+            unpad_channels_last(&xpad, &d, &mut back);
+            assert_eq!(back, x);
+        }
+    }
 }
