@@ -224,8 +224,8 @@ impl KernelConfig {
     /// With the sparse backward of [`KernelConfig::conv3x3_relu_pool`] and [`KernelConfig::conv3x3_nobias_pool`]
     /// (for the channel counts that have a sparse kernel: 3, 16, 24, 32, 64, 128 and 256 input channels) on (the
     /// default) or off (the dense GEMM backward that other channel counts use). Both compute the same gradients up
-    /// to float rounding; off exists to compare them. Where the input gradient runs by Winograd F(4x4, 3x3) (see
-    /// [`KernelConfig::conv3x3_nobias_pool`]) the sparse kernel computes only the weight and bias gradients.
+    /// to float rounding; off exists to compare them. Where `conv3x3_nobias_pool`'s input gradient runs by Winograd
+    /// F(4x4, 3x3) (see [`KernelConfig::conv3x3_nobias_pool`]) the sparse kernel computes only the weight gradient.
     pub fn with_sparse_backward(self, on: bool) -> Self {
         KernelConfig {
             sparse_backward: on,

@@ -245,8 +245,9 @@ impl KernelConfig {
     /// the conv outputs that are a window's (first) maximum; for 3, 16, 24, 32, 64, 128 and 256 input channels with
     /// a sparse kernel (see [`KernelConfig::with_sparse_backward`]), otherwise with the dense per-image pass. Where
     /// the input gradient's convolution (`Co` in, `Ci` out) takes Winograd F(4x4, 3x3) (see [`Winograd`]), the
-    /// sparse kernel keeps the weight and bias gradients and the input gradient runs as that dense convolution of
-    /// the unpooled gradient, which measured faster.
+    /// sparse kernel keeps the weight gradient and the input gradient runs as that dense convolution of the
+    /// unpooled gradient, which measured faster. ([`KernelConfig::conv3x3_relu_pool`], whose ReLU leaves the
+    /// sparse kernel half the work, keeps it for both.)
     ///
     /// ```
     /// # use candle_core::{DType, Device, Tensor};

@@ -4,9 +4,9 @@
 //! channel counts of the models' layers (3, 16, 24, 32, 64, 128, 256) a sparse kernel that visits only
 //! the conv outputs the pool and the ReLU let a gradient through (`sparse.rs`); for other
 //! channel counts a dense pass that scatters each image's pooled gradient into a scratch plane
-//! and runs the bias, weight and input gradients on it as GEMMs while it is hot (`dense.rs`). Where the input
-//! gradient's convolution takes Winograd F(4x4, 3x3), it runs as that dense convolution of the unpooled gradient
-//! (`unpooled.rs`) and the sparse kernel computes only the weight and bias gradients.
+//! and runs the bias, weight and input gradients on it as GEMMs while it is hot (`dense.rs`). Without a ReLU,
+//! where the input gradient's convolution takes Winograd F(4x4, 3x3), it runs as that dense convolution of the
+//! unpooled gradient (`unpooled.rs`) and the sparse kernel computes only the weight and bias gradients.
 
 use std::sync::Mutex;
 
@@ -148,7 +148,7 @@ fn fused_backward(
                             gp,
                             idx,
                         };
-                        if want_dx && unpooled::applies(cfg, d) {
+                        if want_dx && unpooled::applies(cfg, d, relu) {
                             let dx = unpooled::input_grad(cfg, d, &io);
                             let (_, dw, db) = sparse_backward(d, &io, kernel, false, want_dw);
                             return Ok((Some(dx), dw, db));
