@@ -247,7 +247,7 @@ impl KernelConfig {
     /// the input gradient's convolution (`Co` in, `Ci` out) takes Winograd F(4x4, 3x3) (see [`Winograd`]), the
     /// sparse kernel keeps the weight gradient and the input gradient runs as that dense convolution of the
     /// unpooled gradient, which measured faster. ([`KernelConfig::conv3x3_relu_pool`], whose ReLU leaves the
-    /// sparse kernel half the work, keeps it for both.)
+    /// sparse kernel fewer windows to visit, keeps it for both.)
     ///
     /// ```
     /// # use candle_core::{DType, Device, Tensor};

@@ -112,30 +112,13 @@ impl<'a> Unpooled<'a> {
     /// Writes image `j`'s channel `ch` plane into `dst`, row `r` at `dst[r·stride..][..w]` (every one of its
     /// `h·w` floats; nothing else).
     pub(crate) fn write_plane(&self, j: usize, ch: usize, dst: &mut [f32], stride: usize) {
-        let (h, w, wo) = (self.h, self.w, self.w / 2);
         let q = (j * self.c + ch) * self.pplane()..(j * self.c + ch + 1) * self.pplane();
-        let (gp, idx) = (&self.gp[q.clone()], &self.idx[q.clone()]);
-        let mask = self.mask.map(|m| &m[q]);
-        for oh in 0..h / 2 {
-            let (top, bottom) = dst[2 * oh * stride..].split_at_mut(stride);
-            let rows = [&mut top[..w], &mut bottom[..w]];
-            // Zeros first (whole rows: vector stores), then the one gradient of each window.
-            for row in rows {
-                row.fill(0.0);
-            }
-            for ow in 0..wo {
-                let p = oh * wo + ow;
-                if mask.is_some_and(|m| m[p] <= 0.0) {
-                    continue;
-                }
-                let i = idx[p];
-                let row = if i & 2 == 0 { &mut *top } else { &mut *bottom };
-                row[2 * ow + (i & 1) as usize] = gp[p];
-            }
+        // Zeros first (whole rows: vector stores), then the one gradient of each window.
+        for r in 0..self.h {
+            dst[r * stride..][..self.w].fill(0.0);
         }
-        if h % 2 == 1 {
-            dst[(h - 1) * stride..][..w].fill(0.0);
-        }
+        let mask = self.mask.map(|m| &m[q.clone()]);
+        unpool_rows(&self.gp[q.clone()], &self.idx[q], mask, self.w, stride, dst);
     }
 }
 
@@ -148,12 +131,24 @@ pub(crate) fn unpool_plane(
     w: usize,
     gx: &mut [f32],
 ) {
+    unpool_rows(gp, idx, pooled, w, w, gx);
+}
+
+/// [`unpool_plane`] into rows of `stride` floats (`stride >= w`): row `r` at `gx[r·stride..][..w]`.
+fn unpool_rows(
+    gp: &[f32],
+    idx: &[u8],
+    pooled: Option<&[f32]>,
+    w: usize,
+    stride: usize,
+    gx: &mut [f32],
+) {
     let wo = w / 2;
     if wo == 0 {
         return;
     }
     for (oh, (grow, irow)) in gp.chunks_exact(wo).zip(idx.chunks_exact(wo)).enumerate() {
-        let (top, bottom) = gx[2 * oh * w..(2 * oh + 2) * w].split_at_mut(w);
+        let (top, bottom) = gx[2 * oh * stride..][..stride + w].split_at_mut(stride);
         let prow = pooled.map(|v| &v[oh * wo..(oh + 1) * wo]);
         for (ow, (&g, &i)) in grow.iter().zip(irow).enumerate() {
             if let Some(res) = prow

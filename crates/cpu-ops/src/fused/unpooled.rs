@@ -6,7 +6,7 @@
 //! convolution and run near the FMA units' peak, while the sparse kernel's input-gradient scatter does a load and
 //! a store per multiply-add: on AVX2 the dense one measured faster at airbench94's three conv -> pool layers
 //! (`docs/performance.md`). The weight gradient stays with the sparse kernel, which measured faster than F(4x4)
-//! there; so does the input gradient after a ReLU (`conv3x3_relu_pool`), where half the windows pass nothing.
+//! there; so does the input gradient after a ReLU (`conv3x3_relu_pool`), where fewer windows pass a gradient.
 
 use rayon::prelude::*;
 
@@ -19,8 +19,8 @@ use crate::winograd::{self, Planes, Tile};
 
 /// Whether the input gradient of a fused op of sizes `d` runs here under `cfg`: where the convolution of the
 /// gradient (`co` input channels, `ci` outputs) runs by F(4x4, 3x3), and only without a ReLU (`relu`): after a
-/// ReLU about half the windows pass no gradient, the sparse kernel has half the work, and it measured faster (the
-/// reference network's train step at batch 128, 2,539 img/s with this path against 2,711 without).
+/// ReLU the windows whose maximum is not positive pass no gradient, the sparse kernel skips them, and it measured
+/// faster (the reference network's train step at batch 128, 2,539 img/s with this path against 2,711 without).
 pub(super) fn applies(cfg: &KernelConfig, d: &ConvDims, relu: bool) -> bool {
     !relu && winograd::pick(cfg, &d.transposed()) == Some(Tile::F4)
 }

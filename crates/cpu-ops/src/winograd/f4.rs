@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Their coefficients are not powers of two, so unlike F(2x2, 3x3) the f32 result differs from the direct
-//! convolution by more than the summation order: up to about 1e-5 of the outputs' scale (measured: 7e-6 in this
-//! module's unit test, 1.3e-5 at 256->256 @7 in the conv module's; the tests hold it under 5e-5). The bf16 GEMMs keep F(2x2, 3x3), whose transformed inputs round less.
+//! convolution by more than the summation order: up to about 1e-5 of the outputs' scale (measured: 7e-6 in the
+//! winograd unit tests (tests.rs), 1.3e-5 at 256->256 @7 in the conv module's; the tests hold it under 5e-5). The bf16 GEMMs keep F(2x2, 3x3), whose transformed inputs round less.
 //!
 //! Layout: the same 36 GEMMs `M_ξ[co × P] = U_ξ[co × ci] · V_ξ[ci × P]` as F(2x2, 3x3)'s 16, over the group's tiles
 //! (`P` columns, rows of `ld = P` rounded up to 8 floats so every transform reads and writes whole vectors). The
@@ -107,7 +107,7 @@ pub(crate) fn conv_group(
     }
     assert!(
         wts.tile == super::Tile::F4 && super::f4_runs_here(),
-        "winograd: F(4x4) transforms on a CPU without AVX2"
+        "winograd: F(4x4) transforms with other tiles' weights or on a CPU without AVX2"
     );
     crate::isa::record(crate::KernelFamily::Winograd, crate::Isa::Avx2);
     let grp = Group {

@@ -1,0 +1,173 @@
+//! Unit tests of F(2x2, 3x3) and F(4x4, 3x3) against the direct convolution.
+
+use super::*;
+use crate::conv::conv_group as direct_group;
+use crate::util::xorshift;
+
+fn randv(state: &mut u64, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|_| (xorshift(state) % 2001) as f32 / 1000.0 - 1.0)
+        .collect()
+}
+
+/// Winograd against the direct im2col GEMM (f32), group matrices compared, at even, odd, square and
+/// rectangular sizes, with and without bias, one and several images per group.
+#[test]
+fn matches_the_direct_convolution() {
+    let mut s = 5u64;
+    for &(g, ci, co, h, w) in &[
+        (1, 3, 2, 4, 4),
+        (2, 5, 7, 7, 7),
+        (3, 4, 3, 15, 15),
+        (1, 6, 5, 5, 8),
+        (2, 2, 3, 6, 9),
+        (1, 1, 1, 1, 1),
+        (2, 3, 4, 2, 3),
+        (2, 3, 2, 16, 16),
+        (1, 2, 2, 17, 3),
+    ] {
+        let d = ConvDims { n: g, ci, co, h, w };
+        let x = randv(&mut s, g * ci * h * w);
+        let wt = randv(&mut s, co * ci * 9);
+        let b = randv(&mut s, co);
+        let every = [Transforms::Portable, Transforms::Avx2, Transforms::Avx512];
+        let runs = every
+            .into_iter()
+            .filter(|t| t.fits(w))
+            .flat_map(|t| [(None, t), (Some(b.as_slice()), t)]);
+        for (bias, t) in runs {
+            let xs = Images::nchw(&x, ci, h * w);
+            let mut want = vec![0f32; co * g * h * w];
+            direct_group(
+                &d,
+                xs,
+                g,
+                &ConvLhs::new(&wt, co, ci * 9, crate::Precision::F32),
+                bias,
+                &mut want,
+            );
+            // Sentinels past the group matrix: the SIMD stores must not cross its end.
+            let len = co * g * h * w;
+            let mut got = vec![f32::NAN; len + 16];
+            let wts = Weights::new(&wt, co, ci, crate::Precision::F32, Tile::F2);
+            conv_group_with(&d, xs, g, &wts, bias, &mut got[..len], t);
+            assert!(
+                got[len..].iter().all(|v| v.is_nan()),
+                "{t:?} wrote past dst"
+            );
+            got.truncate(len);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()) * (ci as f32).sqrt(),
+                    "g {g} ci {ci} co {co} {h}x{w} {t:?} bias {}: [{i}] {a} vs {b}",
+                    bias.is_some()
+                );
+            }
+        }
+    }
+}
+
+/// F(4x4, 3x3) against the direct im2col GEMM (f32): sizes that leave 1 to 3 outputs of the last tile row and
+/// column, one tile per image, groups whose tile count is not a multiple of the 8-tile vectors, with and
+/// without bias; sentinels past the group matrix. Its error bound is F(4x4)'s (see `f4`): relative to the
+/// output's scale, not rounding alone.
+#[test]
+fn f4_matches_the_direct_convolution() {
+    if !f4_runs_here() {
+        eprintln!("skipped: F(4x4, 3x3) needs AVX2");
+        return;
+    }
+    let mut s = 9u64;
+    let mut worst = 0f32;
+    for &(g, ci, co, h, w) in &[
+        (1, 3, 2, 4, 4),
+        (2, 5, 7, 7, 7),
+        (3, 4, 3, 15, 15),
+        (1, 6, 5, 5, 8),
+        (2, 2, 3, 6, 9),
+        (1, 1, 1, 1, 1),
+        (5, 3, 4, 3, 3),
+        (9, 2, 3, 3, 2),
+        (2, 3, 2, 16, 16),
+        (1, 2, 2, 17, 31),
+        (2, 64, 9, 15, 15),
+        (3, 256, 5, 7, 7),
+    ] {
+        let d = ConvDims { n: g, ci, co, h, w };
+        let x = randv(&mut s, g * ci * h * w);
+        let wt = randv(&mut s, co * ci * 9);
+        let b = randv(&mut s, co);
+        for bias in [None, Some(b.as_slice())] {
+            let xs = Images::nchw(&x, ci, h * w);
+            let mut want = vec![0f32; co * g * h * w];
+            direct_group(
+                &d,
+                xs,
+                g,
+                &ConvLhs::new(&wt, co, ci * 9, crate::Precision::F32),
+                bias,
+                &mut want,
+            );
+            let len = co * g * h * w;
+            let mut got = vec![f32::NAN; len + 16];
+            let wts = Weights::new(&wt, co, ci, crate::Precision::F32, Tile::F4);
+            conv_group(&d, xs, g, &wts, bias, &mut got[..len]);
+            assert!(got[len..].iter().all(|v| v.is_nan()), "F4 wrote past dst");
+            got.truncate(len);
+            // Inputs and weights in [-1, 1]: outputs of scale sqrt(9·ci).
+            let scale = (9.0 * ci as f32).sqrt();
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                let err = (a - b).abs() / scale;
+                worst = worst.max(err);
+                assert!(
+                    err <= 1e-5,
+                    "g {g} ci {ci} co {co} {h}x{w} bias {}: [{i}] {a} vs {b}",
+                    bias.is_some()
+                );
+            }
+        }
+    }
+    eprintln!("F(4x4, 3x3): worst error {worst:e} of the output scale");
+}
+
+/// The F(4x4, 3x3) weight gradient against the im2col one (f32), at sizes that leave partial tiles, one tile
+/// per image, groups of several images and several groups per thread.
+#[test]
+fn f4_weight_grad_matches_the_direct_one() {
+    if !f4_runs_here() {
+        eprintln!("skipped: F(4x4, 3x3) needs AVX2");
+        return;
+    }
+    let mut s = 11u64;
+    let mut worst = 0f32;
+    for &(n, ci, co, h, w) in &[
+        (1, 3, 2, 4, 4),
+        (3, 5, 7, 7, 7),
+        (2, 4, 3, 15, 15),
+        (2, 6, 5, 5, 8),
+        (1, 1, 1, 1, 1),
+        (7, 3, 4, 3, 3),
+        (1, 2, 2, 17, 31),
+        (70, 16, 9, 7, 7),
+        (600, 2, 3, 3, 3),
+        (4, 64, 24, 15, 15),
+    ] {
+        let d = ConvDims { n, ci, co, h, w };
+        let x = randv(&mut s, n * ci * h * w);
+        let gy = randv(&mut s, n * co * h * w);
+        let want = crate::conv::conv_weight_grad_grouped(crate::Precision::F32, &d, &x, &gy, 1);
+        let got = f4::weight_grad(crate::Precision::F32, &d, &x, &gy);
+        assert_eq!(got.len(), want.len());
+        // Sums of n·h·w products of values in [-1, 1].
+        let scale = ((n * h * w) as f32).sqrt();
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            let err = (a - b).abs() / scale;
+            worst = worst.max(err);
+            assert!(
+                err <= 2e-5,
+                "n {n} ci {ci} co {co} {h}x{w}: [{i}] {a} vs {b}"
+            );
+        }
+    }
+    eprintln!("F(4x4, 3x3) weight gradient: worst error {worst:e} of the scale");
+}
