@@ -2,6 +2,7 @@
 //! crates (`dataset`, `augment`, `model`, `train`, `viz`, `predict`, `serve`).
 
 mod args;
+mod bench;
 mod commands;
 mod compare;
 mod data;
