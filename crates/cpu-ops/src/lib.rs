@@ -50,6 +50,8 @@
 
 mod activation;
 mod batch_norm;
+// The bf16 GEMM kernel needs AVX512-BF16: without x86-64 only its scalar fallback (tests) and the checks remain.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 mod bf16_gemm;
 mod config;
 mod conv;

@@ -111,6 +111,8 @@ impl<'a> Unpooled<'a> {
 
     /// Writes image `j`'s channel `ch` plane into `dst`, row `r` at `dst[r·stride..][..w]` (every one of its
     /// `h·w` floats; nothing else).
+    // Read by the F(4x4) transforms only (x86-64).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn write_plane(&self, j: usize, ch: usize, dst: &mut [f32], stride: usize) {
         let q = (j * self.c + ch) * self.pplane()..(j * self.c + ch + 1) * self.pplane();
         // Zeros first (whole rows: vector stores), then the one gradient of each window.
@@ -295,6 +297,8 @@ mod tests {
             for relu in [false, true] {
                 let want = sequential(&x, h, w, relu);
                 let n = (h / 2) * (w / 2);
+                // Without x86-64 nothing is added below.
+                #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
                 let mut builds: Vec<(&str, PoolPlaneFn)> = vec![
                     ("dispatched", pool_plane_kernel()),
                     ("baseline", pool_plane_body),

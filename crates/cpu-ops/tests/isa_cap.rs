@@ -1,6 +1,9 @@
 //! `CPU_OPS_MAX_ISA` caps this crate's dispatch and the GEMM crate's alike (the workspace's patched
 //! gemm-common, vendor/README.md). The cap is read once per process, so each case runs in a child process: this
 //! test binary itself, re-run on one test with the variable set.
+//!
+//! x86-64 only: the cap names x86-64 levels, and the GEMM crate's feature checks here are x86 ones.
+#![cfg(target_arch = "x86_64")]
 
 use candle_cpu_ops::{Isa, MAX_ISA_VAR, bf16_supported};
 use std::process::Command;

@@ -337,6 +337,8 @@ pub(in crate::fused) mod simd {
                 };
                 let base = run(portable::<{ 3 * CI }, { 3 * CI }>, &d, &io, pad_len);
                 assert!(base[0].iter().any(|&v| v != 0.0) && base[2].iter().any(|&v| v != 0.0));
+                // Without x86-64 nothing is added below.
+                #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
                 let mut builds: Vec<(&str, Kernel)> = vec![
                     ("dispatched", for_row::<{ 3 * CI }, SUMS, SUMS_512>()),
                     ("portable", portable::<{ 3 * CI }, SUMS>),

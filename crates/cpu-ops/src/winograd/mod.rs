@@ -214,6 +214,8 @@ impl Planes<'_> {
     }
 
     /// Writes image `j`'s channel `c` plane (`h × w`) into `dst`, row `r` at `dst[r·stride..][..w]`.
+    // Read by the F(4x4) transforms only (x86-64).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fn write_plane(
         &self,
         j: usize,
@@ -537,6 +539,12 @@ fn transform_output(m: &[f32], co: usize, grp: Group, bias: Option<&[f32]>, dst:
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+// Without x86-64 the F(4x4) transforms (AVX2) are never picked (`f4_runs_here`): their callers' code is compiled
+// out, so what only they use is unused there.
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, unused_imports, unused_variables)
+)]
 pub(crate) mod f4;
 
 #[cfg(test)]
