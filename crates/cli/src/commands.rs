@@ -180,19 +180,7 @@ fn train_cmd(a: TrainArgs) -> Result<ExitCode> {
     tracing::info!("config: {}", serde_json::to_string(&cfg)?);
     crate::data::ensure(&cfg.data_dir, cfg.dataset, a.url.as_deref())?;
     let data = crate::data::load_data(&cfg)?;
-    let stop = StopFlag::default();
-    crate::progress::install_ctrl_c(&stop)?;
-    let (net, device) = train::build_model(&cfg, data.train.num_classes())
-        .map_err(crate::errors::train_flag_error)?;
-    let outcome = train::TrainerBuilder::new(net.as_ref(), cfg.clone())
-        .run_dir(&out)
-        .resume(resume)
-        .stop_flag(stop)
-        .device_description(device)
-        .callback(crate::progress::Progress::new(cfg.patience))
-        .build()
-        .map_err(crate::errors::train_flag_error)?
-        .fit(&data)?;
+    let outcome = fit_here(&cfg, &data, &out, resume)?;
     if outcome.interrupted {
         println!(
             "interrupted; continue with: cifar train --resume {}",
@@ -284,6 +272,30 @@ impl Drop for RemoveIfEmpty {
 
 /// `runs/<preset>-seed<seed>-<UTC date-time>` (e.g. `runs/fast-seed42-20261204-171502`): readable, sortable,
 /// and unique per second (`-2`, `-3`, ... when a run of the same second exists).
+/// Trains `cfg` on `data` in this process into the run directory `out` (resuming from its `last` checkpoint when
+/// `resume`), with the progress bar, and Ctrl-C asking the run to stop after the batch (it saves `last`): what
+/// `cifar train` and each `cifar sweep` run do.
+pub(crate) fn fit_here(
+    cfg: &TrainConfig,
+    data: &train::Data,
+    out: &Path,
+    resume: bool,
+) -> Result<train::Outcome> {
+    let stop = StopFlag::default();
+    crate::progress::install_ctrl_c(&stop)?;
+    let (net, device) = train::build_model(cfg, data.train.num_classes())
+        .map_err(crate::errors::train_flag_error)?;
+    Ok(train::TrainerBuilder::new(net.as_ref(), cfg.clone())
+        .run_dir(out)
+        .resume(resume)
+        .stop_flag(stop)
+        .device_description(device)
+        .callback(crate::progress::Progress::new(cfg.patience))
+        .build()
+        .map_err(crate::errors::train_flag_error)?
+        .fit(data)?)
+}
+
 fn default_out(cfg: &TrainConfig) -> PathBuf {
     let stem = format!(
         "{}-seed{}-{}",

@@ -129,6 +129,15 @@ impl Axis {
     }
 }
 
+/// `setting=value1,value2` as a user writes it ([`Axis::parse`]'s grammar; strings unquoted, see [`value_text`]): for
+/// logs, the batch script and the report.
+impl std::fmt::Display for Axis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values: Vec<String> = self.values.iter().map(value_text).collect();
+        write!(f, "{}={}", self.setting, values.join(","))
+    }
+}
+
 /// The grid of a sweep: every combination of the axes' values, each trained once per seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
@@ -357,17 +366,7 @@ impl Grid {
             let show = |g: &Grid| {
                 g.axes
                     .iter()
-                    .map(|a| {
-                        format!(
-                            "{}={}",
-                            a.setting,
-                            a.values
-                                .iter()
-                                .map(value_text)
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        )
-                    })
+                    .map(Axis::to_string)
                     .collect::<Vec<_>>()
                     .join(" ")
             };
@@ -539,6 +538,21 @@ mod tests {
         ] {
             let e = parse_seeds(bad).unwrap_err().to_string();
             assert!(e.contains(needle), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn axes_print_as_written() {
+        for (text, shown) in [
+            ("lr=0.002,0.004", "lr=0.002,0.004"),
+            ("precision = f32, bf16", "precision=f32,bf16"),
+            ("augment.flip-prob=0.5", "augment.flip_prob=0.5"),
+            ("patience=null,3", "patience=null,3"),
+            ("stratified=true", "stratified=true"),
+        ] {
+            let a = Axis::parse(text).unwrap();
+            assert_eq!(a.to_string(), shown, "{text:?}");
+            assert_eq!(Axis::parse(shown).unwrap(), a, "{shown:?} parses back");
         }
     }
 

@@ -3,7 +3,6 @@
 //! (paired by seed when the seeds match, else Welch's); `sweep.html` (one chart and the tables) and
 //! `sweep_report.json`. Partial sweeps report what has finished.
 
-use crate::grid::value_text;
 use crate::stats::{self, Difference, Summary};
 use crate::sweep_dir::{RunStatus, SweepDir, SweepFile};
 use crate::{Result, grid::RunSpec};
@@ -200,22 +199,7 @@ pub fn build(dir: &SweepDir, file: &SweepFile, statuses: &[RunStatus]) -> Report
     let comparisons = compare_to_first(&configs, &runs);
     Report {
         preset: file.grid.preset().to_string(),
-        axes: file
-            .grid
-            .axes
-            .iter()
-            .map(|a| {
-                format!(
-                    "{}={}",
-                    a.setting,
-                    a.values
-                        .iter()
-                        .map(value_text)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )
-            })
-            .collect(),
+        axes: file.grid.axes.iter().map(|a| a.to_string()).collect(),
         seeds: file.grid.seeds.clone(),
         counts: Counts::of(statuses),
         configs,

@@ -176,21 +176,7 @@ fn load_sweep(dir: &Path) -> Result<(SweepDir, SweepFile)> {
 /// A one-paragraph description of the grid (for logs and the batch script).
 fn grid_text(f: &SweepFile) -> String {
     let g = &f.grid;
-    let axes: Vec<String> = g
-        .axes
-        .iter()
-        .map(|a| {
-            format!(
-                "{}={}",
-                a.setting,
-                a.values
-                    .iter()
-                    .map(sweep::grid::value_text)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        })
-        .collect();
+    let axes: Vec<String> = g.axes.iter().map(Axis::to_string).collect();
     format!(
         "preset {}, {}, {} seeds: {} runs",
         g.preset(),

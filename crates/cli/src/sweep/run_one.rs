@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use sweep::{RunStatus, TaskRecord, TaskState};
-use train::{RunDir, StopFlag, TrainConfig};
+use train::{RunDir, TrainConfig};
 
 /// Whether two configurations describe the same run (the data directory and the device aside).
 fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
@@ -131,20 +131,8 @@ fn train_run(
             cfg.data_dir.display()
         )
     })?;
-    let stop = StopFlag::default();
-    crate::progress::install_ctrl_c(&stop)?;
     let classes = data.train.num_classes();
-    let (net, device) =
-        train::build_model(cfg, classes).map_err(crate::errors::train_flag_error)?;
-    let outcome = train::TrainerBuilder::new(net.as_ref(), cfg.clone())
-        .run_dir(out)
-        .resume(resume)
-        .stop_flag(stop)
-        .device_description(device)
-        .callback(crate::progress::Progress::new(cfg.patience))
-        .build()
-        .map_err(crate::errors::train_flag_error)?
-        .fit(&data)?;
+    let outcome = crate::commands::fit_here(cfg, &data, out, resume)?;
     if outcome.interrupted {
         return Ok(false);
     }
