@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 target=aarch64-unknown-linux-gnu
-if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+if ! rustup target list --installed 2>/dev/null | grep -x "$target" >/dev/null; then
   timeout 300 rustup target add "$target" || true
 fi
 if ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1; then
@@ -27,7 +27,7 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || ! command -v qemu-aarch
   fi
 fi
 missing=()
-rustup target list --installed 2>/dev/null | grep -qx "$target" || missing+=("the Rust target $target")
+rustup target list --installed 2>/dev/null | grep -x "$target" >/dev/null || missing+=("the Rust target $target")
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing+=("aarch64-linux-gnu-gcc")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "SKIPPED: the aarch64 checks need ${missing[*]}"
