@@ -17,7 +17,8 @@
 //! winograd unit tests (tests.rs), 1.3e-5 at 256->256 @7 in the conv module's; the tests hold it under 5e-5). The bf16 GEMMs keep F(2x2, 3x3), whose transformed inputs round less.
 //!
 //! Layout: the same 36 GEMMs `M_ξ[co × P] = U_ξ[co × ci] · V_ξ[ci × P]` as F(2x2, 3x3)'s 16, over the group's tiles
-//! (`P` columns, rows of `ld = P` rounded up to 8 floats so every transform reads and writes whole vectors). The
+//! (`P` columns, rows of `ld = P` rounded up to 8 floats so every transform reads and writes whole vectors; one
+//! ξ's matrix starts [`xi_stride`] floats after the previous one, 64 bytes past its end, see [`XI_PAD`]). The
 //! AVX2 transforms run 8 tiles per vector, whatever the image size: the input's tile rows are read as vectors and
 //! transposed (8 tiles × 6 columns), the outputs transposed back into 4-float rows.
 //!
@@ -45,6 +46,17 @@ pub(super) fn tiles(h: usize, w: usize) -> (usize, usize) {
 /// The row stride of `V` and `M` for `p` tiles: whole 8-float vectors.
 pub(super) fn ld(p: usize) -> usize {
     p.next_multiple_of(8)
+}
+
+/// Floats between one ξ's matrix of `V` (or `M`, `dM`) and the next beyond its `rows × ld(p)`: 64 bytes, so that
+/// the 36 matrices do not start a multiple of 4 KiB apart. Unpadded they do whenever the rows are a multiple of 4
+/// (`rows × ld × 4` bytes with `ld` a multiple of 8), and then the 36 vectors a transform reads or writes for one
+/// tile block fall in one set of the 8-way L1 (and a few of L2) and evict each other.
+const XI_PAD: usize = 16;
+
+/// The distance in floats from one ξ's matrix of `rows` rows to the next, for `p` tiles (see [`XI_PAD`]).
+pub(super) fn xi_stride(rows: usize, p: usize) -> usize {
+    rows * ld(p) + XI_PAD
 }
 
 /// `G` (see the module's text).
@@ -116,23 +128,24 @@ pub(crate) fn conv_group(
         w: d.w,
         p,
     };
-    let ld = ld(p);
-    with_scratch_a(XI * ci * ld, |v| {
-        // SAFETY: AVX2 and FMA checked (f4_runs_here, asserted above); v holds 36 × ci × ld(p) floats, x the g images.
+    let (ld, xv, xm) = (ld(p), xi_stride(ci, p), xi_stride(co, p));
+    with_scratch_a(XI * xv, |v| {
+        // SAFETY: AVX2 and FMA checked (f4_runs_here, asserted above); v holds 36 ξ strides for ci rows, x the g
+        // images.
         #[cfg(target_arch = "x86_64")]
         unsafe {
             avx2::transform_input(x, ci, grp, v)
         };
-        with_scratch_c(XI * co * ld, |m| {
+        with_scratch_c(XI * xm, |m| {
             for (xi, lhs) in wts.lhs.iter().enumerate() {
                 let b = Mat {
-                    data: &v[xi * ci * ld..][..ci * ld],
+                    data: &v[xi * xv..][..ci * ld],
                     rs: ld,
                     cs: 1,
                 };
-                lhs.gemm(p, &mut m[xi * co * ld..][..co * ld], ld, false, b);
+                lhs.gemm(p, &mut m[xi * xm..][..co * ld], ld, false, b);
             }
-            // SAFETY: as above; m holds 36 × co × ld(p) floats, dst co × g·h·w.
+            // SAFETY: as above; m holds 36 ξ strides for co rows, dst co × g·h·w.
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 avx2::transform_output(m, co, grp, bias, dst)
@@ -175,17 +188,17 @@ pub(crate) fn weight_grad(prec: crate::Precision, d: &ConvDims, x: &[f32], gy: &
             for (pos, s) in groups.iter().enumerate() {
                 let (first, g) = (r.start + s.start, s.len());
                 let p = g * t_img;
-                let ld = ld(p);
+                let (ld, xv, xm) = (ld(p), xi_stride(ci, p), xi_stride(co, p));
                 let grp = Group {
                     g,
                     h: d.h,
                     w: d.w,
                     p,
                 };
-                with_scratch_a(XI * ci * ld, |v| {
-                    with_scratch_c(XI * co * ld, |dm| {
-                        // SAFETY: AVX2 and FMA checked (f4_runs_here); v and dm hold 36 × (ci or co) × ld(p)
-                        // floats, x and gy the group's g images.
+                with_scratch_a(XI * xv, |v| {
+                    with_scratch_c(XI * xm, |dm| {
+                        // SAFETY: AVX2 and FMA checked (f4_runs_here); v and dm hold 36 ξ strides for ci or co
+                        // rows, x and gy the group's g images.
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
                             avx2::transform_input(
@@ -203,12 +216,12 @@ pub(crate) fn weight_grad(prec: crate::Precision, d: &ConvDims, x: &[f32], gy: &
                         }
                         for xi in 0..XI {
                             let a = Mat {
-                                data: &dm[xi * co * ld..][..co * ld],
+                                data: &dm[xi * xm..][..co * ld],
                                 rs: ld,
                                 cs: 1,
                             };
                             let vt = Mat {
-                                data: &v[xi * ci * ld..][..ci * ld],
+                                data: &v[xi * xv..][..ci * ld],
                                 rs: 1,
                                 cs: ld,
                             };
@@ -229,7 +242,7 @@ pub(crate) fn weight_grad(prec: crate::Precision, d: &ConvDims, x: &[f32], gy: &
 // The column passes index a column `b` of row-major register arrays across their rows.
 #[allow(clippy::needless_range_loop)]
 pub(super) mod avx2 {
-    use super::{A, M, XI, ld, tiles};
+    use super::{A, M, XI, ld, tiles, xi_stride};
     use crate::winograd::{Group, Planes};
     use std::arch::x86_64::*;
 
@@ -346,10 +359,11 @@ pub(super) mod avx2 {
         }
     }
 
-    /// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v[36 × ci × ld(p)]`.
+    /// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v` (36 matrices of `ci × ld(p)`,
+    /// [`xi_stride`] apart).
     ///
     /// # Safety
-    /// AVX2 and FMA present; `x` holds `g` images of `ci` planes of `h·w`; `v` holds `36·ci·ld(p)` floats with
+    /// AVX2 and FMA present; `x` holds `g` images of `ci` planes of `h·w`; `v` holds `36·xi_stride(ci, p)` floats with
     /// `p == g·t_img`.
     #[target_feature(enable = "avx2,fma")]
     pub(in crate::winograd) unsafe fn transform_input(
@@ -361,8 +375,8 @@ pub(super) mod avx2 {
         let Group { g, h, w, p } = grp;
         let (th, tw) = tiles(h, w);
         let t_img = th * tw;
-        let ldv = ld(p);
-        assert!(p == g * t_img && p > 0 && v.len() >= XI * ci * ldv);
+        let (ldv, xs) = (ld(p), xi_stride(ci, p));
+        assert!(p == g * t_img && p > 0 && v.len() >= XI * xs);
         // The g images' planes of one channel, zero-padded: row r, column q is input (r - 1, q - 1); tile
         // (ty, tx) reads rows 4ty..4ty+6, columns 4tx..4tx+6, as 8-float loads (8 floats of slack at the end).
         let (hp, wp) = (M * th + 2, M * tw + 2);
@@ -391,7 +405,7 @@ pub(super) mod avx2 {
                     for b in 0..A {
                         let col = bt(std::array::from_fn(|i| u[i][b]));
                         for (a, val) in col.into_iter().enumerate() {
-                            _mm256_storeu_ps(vp.add(((a * A + b) * ci + c) * ldv + p0), val);
+                            _mm256_storeu_ps(vp.add((a * A + b) * xs + c * ldv + p0), val);
                         }
                     }
                 }
@@ -445,12 +459,12 @@ pub(super) mod avx2 {
     }
 
     /// `dM_ξ[o][tile] = (A gy Aᵀ)_ξ` for every output channel and tile of `g` images' output gradients `gy`
-    /// (`co` planes of `h·w` each), into `dm[36 × co × ld(p)]`: the gradient of the products `M` that the forward's
-    /// `Y = Aᵀ M A` turned into these outputs (outputs past the image get none).
+    /// (`co` planes of `h·w` each), into `dm` (36 matrices of `co × ld(p)`, [`xi_stride`] apart): the gradient of the
+    /// products `M` that the forward's `Y = Aᵀ M A` turned into these outputs (outputs past the image get none).
     ///
     /// # Safety
-    /// AVX2 and FMA present; `gy` holds `g` images of `co` planes of `h·w`; `dm` holds `36·co·ld(p)` floats with
-    /// `p == g·t_img`.
+    /// AVX2 and FMA present; `gy` holds `g` images of `co` planes of `h·w`; `dm` holds `36·xi_stride(co, p)` floats
+    /// with `p == g·t_img`.
     #[target_feature(enable = "avx2,fma")]
     pub(in crate::winograd) unsafe fn transform_grad(
         gy: Planes<'_>,
@@ -461,8 +475,8 @@ pub(super) mod avx2 {
         let Group { g, h, w, p } = grp;
         let (th, tw) = tiles(h, w);
         let t_img = th * tw;
-        let ldm = ld(p);
-        assert!(p == g * t_img && p > 0 && dm.len() >= XI * co * ldm);
+        let (ldm, xs) = (ld(p), xi_stride(co, p));
+        assert!(p == g * t_img && p > 0 && dm.len() >= XI * xs);
         // The g images' planes of one channel, zero past the image: tile (ty, tx) reads rows 4ty..4ty+4, columns
         // 4tx..4tx+4.
         let (hq, wq) = (M * th, M * tw);
@@ -489,7 +503,7 @@ pub(super) mod avx2 {
                     for b in 0..A {
                         let col = a([u[0][b], u[1][b], u[2][b], u[3][b]]);
                         for (ai, val) in col.into_iter().enumerate() {
-                            _mm256_storeu_ps(dp.add(((ai * A + b) * co + o) * ldm + p0), val);
+                            _mm256_storeu_ps(dp.add((ai * A + b) * xs + o * ldm + p0), val);
                         }
                     }
                 }
@@ -506,11 +520,11 @@ pub(super) mod avx2 {
         cols: usize,
     }
 
-    /// `Y = Aᵀ M A` per tile from `m[36 × co × ld(p)]` into the group matrix `dst[co × (g·h·w)]`, plus the bias;
-    /// the rows and columns of the last tiles past the image are cut.
+    /// `Y = Aᵀ M A` per tile from `m` (36 matrices of `co × ld(p)`, [`xi_stride`] apart) into the group matrix `dst[co
+    /// × (g·h·w)]`, plus the bias; the rows and columns of the last tiles past the image are cut.
     ///
     /// # Safety
-    /// AVX2 and FMA present; `m` holds `36·co·ld(p)` floats with `p == g·t_img`; `dst` holds `co·g·h·w`.
+    /// AVX2 and FMA present; `m` holds `36·xi_stride(co, p)` floats with `p == g·t_img`; `dst` holds `co·g·h·w`.
     #[target_feature(enable = "avx2,fma")]
     pub(in crate::winograd) unsafe fn transform_output(
         m: &[f32],
@@ -522,9 +536,9 @@ pub(super) mod avx2 {
         let Group { g, h, w, p } = grp;
         let (th, tw) = tiles(h, w);
         let t_img = th * tw;
-        let (ldm, hw) = (ld(p), h * w);
+        let (ldm, xs, hw) = (ld(p), xi_stride(co, p), h * w);
         let cn = g * hw;
-        assert!(p == g * t_img && m.len() >= XI * co * ldm && dst.len() >= co * cn);
+        assert!(p == g * t_img && m.len() >= XI * xs && dst.len() >= co * cn);
         assert!(bias.is_none_or(|b| b.len() >= co));
         let outs: Vec<Option<TileOut>> = (0..ldm)
             .map(|col| {
@@ -548,7 +562,7 @@ pub(super) mod avx2 {
                 let chan = dp.add(o * cn);
                 for (blk, tiles) in outs.chunks_exact(8).enumerate() {
                     let p0 = blk * 8;
-                    let ldx = |xi: usize| _mm256_loadu_ps(mp.add((xi * co + o) * ldm + p0));
+                    let ldx = |xi: usize| _mm256_loadu_ps(mp.add(xi * xs + o * ldm + p0));
                     // cols[b][i] = (Aᵀ M)[i][b], down the columns.
                     let cols: [[__m256; M]; A] =
                         std::array::from_fn(|b| at(std::array::from_fn(|a| ldx(a * A + b))));
