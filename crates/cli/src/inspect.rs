@@ -99,9 +99,9 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<ExitCode> {
     }
     println!(
         "parameters   {} ({} values in buffers, {} in other tensors such as optimizer state)",
-        group(n_param),
-        group(n_buf),
-        group(n_other)
+        viz::thousands(n_param as u64),
+        viz::thousands(n_buf as u64),
+        viz::thousands(n_other as u64)
     );
     println!("tensors      {}", header.tensors.len());
     for (name, dtype, shape) in &header.tensors {
@@ -115,17 +115,4 @@ pub fn inspect_cmd(a: InspectArgs) -> Result<ExitCode> {
         println!("  {name:<40} {dtype:<5} {kind:<6} {shape:?}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `1307850` → `1,307,850`.
-fn group(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -6,8 +6,40 @@ use crate::theme::{GOOD, GRID, TRAIN, VAL};
 use crate::{Error, Format, Result};
 use cifar_types::History;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
+
+/// Draws the grid and axes of a chart over epochs (whole epochs labelled on x, `y_fmt` on y), as every per-epoch
+/// chart (these curves, the comparison's overlays) draws them.
+pub(crate) fn epoch_mesh<DB: ImageBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    y_desc: &str,
+    epochs: usize,
+    y_fmt: &dyn Fn(&f64) -> String,
+) -> DResult<()> {
+    let int_only = |x: &f64| {
+        if (x - x.round()).abs() < 1e-6 {
+            format!("{x:.0}")
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc("Epoch")
+        .y_desc(y_desc)
+        .x_labels(epochs.clamp(2, 12) + 1)
+        .y_labels(8)
+        .x_label_formatter(&int_only)
+        .y_label_formatter(y_fmt)
+        .label_style((FAMILY, 15))
+        .axis_desc_style((FAMILY, 18))
+        .bold_line_style(GRID.stroke_width(1))
+        .light_line_style(TRANSPARENT)
+        .draw()
+        .d()
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -142,13 +174,6 @@ impl Chart for Curves<'_> {
             .y_label_area_size(75)
             .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
             .d()?;
-        let int_only = |x: &f64| {
-            if (x - x.round()).abs() < 1e-6 {
-                format!("{:.0}", x)
-            } else {
-                String::new()
-            }
-        };
         // Enough decimals that neighbouring labels differ on a narrow range.
         let step = (y_hi - y_lo) / 8.0;
         let decimals = if step >= 1.0 {
@@ -160,20 +185,7 @@ impl Chart for Curves<'_> {
             Kind::Loss => format!("{y:.2}"),
             Kind::Accuracy => format!("{y:.decimals$}"),
         };
-        chart
-            .configure_mesh()
-            .x_desc("Epoch")
-            .y_desc(y_desc)
-            .x_labels(epochs.clamp(2, 12) + 1)
-            .y_labels(8)
-            .x_label_formatter(&int_only)
-            .y_label_formatter(&y_fmt)
-            .label_style((FAMILY, 15))
-            .axis_desc_style((FAMILY, 18))
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(TRANSPARENT)
-            .draw()
-            .d()?;
+        epoch_mesh(&mut chart, y_desc, epochs, &y_fmt)?;
 
         let markers = epochs <= 60;
         for (points, color, name) in [(&train, TRAIN, "Training"), (&val, VAL, "Validation")] {

@@ -37,7 +37,7 @@ mod theme;
 
 pub use compare::{
     COMPARE_FILE, COMPARE_PER_CLASS, COMPARE_VAL_ACCURACY, COMPARE_VAL_LOSS, ComparedRun,
-    compare_runs, load_compared_run, write_compare_html,
+    compare_runs, load_compared_run, thousands, write_compare_html,
 };
 pub use confusion::confusion_matrix;
 pub use curves::{accuracy_curve, loss_curve};

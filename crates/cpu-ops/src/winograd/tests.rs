@@ -10,6 +10,33 @@ fn randv(state: &mut u64, len: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The direct im2col GEMM's group matrix (f32): what the Winograd paths are compared with.
+fn reference(d: &ConvDims, x: Images<'_>, g: usize, wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let mut want = vec![0f32; d.co * g * d.h * d.w];
+    direct_group(
+        d,
+        x,
+        g,
+        &ConvLhs::new(wt, d.co, d.ci * 9, crate::Precision::F32),
+        bias,
+        &mut want,
+    );
+    want
+}
+
+/// Runs `run` on a group matrix of `len` floats followed by NaN sentinels, checks the sentinels are untouched
+/// (the SIMD stores must not cross the matrix's end) and returns the matrix.
+fn guarded(len: usize, what: &str, run: impl FnOnce(&mut [f32])) -> Vec<f32> {
+    let mut got = vec![f32::NAN; len + 16];
+    run(&mut got[..len]);
+    assert!(
+        got[len..].iter().all(|v| v.is_nan()),
+        "{what} wrote past dst"
+    );
+    got.truncate(len);
+    got
+}
+
 /// Winograd against the direct im2col GEMM (f32), group matrices compared, at even, odd, square and
 /// rectangular sizes, with and without bias, one and several images per group.
 #[test]
@@ -37,25 +64,11 @@ fn matches_the_direct_convolution() {
             .flat_map(|t| [(None, t), (Some(b.as_slice()), t)]);
         for (bias, t) in runs {
             let xs = Images::nchw(&x, ci, h * w);
-            let mut want = vec![0f32; co * g * h * w];
-            direct_group(
-                &d,
-                xs,
-                g,
-                &ConvLhs::new(&wt, co, ci * 9, crate::Precision::F32),
-                bias,
-                &mut want,
-            );
-            // Sentinels past the group matrix: the SIMD stores must not cross its end.
-            let len = co * g * h * w;
-            let mut got = vec![f32::NAN; len + 16];
+            let want = reference(&d, xs, g, &wt, bias);
             let wts = Weights::new(&wt, co, ci, crate::Precision::F32, Tile::F2);
-            conv_group_with(&d, xs, g, &wts, bias, &mut got[..len], t);
-            assert!(
-                got[len..].iter().all(|v| v.is_nan()),
-                "{t:?} wrote past dst"
-            );
-            got.truncate(len);
+            let got = guarded(want.len(), &format!("{t:?}"), |dst| {
+                conv_group_with(&d, xs, g, &wts, bias, dst, t)
+            });
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-5 * (1.0 + b.abs()) * (ci as f32).sqrt(),
@@ -99,21 +112,11 @@ fn f4_matches_the_direct_convolution() {
         let b = randv(&mut s, co);
         for bias in [None, Some(b.as_slice())] {
             let xs = Images::nchw(&x, ci, h * w);
-            let mut want = vec![0f32; co * g * h * w];
-            direct_group(
-                &d,
-                xs,
-                g,
-                &ConvLhs::new(&wt, co, ci * 9, crate::Precision::F32),
-                bias,
-                &mut want,
-            );
-            let len = co * g * h * w;
-            let mut got = vec![f32::NAN; len + 16];
+            let want = reference(&d, xs, g, &wt, bias);
             let wts = Weights::new(&wt, co, ci, crate::Precision::F32, Tile::F4);
-            conv_group(&d, xs, g, &wts, bias, &mut got[..len]);
-            assert!(got[len..].iter().all(|v| v.is_nan()), "F4 wrote past dst");
-            got.truncate(len);
+            let got = guarded(want.len(), "F4", |dst| {
+                conv_group(&d, xs, g, &wts, bias, dst)
+            });
             // Inputs and weights in [-1, 1]: outputs of scale sqrt(9·ci).
             let scale = (9.0 * ci as f32).sqrt();
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {

@@ -161,31 +161,11 @@ impl Chart for Overlay<'_> {
             .y_label_area_size(75)
             .build_cartesian_2d(0.5..x_hi + 0.5, y_lo..y_hi)
             .d()?;
-        let int_only = |x: &f64| {
-            if (x - x.round()).abs() < 1e-6 {
-                format!("{x:.0}")
-            } else {
-                String::new()
-            }
-        };
         let y_fmt = |y: &f64| match self.kind {
             Metric::ValAccuracy => format!("{y:.0}"),
             Metric::ValLoss => format!("{y:.2}"),
         };
-        chart
-            .configure_mesh()
-            .x_desc("Epoch")
-            .y_desc(y_desc)
-            .x_labels((x_hi as usize).clamp(2, 12) + 1)
-            .y_labels(8)
-            .x_label_formatter(&int_only)
-            .y_label_formatter(&y_fmt)
-            .label_style((FAMILY, 15))
-            .axis_desc_style((FAMILY, 18))
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(TRANSPARENT)
-            .draw()
-            .d()?;
+        crate::curves::epoch_mesh(&mut chart, y_desc, x_hi as usize, &y_fmt)?;
         for (i, pts) in all.iter().enumerate() {
             if pts.is_empty() {
                 continue;

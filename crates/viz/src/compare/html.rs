@@ -24,7 +24,8 @@ pub(super) fn duration(secs: f64) -> String {
     }
 }
 
-pub(super) fn thousands(n: u64) -> String {
+/// `1307850` → `1,307,850`: the counts of the comparison table (and of `cifar inspect`).
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -7,7 +7,7 @@ mod html;
 mod tests;
 
 use charts::{Metric, Overlay, PerClass};
-pub use html::write_compare_html;
+pub use html::{thousands, write_compare_html};
 
 use crate::encode::write_chart;
 use crate::run::{CONFIG_FILE, HISTORY_FILE, TEST_REPORT_FILE, chart_path};
