@@ -28,14 +28,15 @@ unsafe fn lanes(n: usize) -> __m256i {
 /// As `super::transform_input`, one tile row per vector.
 ///
 /// # Safety
-/// AVX2 and FMA present; `w <= 16`; `x` holds `g` images of `ci` planes of `h·w`; `v` holds `16·ci·p` floats
-/// with `p >= g·⌈h/2⌉·⌈w/2⌉`.
+/// AVX2 and FMA present; `w <= 16`; `x` holds `g` images of `ci` planes of `h·w`; `v` holds 16 matrices `ci × p`
+/// (`Group::xi_stride(ci)` apart) with `p >= g·⌈h/2⌉·⌈w/2⌉`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &mut [f32]) {
     let Group { g, h, w, p } = grp;
     let (th, tw) = tiles(h, w);
     let t_img = th * tw;
-    assert!(w <= 16 && v.len() >= 16 * ci * p && p >= g * t_img);
+    let sv = grp.xi_stride(ci);
+    assert!(w <= 16 && v.len() >= 16 * sv && p >= g * t_img);
     // Padded row r (input row r - 1) of the plane at 2·SPLIT·r: E in the first SPLIT floats, O in the next.
     // Rows 0 and h + 1.. and the lanes past the row stay zero: only lanes 1..=8 of E and 0..8 of O of rows
     // 1..=h are ever written.
@@ -45,7 +46,7 @@ pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &m
     let mut split = vec![0f32; (2 * th + 4).max(h + 2) * 2 * SPLIT];
     // SAFETY (whole body): masked loads read w floats of a plane row; split stores stay below row (h + 1)'s
     // end; the offset-1 loads read lanes 1..=8 of a SPLIT row; v stores write a tile row's tw lanes inside its
-    // (ξ, c) row of p floats (plain 8-lane ones only where they stay inside it), below 16·ci·p.
+    // (ξ, c) row of p floats (plain 8-lane ones only where they stay inside it), below 16·xi_stride(ci).
     unsafe {
         let (lo_in, hi_in) = (lanes(w), lanes(w.saturating_sub(8)));
         let out = lanes(tw);
@@ -114,7 +115,7 @@ pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &m
                     for i in 0..4 {
                         let (e0, e1) = (vertical(i, false, 0), vertical(i, false, 1));
                         let (o0, o1) = (vertical(i, true, 0), vertical(i, true, 1));
-                        let at = |b: usize| vp.add(((i * 4 + b) * ci + c) * p + p0);
+                        let at = |b: usize| vp.add((i * 4 + b) * sv + c * p + p0);
                         store(at(0), _mm256_sub_ps(e0, e1), last);
                         store(at(1), _mm256_add_ps(o0, e1), last);
                         store(at(2), _mm256_sub_ps(e1, o0), last);
@@ -129,7 +130,8 @@ pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &m
 /// As `super::transform_output`, one tile row per vector.
 ///
 /// # Safety
-/// AVX2 and FMA present; `w <= 16`; `m` holds `16·co·p` floats; `dst` holds `co·g·h·w`.
+/// AVX2 and FMA present; `w <= 16`; `m` holds 16 matrices `co × p` (`Group::xi_stride(co)` apart); `dst` holds
+/// `co·g·h·w`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn transform_output(
     m: &[f32],
@@ -146,6 +148,7 @@ pub(super) unsafe fn transform_output(
         t_img,
         cn,
     } = grp.output_sizes(16, m, co, bias, dst);
+    let sm = grp.xi_stride(co);
     if tw == 4 {
         // SAFETY: the caller's contract; tw == 4.
         return unsafe { transform_output_pairs(m, co, grp, bias, dst) };
@@ -162,7 +165,7 @@ pub(super) unsafe fn transform_output(
                 for ty in 0..th {
                     let p0 = j * t_img + ty * tw;
                     let ld = |xi: usize| {
-                        let src = mp.add((xi * co + o) * p + p0);
+                        let src = mp.add(xi * sm + o * p + p0);
                         if tw == 8 {
                             _mm256_loadu_ps(src)
                         } else {
@@ -201,6 +204,7 @@ unsafe fn transform_output_pairs(
 ) {
     let Group { g, h, w, p } = grp;
     let super::OutputSizes { th, tw, hw, cn, .. } = grp.output_sizes(8, m, co, bias, dst);
+    let sm = grp.xi_stride(co);
     assert_eq!(tw, 4);
     let rows = g * th;
     // SAFETY (whole body): loads read 8 columns from p0 < p, masked to those below p; stores write an output
@@ -214,7 +218,7 @@ unsafe fn transform_output_pairs(
                 let p0 = r * tw;
                 let cols_in = lanes(p - p0);
                 let ld = |xi: usize| {
-                    let src = mp.add((xi * co + o) * p + p0);
+                    let src = mp.add(xi * sm + o * p + p0);
                     if p0 + 8 <= p {
                         _mm256_loadu_ps(src)
                     } else {

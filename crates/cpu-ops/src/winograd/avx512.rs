@@ -39,16 +39,17 @@ unsafe fn picks(first: usize, tw: usize) -> (__m512i, __mmask16) {
 /// columns of both tile rows into lanes `0..2·tw`.
 ///
 /// # Safety
-/// AVX-512F present; `w <= 15`; `x` holds `g` images of `ci` planes of `h·w`; `v` holds `16·ci·p` floats with
-/// `p >= g·⌈h/2⌉·⌈w/2⌉`.
+/// AVX-512F present; `w <= 15`; `x` holds `g` images of `ci` planes of `h·w`; `v` holds 16 matrices `ci × p`
+/// (`Group::xi_stride(ci)` apart) with `p >= g·⌈h/2⌉·⌈w/2⌉`.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &mut [f32]) {
     let Group { g, h, w, p } = grp;
     let (th, tw) = tiles(h, w);
     let t_img = th * tw;
-    assert!(w <= 15 && v.len() >= 16 * ci * p && p >= g * t_img);
+    let sv = grp.xi_stride(ci);
+    assert!(w <= 15 && v.len() >= 16 * sv && p >= g * t_img);
     // SAFETY (whole body): loads read inside the asserted planes (masked to w columns), stores write at most
-    // 2·tw lanes of tile rows inside the image's p range, below 16·ci·p.
+    // 2·tw lanes of tile rows inside the image's p range, below 16·xi_stride(ci).
     unsafe {
         // Column picks for b = 0..3: e[tx], o[tx], e[tx+1], o[tx+1] = padded columns 2tx, 2tx+1, 2tx+2, 2tx+3.
         let pk = [picks(0, tw), picks(1, tw), picks(2, tw), picks(3, tw)];
@@ -96,7 +97,7 @@ pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &m
                             _mm512_maskz_permutex2var_ps(keep, ta[i], idx, tb[i])
                         };
                         let (e0, o0, e1, o1) = (col(0), col(1), col(2), col(3));
-                        let at = |b: usize| vp.add(((i * 4 + b) * ci + c) * p + p0);
+                        let at = |b: usize| vp.add((i * 4 + b) * sv + c * p + p0);
                         _mm512_mask_storeu_ps(at(0), store, _mm512_sub_ps(e0, e1));
                         _mm512_mask_storeu_ps(at(1), store, _mm512_add_ps(o0, e1));
                         _mm512_mask_storeu_ps(at(2), store, _mm512_sub_ps(e1, o0));
@@ -113,7 +114,8 @@ pub(super) unsafe fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &m
 /// 15x15 image's eight), each output row interleaved out of them by one permute.
 ///
 /// # Safety
-/// AVX-512F present; `w <= 15`; `m` holds `16·co·p` floats; `dst` holds `co·g·h·w`.
+/// AVX-512F present; `w <= 15`; `m` holds 16 matrices `co × p` (`Group::xi_stride(co)` apart); `dst` holds
+/// `co·g·h·w`.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn transform_output(
     m: &[f32],
@@ -130,6 +132,7 @@ pub(super) unsafe fn transform_output(
         t_img,
         cn,
     } = grp.output_sizes(15, m, co, bias, dst);
+    let sm = grp.xi_stride(co);
     // Tile rows per vector.
     let rows_per = (16 / tw).min(th);
     // SAFETY (whole body): loads read lanes of tile rows inside the image's p range; stores write w lanes of
@@ -156,8 +159,7 @@ pub(super) unsafe fn transform_output(
                     let rows = rows_per.min(th - ty0);
                     let lanes: __mmask16 = ((1u32 << (rows * tw)) - 1) as __mmask16;
                     let p0 = j * t_img + ty0 * tw;
-                    let ld =
-                        |xi: usize| _mm512_maskz_loadu_ps(lanes, mp.add((xi * co + o) * p + p0));
+                    let ld = |xi: usize| _mm512_maskz_loadu_ps(lanes, mp.add(xi * sm + o * p + p0));
                     let mut r0 = [_mm512_setzero_ps(); 4];
                     let mut r1 = [_mm512_setzero_ps(); 4];
                     for b in 0..4 {

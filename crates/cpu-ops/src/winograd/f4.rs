@@ -18,7 +18,7 @@
 //!
 //! Layout: the same 36 GEMMs `M_ξ[co × P] = U_ξ[co × ci] · V_ξ[ci × P]` as F(2x2, 3x3)'s 16, over the group's tiles
 //! (`P` columns, rows of `ld = P` rounded up to 8 floats so every transform reads and writes whole vectors; one
-//! ξ's matrix starts [`xi_stride`] floats after the previous one, 64 bytes past its end, see [`XI_PAD`]). The
+//! ξ's matrix starts [`xi_stride`] floats after the previous one, 64 bytes past its end, see [`super::XI_PAD`]). The
 //! AVX2 transforms run 8 tiles per vector, whatever the image size: the input's tile rows are read as vectors and
 //! transposed (8 tiles × 6 columns), the outputs transposed back into 4-float rows.
 //!
@@ -27,7 +27,7 @@
 
 use rayon::prelude::*;
 
-use super::{Group, Planes, Weights};
+use super::{Group, Planes, Weights, XI_PAD};
 use crate::conv::{ConvDims, Images};
 use crate::util::{Mat, with_scratch_a, with_scratch_c};
 
@@ -47,14 +47,6 @@ pub(super) fn tiles(h: usize, w: usize) -> (usize, usize) {
 pub(super) fn ld(p: usize) -> usize {
     p.next_multiple_of(8)
 }
-
-/// Floats between one ξ's matrix of `V` (or `M`, `dM`) and the next beyond its `rows × ld(p)`: 64 bytes, so that
-/// the 36 matrices do not start a multiple of 4 KiB apart. Unpadded they do whenever the rows are a multiple of 4
-/// (`rows × ld × 4` bytes with `ld` a multiple of 8), and then the 36 vectors a transform reads or writes for one
-/// tile block fall in one set of the 8-way L1 (36 lines for 8 ways). Measured: the AVX2 airbench94 bench's CPU time
-/// fell from 68-74 s to 62-63 s with the padding (docs/performance.md, seventh AVX2 round); the misses themselves
-/// were not counted.
-const XI_PAD: usize = 16;
 
 /// The distance in floats from one ξ's matrix of `rows` rows to the next, for `p` tiles (see [`XI_PAD`]).
 pub(super) fn xi_stride(rows: usize, p: usize) -> usize {

@@ -143,8 +143,18 @@ fn tiles(h: usize, w: usize) -> (usize, usize) {
     (h.div_ceil(2), w.div_ceil(2))
 }
 
+/// Floats between one ξ's transformed matrix (`V`, `M`, and F(4x4)'s `dM`) and the next beyond its end: 64 bytes,
+/// so that the 16 (F(2x2)) or 36 (F(4x4)) matrices do not start a multiple of 4 KiB apart. Unpadded they do for
+/// most layers (`rows × p × 4` bytes, with `p` = 64 tiles and channels a multiple of 16, or F(4x4)'s rows of
+/// 8-float multiples and channels a multiple of 4), and then the vectors a transform reads or writes for one
+/// block of tiles, one per matrix, fall in one set of the 8-way L1 (16 or 36 lines for 8 ways). Measured:
+/// F(4x4)'s padding took the AVX2 airbench94 bench's CPU time from 68-74 s to 62-63 s (docs/performance.md,
+/// seventh AVX2 round); F(2x2)'s, see its eighth; the misses themselves were not counted.
+pub(crate) const XI_PAD: usize = 16;
+
 /// What the transforms of one group need: `g` images of `h × w`, and `p` GEMM columns (the group's tiles) in the
-/// transformed matrices `V` and `M`.
+/// transformed matrices `V` and `M` (rows of `p` floats, one ξ's matrix [`Group::xi_stride`] floats after the
+/// previous one's start).
 #[derive(Clone, Copy)]
 struct Group {
     g: usize,
@@ -164,9 +174,15 @@ struct OutputSizes {
 }
 
 impl Group {
+    /// The distance in floats from one ξ's F(2x2) matrix of `rows` rows (of `p` floats) to the next (see
+    /// [`XI_PAD`]).
+    fn xi_stride(self, rows: usize) -> usize {
+        rows * self.p + XI_PAD
+    }
+
     /// [`OutputSizes`] of this group, after checking what the SIMD output transforms rely on: images at most
-    /// `max_w` wide, `m` of `16·co·p` floats with `p` covering the group's tiles, `dst` of `co·g·h·w`, `bias` of
-    /// `co`.
+    /// `max_w` wide, `m` of 16 matrices `co × p` ([`Group::xi_stride`] apart) with `p` covering the group's tiles,
+    /// `dst` of `co·g·h·w`, `bias` of `co`.
     fn output_sizes(
         self,
         max_w: usize,
@@ -179,7 +195,12 @@ impl Group {
         let (th, tw) = tiles(h, w);
         let (hw, t_img) = (h * w, th * tw);
         let cn = g * hw;
-        assert!(w <= max_w && m.len() >= 16 * co * p && p >= g * t_img && dst.len() >= co * cn);
+        assert!(
+            w <= max_w
+                && m.len() >= 16 * self.xi_stride(co)
+                && p >= g * t_img
+                && dst.len() >= co * cn
+        );
         assert!(bias.is_none_or(|b| b.len() >= co));
         OutputSizes {
             th,
@@ -371,9 +392,11 @@ fn conv_group_with(
         w: d.w,
         p,
     };
-    with_scratch_a(16 * ci * p, |v| {
+    let (sv, sm) = (grp.xi_stride(ci), grp.xi_stride(co));
+    with_scratch_a(16 * sv, |v| {
         match t {
-            // SAFETY: the CPU features and width checked (t.fits); v holds 16 × ci × p floats, x the g images.
+            // SAFETY: the CPU features and width checked (t.fits); v holds 16 matrices ci × p, sv apart, x the g
+            // images.
             #[cfg(target_arch = "x86_64")]
             Transforms::Avx512 => unsafe { avx512::transform_input(x, ci, grp, v) },
             // SAFETY: as above.
@@ -381,17 +404,17 @@ fn conv_group_with(
             Transforms::Avx2 => unsafe { avx2::transform_input(x, ci, grp, v) },
             _ => transform_input(x, ci, grp, v),
         }
-        with_scratch_c(16 * co * p, |m| {
+        with_scratch_c(16 * sm, |m| {
             for (xi, lhs) in wts.lhs.iter().enumerate() {
                 let b = Mat {
-                    data: &v[xi * ci * p..][..ci * p],
+                    data: &v[xi * sv..][..ci * p],
                     rs: p,
                     cs: 1,
                 };
-                lhs.gemm(p, &mut m[xi * co * p..][..co * p], p, false, b);
+                lhs.gemm(p, &mut m[xi * sm..][..co * p], p, false, b);
             }
             match t {
-                // SAFETY: as above; m holds 16 × co × p floats, dst co × g·h·w.
+                // SAFETY: as above; m holds 16 matrices co × p, sm apart, dst co × g·h·w.
                 #[cfg(target_arch = "x86_64")]
                 Transforms::Avx512 => unsafe { avx512::transform_output(m, co, grp, bias, dst) },
                 // SAFETY: as above.
@@ -409,9 +432,11 @@ pub(crate) fn weight_grad_applies(cfg: &crate::KernelConfig, d: &ConvDims) -> bo
     pick(cfg, d) == Some(Tile::F4)
 }
 
-/// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v[16 × ci × p]`.
+/// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v` (16 matrices `ci × p`,
+/// [`Group::xi_stride`] apart).
 fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &mut [f32]) {
     let Group { g, h, w, p } = grp;
+    let sv = grp.xi_stride(ci);
     let (th, tw) = tiles(h, w);
     let t_img = th * tw;
     // Padded rows: index q is input column q - 1 (zeros at q = 0 and beyond the row).
@@ -456,7 +481,7 @@ fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &mut [f32]) {
                         e[k] = ti[2 * k];
                         o[k] = ti[2 * k + 1];
                     }
-                    let at = |b: usize| ((i * 4 + b) * ci + c) * p + p0;
+                    let at = |b: usize| (i * 4 + b) * sv + c * p + p0;
                     for (tx, out) in v[at(0)..][..tw].iter_mut().enumerate() {
                         *out = e[tx] - e[tx + 1];
                     }
@@ -475,10 +500,12 @@ fn transform_input(x: Images<'_>, ci: usize, grp: Group, v: &mut [f32]) {
     }
 }
 
-/// `Y = Aᵀ M A` per tile (`Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`) from `m[16 × co × p]` into the group matrix
-/// `dst[co × (g·h·w)]`, plus the bias; the half-used last tile row and column at odd sizes are cut.
+/// `Y = Aᵀ M A` per tile (`Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`) from `m` (16 matrices `co × p`,
+/// [`Group::xi_stride`] apart) into the group matrix `dst[co × (g·h·w)]`, plus the bias; the half-used last tile
+/// row and column at odd sizes are cut.
 fn transform_output(m: &[f32], co: usize, grp: Group, bias: Option<&[f32]>, dst: &mut [f32]) {
     let Group { g, h, w, p } = grp;
+    let sm = grp.xi_stride(co);
     let OutputSizes {
         th,
         tw,
@@ -493,7 +520,7 @@ fn transform_output(m: &[f32], co: usize, grp: Group, bias: Option<&[f32]>, dst:
         for j in 0..g {
             for ty in 0..th {
                 let p0 = j * t_img + ty * tw;
-                let mrow = |xi: usize| &m[(xi * co + o) * p + p0..][..tw];
+                let mrow = |xi: usize| &m[xi * sm + o * p + p0..][..tw];
                 // Aᵀ M down the columns: tmp0_b = m0b + m1b + m2b, tmp1_b = m1b - m2b - m3b.
                 for b in 0..4 {
                     let (m0, m1, m2, m3) = (mrow(b), mrow(4 + b), mrow(8 + b), mrow(12 + b));

@@ -174,3 +174,39 @@ fn f4_weight_grad_matches_the_direct_one() {
     }
     eprintln!("F(4x4, 3x3) weight gradient: worst error {worst:e} of the scale");
 }
+
+/// The transformed matrices of the airbench94 and cnn-dnn layers (channels 16 to 512, full groups of tiles) start in
+/// distinct sets of a 64-set L1 of 64-byte lines (where addresses 4 KiB apart share a set): what [`XI_PAD`] is
+/// for. Unpadded, every one of these shapes puts all 16 or 36 starts in one or two sets.
+#[test]
+fn transformed_matrices_start_in_distinct_cache_sets() {
+    let set = |floats: usize| (floats * 4 / 64) % 64;
+    let distinct = |n: usize, stride: usize| {
+        let mut sets: Vec<usize> = (0..n).map(|xi| set(xi * stride)).collect();
+        sets.sort_unstable();
+        sets.dedup();
+        sets.len()
+    };
+    for rows in [16, 32, 64, 128, 256, 512] {
+        let grp = Group {
+            g: 1,
+            h: 15,
+            w: 15,
+            p: COLS,
+        };
+        assert_eq!(distinct(16, grp.xi_stride(rows)), 16, "F(2x2), {rows} rows");
+        assert!(
+            distinct(16, rows * COLS) <= 2,
+            "F(2x2) unpadded, {rows} rows"
+        );
+        for p in [COLS_F4, COLS_F4_DEEP] {
+            let stride = f4::xi_stride(rows, p);
+            // 36 matrices over 64 sets: at most ⌈36/64⌉ = 1 start per set.
+            assert_eq!(distinct(36, stride), 36, "F(4x4), {rows} rows, {p} tiles");
+            assert!(
+                distinct(36, stride - XI_PAD) <= 2,
+                "F(4x4) unpadded, {rows} rows"
+            );
+        }
+    }
+}
