@@ -10,6 +10,7 @@
 //! - [`Normalize`]: a model's input normalization.
 //! - [`atomic`]: write a file under its final name only once it is complete.
 //! - [`error_text`]: an error and its causes as one `error: ...` paragraph.
+//! - [`html`]: text escaped for the HTML reports.
 //!
 //! ```
 //! use cifar10_types::ConfusionMatrix;
@@ -25,6 +26,7 @@
 pub mod atomic;
 mod error;
 pub mod error_text;
+pub mod html;
 mod images;
 mod metrics;
 mod normalize;

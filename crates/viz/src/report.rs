@@ -8,21 +8,7 @@ use std::path::{Path, PathBuf};
 /// File name of the HTML report inside the run directory.
 pub const REPORT_FILE: &str = cifar_types::run_files::REPORT_HTML;
 
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use cifar_types::html::escape;
 
 fn duration(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
@@ -264,11 +250,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_formats_durations() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+    fn formats_durations() {
         assert_eq!(duration(12.34), "12.3 s");
         assert_eq!(duration(125.0), "2 min 5 s");
         assert_eq!(duration(3725.0), "1 h 2 min 5 s");

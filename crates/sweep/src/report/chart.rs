@@ -1,7 +1,7 @@
 //! The report's chart (SVG): each run a dot, each configuration's mean and 95% interval.
 
-use super::html::esc;
 use super::{ConfigStats, Report, RunResult};
+use cifar_types::html::escape;
 use std::fmt::Write as _;
 
 /// The chart: per configuration, each run a dot (filled: the test accuracy; hollow, to the right: without
@@ -116,7 +116,7 @@ pub fn svg_chart(report: &Report) -> String {
                 r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="#1f77b4" fill-opacity="0.75"><title>{} seed {}: {:.2}%</title></circle>"##,
                 xs[0] + jitter,
                 y(r.accuracy),
-                esc(&r.label),
+                escape(&r.label),
                 r.seed,
                 r.accuracy
             );
@@ -126,7 +126,7 @@ pub fn svg_chart(report: &Report) -> String {
                     r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="none" stroke="#ff7f0e" stroke-width="1.5"><title>{} seed {} without TTA: {p:.2}%</title></circle>"##,
                     xs[1] + jitter,
                     y(p),
-                    esc(&r.label),
+                    escape(&r.label),
                     r.seed
                 );
             }
@@ -168,7 +168,7 @@ pub fn svg_chart(report: &Report) -> String {
             svg,
             r##"<text x="{centre:.1}" y="{}" text-anchor="middle">{}</text><text x="{centre:.1}" y="{}" text-anchor="middle" fill="#666">n = {}/{}</text>"##,
             H - B + 18.0,
-            esc(&c.label),
+            escape(&c.label),
             H - B + 34.0,
             c.finished,
             c.runs

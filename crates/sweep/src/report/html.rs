@@ -2,15 +2,8 @@
 
 use super::text::{difference_text, pm};
 use super::{Report, svg_chart};
+use cifar_types::html::escape;
 use std::fmt::Write as _;
-
-/// `s` with the HTML special characters escaped.
-pub(super) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// `sweep.html`: the state of the sweep, the chart, the table per configuration, the differences and every run.
 pub fn html(report: &Report) -> String {
@@ -23,18 +16,18 @@ body{{font-family:"DejaVu Sans",Arial,sans-serif;margin:24px;color:#222;max-widt
 table{{border-collapse:collapse;margin:12px 0}}th,td{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
 th:first-child,td:first-child{{text-align:left}}th{{background:#f4f4f4}}.note{{color:#555;font-size:90%}}
 </style></head><body><h1>Sweep: {}</h1>"#,
-        esc(&report.preset)
+        escape(&report.preset)
     );
     let _ = write!(
         h,
         "<p>Preset <b>{}</b>; swept: {}; seeds: {}.<br>Runs: {} finished of {}{}{}{}{}.</p>",
-        esc(&report.preset),
+        escape(&report.preset),
         if report.axes.is_empty() {
             "nothing (seeds only)".to_string()
         } else {
-            esc(&report.axes.join(" "))
+            escape(&report.axes.join(" "))
         },
-        esc(&seed_text(&report.seeds)),
+        escape(&seed_text(&report.seeds)),
         c.finished,
         c.total,
         if c.running > 0 {
@@ -65,7 +58,7 @@ th:first-child,td:first-child{{text-align:left}}th{{background:#f4f4f4}}.note{{c
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.label),
+            escape(&c.label),
             c.finished,
             c.runs,
             pm(&c.accuracy, 2),
@@ -89,10 +82,10 @@ th:first-child,td:first-child{{text-align:left}}th{{background:#f4f4f4}}.note{{c
             let _ = write!(
                 h,
                 "<tr><td>{} − {}</td><td>{}</td><td>{}</td></tr>",
-                esc(&d.b),
-                esc(&d.a),
-                esc(&difference_text(&d.accuracy)),
-                esc(&difference_text(&d.accuracy_without_tta))
+                escape(&d.b),
+                escape(&d.a),
+                escape(&difference_text(&d.accuracy)),
+                escape(&difference_text(&d.accuracy_without_tta))
             );
         }
         h.push_str("</table>");
@@ -103,7 +96,7 @@ th:first-child,td:first-child{{text-align:left}}th{{background:#f4f4f4}}.note{{c
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&r.name),
+            escape(&r.name),
             r.seed,
             r.accuracy,
             r.accuracy_without_tta
@@ -116,7 +109,7 @@ th:first-child,td:first-child{{text-align:left}}th{{background:#f4f4f4}}.note{{c
     }
     h.push_str("</table>");
     for u in &report.unreadable {
-        let _ = write!(h, "<p class=\"note\">not read: {}</p>", esc(u));
+        let _ = write!(h, "<p class=\"note\">not read: {}</p>", escape(u));
     }
     h.push_str("</body></html>\n");
     h

@@ -2,8 +2,8 @@
 
 use super::{COMPARE_FILE, ComparedRun};
 use crate::Result;
-use crate::report::escape;
 use base64::Engine as _;
+use cifar_types::html::escape;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
