@@ -23,6 +23,8 @@ Modes:
     # step throughput (JSON lines for `cargo xtask bench`): real augmented batches of the archive when it exists,
     # each step timed after --warmup untimed ones; NCHW and channels_last, plus torch.compile rows on request
     python3 bench/airbench94_torch.py --bench --batch 1024,256 --steps 12 --compile-layouts channels_last
+    # the same on a GPU (bench/gpu_check.sh): --device cuda, and --no-tf32 for plain f32 convolutions
+    python3 bench/airbench94_torch.py --bench --device cuda --archive none --no-tf32
     # evaluate a checkpoint written by the Rust side (safetensors, same keys)
     python3 bench/airbench94_torch.py --load-safetensors runs/x/model.safetensors
 
@@ -427,7 +429,8 @@ def bench(a):
 
 def bench_layout(a, layout, mf, compiled, batches, infer_batch, config):
     torch.manual_seed(a.seed)
-    base = make_net().to(memory_format=mf)
+    device = torch.device(a.device)
+    base = make_net().to(device=device, memory_format=mf)
     net = torch.compile(base, dynamic=False) if compiled else base
     n_steps = a.warmup + a.steps
     total = 1000
@@ -437,9 +440,16 @@ def bench_layout(a, layout, mf, compiled, batches, infer_batch, config):
     counter = [0]
     common = dict(model=MODEL, layout=layout, compile="inductor" if compiled else "eager",
                   warmup=a.warmup, steps=a.steps, **config)
+    if device.type == "cuda":
+        common["device"] = torch.cuda.get_device_name(device)
+        if a.no_tf32:
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        common["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
+        common["matmul_tf32"] = torch.backends.cuda.matmul.allow_tf32
     for bs in batches:
         data, source = bench_batches(a, bs, min(n_steps, 50_000 // bs))
-        data = [(x.contiguous(memory_format=mf), y) for x, y in data]
+        data = [(x.to(device).contiguous(memory_format=mf), y.to(device)) for x, y in data]
         base.train()
 
         # The step of the real training loop (train() above): forward, summed loss, SGD-Nesterov, the
@@ -467,12 +477,13 @@ def bench_layout(a, layout, mf, compiled, batches, infer_batch, config):
         print(json.dumps(row), flush=True)
     base.eval()
     data, source = bench_batches(a, infer_batch, 1)
-    x = data[0][0].contiguous(memory_format=mf)
+    x = data[0][0].to(device).contiguous(memory_format=mf)
     for name, level in (("infer", 0), ("infer_tta", a.tta_level)):
         n = a.infer_steps if level == 0 else max(a.infer_steps // 4, 2)
         with torch.no_grad():
             warmup = max(a.infer_warmup, 1) if compiled else a.infer_warmup
-            warm, rates = timed(lambda _: logits_tta(net, x, level), warmup, n, infer_batch)
+            # .cpu() waits for the device, as the Rust side reads its logits back.
+            warm, rates = timed(lambda _: logits_tta(net, x, level).cpu(), warmup, n, infer_batch)
         row = dict(bench=name, batch=infer_batch, tta_level=level, data=source, **common, **spread(rates))
         row["warmup"], row["steps"] = warmup, n
         if compiled:
@@ -528,6 +539,10 @@ def main():
     ap.add_argument("--infer-steps", type=int, default=12, help="--bench: timed inference batches (TTA: a quarter)")
     ap.add_argument("--infer-warmup", type=int, default=3, help="--bench: untimed inference batches first")
     ap.add_argument("--layouts", default="nchw,channels_last", help="--bench: eager layouts, comma-separated")
+    ap.add_argument("--no-tf32", action="store_true",
+                    help="--bench on cuda: plain f32 convolutions (PyTorch's default lets cuDNN use TF32)")
+    ap.add_argument("--device", default="cpu",
+                    help="--bench: cpu or cuda[:N] (steps end with the loss read back, so host timing holds)")
     ap.add_argument("--compile-layouts", default="",
                     help="--bench: layouts also measured under torch.compile (inductor), e.g. channels_last")
     a = ap.parse_args()
