@@ -15,7 +15,9 @@
 #    and the parity tests skip.
 # 3. builds `cifar` and the two CPU-vs-CUDA parity test binaries with `--features cuda` for CUDA_COMPUTE_CAP
 #    (default 90: H100/H200) in CARGO_TARGET_DIR (default target-gpu, git-ignored; never target-cuda, the
-#    type-check's stub kernels), and copies them, stripped, into OUT_BIN_DIR as cifar, model-cuda, train-cuda.
+#    type-check's stub kernels), and copies them, stripped, into OUT_BIN_DIR as cifar, model-cuda, train-cuda;
+#    with CUDNN=1 also `cifar` with `--features cudnn` (candle's cuDNN convolutions) as cifar-cudnn, linked
+#    against a stub libcudnn.so.9 made the same way (the GPU machine's cuDNN 9 is loaded at run time).
 # The first build compiles candle's CUDA kernels: about 25 minutes on 2 cores.
 set -euo pipefail
 
@@ -51,10 +53,23 @@ stub_c="$toolkit/libcuda-stub.c"
 grep -ohE '^\s+fn (cu[A-Za-z0-9_]+)\(' "$cudarc_src/src/driver/sys/mod.rs" | sed -E 's/^\s+fn (cu[A-Za-z0-9_]+)\(/\1/' \
     | sort -u | awk '{print "int " $1 "(void) { return 100; }"}' >"$stub_c"
 cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$cuda/lib/libcuda.so" "$stub_c"
+if [[ "${CUDNN:-0}" == 1 ]]; then
+    # The same for cuDNN 9 (cudarc ships its bindings; the GPU machine's libcudnn.so.9, e.g. PyTorch's wheel,
+    # is the real one): CUDNN_STATUS_NOT_INITIALIZED from every entry point.
+    grep -ohE '^\s+fn (cudnn[A-Za-z0-9_]+)\(' "$cudarc_src/src/cudnn/sys/mod.rs" \
+        | sed -E 's/^\s+fn (cudnn[A-Za-z0-9_]+)\(/\1/' | sort -u | awk '{print "int " $1 "(void) { return 1001; }"}' \
+        >"$toolkit/libcudnn-stub.c"
+    cc -shared -fPIC -Wl,-soname,libcudnn.so.9 -o "$cuda/lib/libcudnn.so" "$toolkit/libcudnn-stub.c"
+fi
 
 export CUDA_PATH="$cuda" CUDA_HOME="$cuda" PATH="$cuda/bin:$PATH" LIBRARY_PATH="$cuda/lib"
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} CUDARC_CUDA_VERSION=$cudarc_version
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target-gpu}
+mkdir -p "$bin_out"
+if [[ "${CUDNN:-0}" == 1 ]]; then
+    cargo build --release -p cli --features cudnn
+    strip -o "$bin_out/cifar-cudnn" "$CARGO_TARGET_DIR/release/cifar"
+fi
 cargo build --release -p cli --features cuda
 # The parity tests: `--no-run` prints each test executable's path.
 tests=$(cargo test --release --features cuda -p cifar10-model -p cifar10-train --test cuda --no-run \
@@ -64,7 +79,6 @@ for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cuda":
         print(m["package_id"], m["executable"])')
-mkdir -p "$bin_out"
 strip -o "$bin_out/cifar" "$CARGO_TARGET_DIR/release/cifar"
 while read -r id exe; do
     case "$id" in

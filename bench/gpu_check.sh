@@ -6,7 +6,8 @@
 #   bench/gpu_check.sh BIN_DIR [FOLDER_DATA] [OUT_DIR]
 #
 # BIN_DIR holds `cifar` (built with --features cuda) and the two parity test binaries `model-cuda` and
-# `train-cuda` (crates/model/tests/cuda.rs, crates/train/tests/cuda.rs). FOLDER_DATA is an image-folder data set
+# `train-cuda` (crates/model/tests/cuda.rs, crates/train/tests/cuda.rs), and optionally `cifar-cudnn` (built with
+# --features cudnn), whose steps are timed too. FOLDER_DATA is an image-folder data set
 # (e.g. `cargo xtask export-folder --limit-train 10000 --limit-test 2000` of the real archive) for short real-data
 # runs; without it those are left out. Steps:
 #   1. the GPU, the driver and the CUDA libraries the binary resolves;
@@ -50,7 +51,7 @@ if [[ -n "${CUDA_PATH:-}" ]]; then
     libdirs+=("$CUDA_PATH/lib64" "$CUDA_PATH/lib")
 fi
 if nv=$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__file__) if nvidia.__file__ else list(nvidia.__path__)[0])' 2>/dev/null); then
-    while IFS= read -r d; do libdirs+=("$d"); done < <(find "$nv" -name 'lib*.so*' \( -name 'libcublas*' -o -name 'libcurand*' -o -name 'libnvrtc*' -o -name 'libcudart*' \) -printf '%h\n' | sort -u)
+    while IFS= read -r d; do libdirs+=("$d"); done < <(find "$nv" -name 'lib*.so*' \( -name 'libcublas*' -o -name 'libcurand*' -o -name 'libnvrtc*' -o -name 'libcudart*' -o -name 'libcudnn.so*' \) -printf '%h\n' | sort -u)
 fi
 LD_LIBRARY_PATH=$(IFS=:; echo "${libdirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
@@ -67,6 +68,12 @@ run "cifar bench cnn-dnn" "$bin/cifar" bench --device cuda:0 --model cnn-dnn --t
     --steps 20 --repeats 5 --json
 run "cifar bench airbench94" "$bin/cifar" bench --device cuda:0 --model airbench94 --train-batches 1024,256 \
     --steps 10 --repeats 5 --json
+if [[ -x "$bin/cifar-cudnn" ]]; then
+    run "cifar-cudnn bench cnn-dnn" "$bin/cifar-cudnn" bench --device cuda:0 --model cnn-dnn \
+        --train-batches 64,128,512 --steps 20 --repeats 5 --json
+    run "cifar-cudnn bench airbench94" "$bin/cifar-cudnn" bench --device cuda:0 --model airbench94 \
+        --train-batches 1024,256 --steps 10 --repeats 5 --json
+fi
 for tf in "" --no-tf32; do
     run "torch cnn-dnn ${tf:-default}" python3 bench/reference_seed.py --bench --device cuda --archive none \
         --batches 64,128,512 --steps 20 --warmup 10 $tf
@@ -74,13 +81,21 @@ for tf in "" --no-tf32; do
         --batch 1024,256 --steps 10 --warmup 6 $tf
 done
 grep -E '^\{"bench"' "$log" >"$out/bench.jsonl"
-python3 - "$out/bench.jsonl" <<'EOF' | tee -a "$log"
+python3 - "$log" <<'EOF' | tee -a "$log"
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+rows, ours = [], "candle f32"
+for l in open(sys.argv[1]):
+    if l.startswith("--- "):  # the step that printed the rows below
+        ours = "candle + cuDNN f32" if "cifar-cudnn" in l else "candle f32"
+    if not l.startswith('{"bench"'):
+        continue
+    r = json.loads(l)
+    r["_ours"] = ours
+    rows.append(r)
 print(f"{'side':<9}{'model':<12}{'bench':<10}{'batch':>6}  {'layout / tf32':<22}{'img/s':>10}")
 for r in rows:
     side = "torch" if "torch" in r else "ours"
-    how = f"{r.get('layout', '')} tf32={r.get('cudnn_tf32', '')}" if side == "torch" else "candle f32"
+    how = f"{r.get('layout', '')} tf32={r.get('cudnn_tf32', '')}" if side == "torch" else r["_ours"]
     rate = r.get("img_per_s") or r.get("images_per_s") or r.get("median_img_per_s")
     print(f"{side:<9}{r.get('model', ''):<12}{r['bench']:<10}{r.get('batch', ''):>6}  {str(how)[:22]:<22}"
           f"{rate if rate is None else round(rate):>10}")
