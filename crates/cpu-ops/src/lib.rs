@@ -173,7 +173,7 @@ impl KernelConfig {
         if self.fast_path(&[x]) {
             x.apply_op1(pool::MaxPool2x2::default())
         } else {
-            native::max_pool2x2(x)
+            self.native_pool(x)
         }
     }
 
@@ -216,7 +216,7 @@ impl KernelConfig {
         if self.fast_path(&[x, w, b]) {
             x.apply_op3(w, b, fused::ConvReluPool::new(*self))
         } else {
-            native::conv3x3_relu_pool(x, w, b)
+            self.native_pool(&native::conv3x3(x, w, b)?.relu()?)
         }
     }
 
@@ -265,7 +265,18 @@ impl KernelConfig {
         if self.fast_path(&[x, w]) {
             x.apply_op2(w, fused::ConvPoolNoBias::new(*self))
         } else {
-            native::conv3x3_nobias_pool(x, w)
+            self.native_pool(&native::conv3x3_nobias(x, w)?)
+        }
+    }
+
+    /// The 2x2 max-pool off the fast path: candle's own op with the stock ops (its gradient as candle has it, see
+    /// [`native`]), else [`native::max_pool2x2_reduce`], PyTorch's gradient on any device (so CUDA trains as the
+    /// CPU kernels do).
+    fn native_pool(&self, x: &Tensor) -> Result<Tensor> {
+        if self.stock_ops() {
+            native::max_pool2x2(x)
+        } else {
+            native::max_pool2x2_reduce(x)
         }
     }
 

@@ -3,7 +3,9 @@
 //!
 //! Note: candle 0.11.1's own `max_pool2d` backward scales the gradient of a window by
 //! (number of maxima)/4 (a unique maximum gets a quarter of the gradient), unlike PyTorch and
-//! unlike this crate's CPU op; [`max_pool2x2`] here is candle's op unchanged.
+//! unlike this crate's CPU op; [`max_pool2x2`] here is candle's op unchanged (what the stock ops
+//! run), and [`max_pool2x2_reduce`] is the pool with PyTorch's gradient that every other
+//! fallback (CUDA, non-f32 tensors) runs.
 
 use candle_core::{Result, Tensor};
 
@@ -17,6 +19,23 @@ pub fn conv3x3(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// candle's `max_pool2d(2)`.
 pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
     x.max_pool2d(2)
+}
+
+/// 2x2 max-pool, stride 2, with PyTorch's gradient (`MaxPool2d(2)`: the whole gradient to the window's maximum),
+/// from candle's ops on any device: two `max` reductions of `[N, C, H/2, 2, W/2, 2]`, over the window's columns
+/// and then its rows, whose backward passes the gradient to the maximum unscaled ([`max_pool2x2`], candle's own
+/// op, gives a unique maximum a quarter of it). Odd sizes drop the last row/column, as the CPU op does. Where
+/// elements of one window tie for the maximum each gets the gradient (PyTorch's gives it to one); after a ReLU such
+/// ties are zeros whose gradient the ReLU stops.
+pub fn max_pool2x2_reduce(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (ho, wo) = (h / 2, w / 2);
+    let x = if h % 2 == 1 || w % 2 == 1 {
+        x.narrow(2, 0, 2 * ho)?.narrow(3, 0, 2 * wo)?
+    } else {
+        x.clone()
+    };
+    x.reshape((n, c, ho, 2, wo, 2))?.max(5)?.max(3)
 }
 
 /// `relu(x + b)` with candle's ops.

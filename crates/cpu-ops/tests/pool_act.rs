@@ -222,3 +222,78 @@ fn fused_gradients_match_f64_finite_differences() {
     };
     check_fused_fd("fused", &c, 1e-5);
 }
+
+/// The pool that every fallback off the fast path runs (CUDA, non-f32 tensors; not the stock ops):
+/// the same forward as the CPU op and PyTorch's gradient, odd sizes included.
+#[test]
+fn reduce_pool_has_the_kernels_gradient() {
+    for (seed, dims) in [(5, [2, 3, 8, 8]), (6, [1, 2, 7, 5]), (7, [3, 1, 2, 3])] {
+        let mut g = rng(seed);
+        let xv = randv(&mut g, dims.iter().product());
+        let x = var(&Tensor::from_vec(xv.clone(), &dims, &Device::Cpu).unwrap());
+        let y = candle_cpu_ops::native::max_pool2x2_reduce(x.as_tensor()).unwrap();
+        let want_y = candle_cpu_ops::max_pool2x2(x.as_tensor()).unwrap();
+        assert_eq!(y.dims(), want_y.dims(), "{dims:?}");
+        assert_eq!(flat(&y), flat(&want_y), "forward {dims:?}");
+        let r = rand_t(&mut g, y.dims());
+        let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let want = ref_pool_grad(&xv, &flat(&r), dims[0] * dims[1], dims[2], dims[3]);
+        assert_eq!(
+            flat(grads.get(x.as_tensor()).unwrap()),
+            want,
+            "backward {dims:?}"
+        );
+    }
+}
+
+/// Off the fast path (here: f64 tensors, as CUDA ones would be) the pooling ops of the default kernel settings
+/// train like the CPU kernels: the same gradients as the f32 fast path, and not candle's quartered ones, which the
+/// stock settings keep.
+#[test]
+fn pooling_ops_off_the_fast_path_have_the_kernels_gradients() {
+    let k = candle_cpu_ops::KernelConfig::default();
+    let mut g = rng(8);
+    let (x, w, b) = (
+        rand_t(&mut g, &[2, 3, 6, 6]),
+        rand_t(&mut g, &[4, 3, 3, 3]),
+        rand_t(&mut g, &[4]),
+    );
+    type Op =
+        fn(&candle_cpu_ops::KernelConfig, &Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>;
+    let ops: [(&str, Op); 3] = [
+        ("max_pool2x2", |k, x, _, _| k.max_pool2x2(x)),
+        ("conv3x3_relu_pool", |k, x, w, b| {
+            k.conv3x3_relu_pool(x, w, b)
+        }),
+        ("conv3x3_nobias_pool", |k, x, w, _| {
+            k.conv3x3_nobias_pool(x, w)
+        }),
+    ];
+    // Gradients of x, w and b under (op(x, w, b) · r).sum() in `dtype`, back in f32.
+    let grads = |k: &candle_cpu_ops::KernelConfig, op: Op, dtype: DType| -> Vec<Vec<f32>> {
+        let vs: Vec<_> = [&x, &w, &b]
+            .iter()
+            .map(|t| var(&t.to_dtype(dtype).unwrap()))
+            .collect();
+        let y = op(k, vs[0].as_tensor(), vs[1].as_tensor(), vs[2].as_tensor()).unwrap();
+        let r = Tensor::ones(y.dims(), dtype, &Device::Cpu).unwrap();
+        let gs = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
+        vs.iter()
+            .filter_map(|v| gs.get(v.as_tensor()))
+            .map(|t| flat(&t.to_dtype(DType::F32).unwrap()))
+            .collect()
+    };
+    for (name, op) in ops {
+        let fast = grads(&k, op, DType::F32);
+        let fallback = grads(&k, op, DType::F64);
+        assert_eq!(fast.len(), fallback.len(), "{name}: gradients present");
+        for (a, b) in fallback.iter().zip(&fast) {
+            assert_close(name, a, b, 1e-5);
+        }
+        let stock = grads(&candle_cpu_ops::KernelConfig::stock(), op, DType::F64);
+        assert!(
+            rel_err(&stock[0], &fast[0]) > 0.1,
+            "{name}: the stock ops' pool gradient should still be candle's (scaled)"
+        );
+    }
+}
