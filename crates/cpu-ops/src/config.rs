@@ -154,6 +154,7 @@ pub struct KernelConfig {
     winograd: Winograd,
     sparse_backward: bool,
     stock_ops: bool,
+    fallback_ops: bool,
     group_cols: GroupCols,
 }
 
@@ -164,6 +165,7 @@ impl Default for KernelConfig {
             winograd: Winograd::Auto,
             sparse_backward: true,
             stock_ops: false,
+            fallback_ops: false,
             group_cols: GroupCols::default(),
         }
     }
@@ -194,10 +196,13 @@ impl KernelConfig {
                     },
                 });
             }
-            if self.stock_ops {
+            if self.stock_ops || self.fallback_ops {
                 return Err(Error::Unsupported {
                     what: "bf16 convolutions".into(),
-                    why: "they need this crate's kernels, not candle's stock ops".into(),
+                    why: format!(
+                        "they need this crate's kernels, not candle's {} ops",
+                        if self.stock_ops { "stock" } else { "fallback" }
+                    ),
                 });
             }
         }
@@ -247,6 +252,35 @@ impl KernelConfig {
         }
     }
 
+    /// With every op computed as it is where this crate's kernels do not apply (`true`), also on CPU f32 tensors,
+    /// or with the kernels where they apply (`false`, the default). Off the kernels (CUDA tensors, dtypes other
+    /// than f32) each op runs as candle's ops with this crate's gradients (the pool's: see
+    /// [`crate::native::max_pool2x2_reduce`]): so this is what a CUDA run computes, checkable on a machine without
+    /// a GPU. Unlike [`KernelConfig::stock`] it trains the same function as the kernels. The fallback ops compute
+    /// in f32: the precision goes back to f32.
+    ///
+    /// ```
+    /// use candle_cpu_ops::KernelConfig;
+    /// # use candle_core::{DType, Device, Tensor};
+    /// let x = Tensor::ones((1, 1, 2, 2), DType::F32, &Device::Cpu)?;
+    /// let k = KernelConfig::default();
+    /// assert!(k.uses_kernels(&[&x]));
+    /// assert!(!k.with_fallback_ops(true).uses_kernels(&[&x]));
+    /// assert!(!k.uses_kernels(&[&x.to_dtype(DType::F64)?]));
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn with_fallback_ops(self, fallback: bool) -> Self {
+        KernelConfig {
+            fallback_ops: fallback,
+            precision: if fallback {
+                Precision::F32
+            } else {
+                self.precision
+            },
+            ..self
+        }
+    }
+
     /// With other GEMM widths for the 3x3 convolutions (see [`GroupCols`]; values below 1 count as 1).
     pub fn with_group_cols(self, cols: GroupCols) -> Self {
         KernelConfig {
@@ -288,10 +322,17 @@ impl KernelConfig {
         self.group_cols
     }
 
-    /// True when this crate's kernels are in use and every tensor is on the CPU with dtype f32 (the custom-op
-    /// path).
-    pub(crate) fn fast_path(&self, ts: &[&Tensor]) -> bool {
+    /// Whether every op runs as candle's ops ([`KernelConfig::with_fallback_ops`]) even where the kernels apply.
+    pub fn fallback_ops(&self) -> bool {
+        self.fallback_ops
+    }
+
+    /// Whether an op on `ts` runs this crate's kernels: neither the stock nor the fallback ops are asked for, and
+    /// every tensor is on the CPU with dtype f32. The one place that decides it (the ops here and the models'
+    /// own layers ask it).
+    pub fn uses_kernels(&self, ts: &[&Tensor]) -> bool {
         !self.stock_ops
+            && !self.fallback_ops
             && ts
                 .iter()
                 .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)

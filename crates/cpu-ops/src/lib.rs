@@ -151,7 +151,7 @@ impl KernelConfig {
     /// ```
     pub fn conv3x3(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         conv::conv_dims(x.shape(), w.shape(), Some(b.shape()), "conv3x3")?;
-        if self.fast_path(&[x, w, b]) {
+        if self.uses_kernels(&[x, w, b]) {
             x.apply_op3(w, b, conv::Conv3x3 { cfg: *self })
         } else {
             native::conv3x3(x, w, b)
@@ -170,7 +170,7 @@ impl KernelConfig {
     /// ```
     pub fn max_pool2x2(&self, x: &Tensor) -> Result<Tensor> {
         pool::pool_dims(x.shape(), "max_pool2x2")?;
-        if self.fast_path(&[x]) {
+        if self.uses_kernels(&[x]) {
             x.apply_op1(pool::MaxPool2x2::default())
         } else {
             self.native_pool(x)
@@ -188,7 +188,7 @@ impl KernelConfig {
     /// # Ok::<(), candle_core::Error>(())
     /// ```
     pub fn bias_relu(&self, x: &Tensor, b: &Tensor) -> Result<Tensor> {
-        if self.fast_path(&[x, b]) {
+        if self.uses_kernels(&[x, b]) {
             x.apply_op2(b, activation::BiasRelu)
         } else {
             native::bias_relu(x, b)
@@ -213,7 +213,7 @@ impl KernelConfig {
     pub fn conv3x3_relu_pool(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         conv::conv_dims(x.shape(), w.shape(), Some(b.shape()), "conv3x3_relu_pool")?;
         pool::pool_dims(x.shape(), "conv3x3_relu_pool")?;
-        if self.fast_path(&[x, w, b]) {
+        if self.uses_kernels(&[x, w, b]) {
             x.apply_op3(w, b, fused::ConvReluPool::new(*self))
         } else {
             self.native_pool(&native::conv3x3(x, w, b)?.relu()?)
@@ -234,7 +234,7 @@ impl KernelConfig {
     /// ```
     pub fn conv3x3_nobias(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         conv::conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias")?;
-        if self.fast_path(&[x, w]) {
+        if self.uses_kernels(&[x, w]) {
             x.apply_op2(w, conv::Conv3x3NoBias { cfg: *self })
         } else {
             native::conv3x3_nobias(x, w)
@@ -262,7 +262,7 @@ impl KernelConfig {
     /// ```
     pub fn conv3x3_nobias_pool(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         conv::conv_dims(x.shape(), w.shape(), None, "conv3x3_nobias_pool")?;
-        if self.fast_path(&[x, w]) {
+        if self.uses_kernels(&[x, w]) {
             x.apply_op2(w, fused::ConvPoolNoBias::new(*self))
         } else {
             self.native_pool(&native::conv3x3_nobias(x, w)?)
@@ -298,7 +298,7 @@ impl KernelConfig {
     /// ```
     pub fn patch_conv_gelu(&self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         let (_, co) = patch::patch_dims(x.shape(), w.shape(), b.shape(), "patch_conv_gelu")?;
-        if self.fast_path(&[x, w, b]) && !x.track_op() && !w.track_op() {
+        if self.uses_kernels(&[x, w, b]) && !x.track_op() && !w.track_op() {
             let w = w.flatten_all()?.to_vec1::<f32>()?;
             x.apply_op2(b, patch::PatchConvGelu { w, co })
         } else {
@@ -320,7 +320,7 @@ impl KernelConfig {
     /// ```
     pub fn global_max_linear(&self, x: &Tensor, w: &Tensor, scale: f64) -> Result<Tensor> {
         head::head_dims(x.shape(), w.shape(), "global_max_linear")?;
-        if self.fast_path(&[x, w]) {
+        if self.uses_kernels(&[x, w]) {
             x.apply_op2(
                 w,
                 head::MaxLinear {
@@ -344,7 +344,7 @@ impl KernelConfig {
     /// # Ok::<(), candle_core::Error>(())
     /// ```
     pub fn gelu(&self, x: &Tensor) -> Result<Tensor> {
-        if self.fast_path(&[x]) {
+        if self.uses_kernels(&[x]) {
             x.apply_op1(gelu::Gelu)
         } else {
             native::gelu(x)
@@ -381,7 +381,7 @@ impl KernelConfig {
         let op = "batch_norm_gelu_train";
         let (n, _, hw) = batch_norm::bn_dims(x.shape(), bias.shape(), "bias", op)?;
         batch_norm::values_per_channel(n, hw, op, x.shape())?;
-        if !self.fast_path(&[x, bias]) {
+        if !self.uses_kernels(&[x, bias]) {
             return native::batch_norm_gelu_train(x, bias, eps);
         }
         let stats = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -434,7 +434,7 @@ impl KernelConfig {
         batch_norm::bn_dims(x.shape(), var.shape(), "var", op)?;
         batch_norm::bn_dims(x.shape(), bias.shape(), "bias", op)?;
         let ts = [x, mean, var, bias];
-        if !self.fast_path(&ts) || ts.iter().any(|t| t.track_op()) {
+        if !self.uses_kernels(&ts) || ts.iter().any(|t| t.track_op()) {
             return native::batch_norm_gelu_eval(x, mean, var, bias, eps);
         }
         let (mean, var, bias) = (

@@ -20,7 +20,7 @@ pub(crate) fn linear(
     relu: bool,
 ) -> Result<Tensor> {
     let (_, out) = linear_dims(x.shape(), w.shape(), b.map(|b| b.shape()))?;
-    if cfg.fast_path(&[x, w]) && b.is_none_or(|b| cfg.fast_path(&[b])) {
+    if cfg.uses_kernels(&[x, w]) && b.is_none_or(|b| cfg.uses_kernels(&[b])) {
         // Without a bias, an untracked zero bias (its gradient is never computed).
         let zeros;
         let b = match b {

@@ -101,10 +101,7 @@ pub(crate) fn conv_valid_act(
     }
     let (ho, wo) = (h - k + 1, wd - k + 1);
     let w2 = w.reshape((cout, cin * k * k))?;
-    let cpu = [x, w, b]
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32);
-    if cpu && !k_cfg.stock_ops() {
+    if k_cfg.uses_kernels(&[x, w, b]) {
         let cols = x.contiguous()?.apply_op1(crate::im2col::Im2col { k })?;
         let y = k_cfg.linear(&cols, &w2, Some(b), relu)?; // [N·Ho·Wo, Co]
         return Ok(y
