@@ -360,6 +360,13 @@ def torch_config(threads):
     return config(threads)
 
 
+def device_config(device, no_tf32):
+    """bench/reference_seed.py's, so every script reports the GPU and its TF32 settings alike."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from reference_seed import device_config as config
+    return config(device, no_tf32)
+
+
 def bench_batches(a, bs, n):
     """`n` training batches of `bs` (images in NCHW, labels): real augmented CIFAR-10 batches from the loader of
     the recipe when the archive is there (random data changes BatchNorm/GELU outputs and max-pool ties), else
@@ -440,13 +447,7 @@ def bench_layout(a, layout, mf, compiled, batches, infer_batch, config):
     counter = [0]
     common = dict(model=MODEL, layout=layout, compile="inductor" if compiled else "eager",
                   warmup=a.warmup, steps=a.steps, **config)
-    if device.type == "cuda":
-        common["device"] = torch.cuda.get_device_name(device)
-        if a.no_tf32:
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
-        common["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
-        common["matmul_tf32"] = torch.backends.cuda.matmul.allow_tf32
+    common.update(device_config(device, a.no_tf32))
     for bs in batches:
         data, source = bench_batches(a, bs, min(n_steps, 50_000 // bs))
         data = [(x.to(device).contiguous(memory_format=mf), y.to(device)) for x, y in data]

@@ -283,16 +283,14 @@ mod tests {
     /// kernel does, weight decay included, over steps that compound.
     #[test]
     fn device_path_matches_host_path() {
-        let init: Vec<f32> = (0..50)
-            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
-            .collect();
+        use crate::optim::test_support::{four_compounding_steps, max_diff, param};
         let cfg = AdamConfig {
             lr: 0.01,
             weight_decay: 0.05,
             ..Default::default()
         };
         let run = |device_path: bool| -> Vec<f32> {
-            let var = Var::from_slice(&init, (5, 10), &Device::Cpu).unwrap();
+            let var = param();
             let mut opt = Adam::new([("w", &var)], cfg).unwrap();
             if device_path {
                 for s in &mut opt.slots {
@@ -302,23 +300,9 @@ mod tests {
                     };
                 }
             }
-            for _ in 0..4 {
-                let t = var.as_tensor();
-                let loss = (t.sqr().unwrap() + t.sin().unwrap())
-                    .unwrap()
-                    .sum_all()
-                    .unwrap();
-                opt.step(&loss.backward().unwrap()).unwrap();
-            }
-            var.as_tensor().flatten_all().unwrap().to_vec1().unwrap()
+            four_compounding_steps(&var, &mut opt)
         };
-        let (host, device) = (run(false), run(true));
-        assert_ne!(host, init);
-        let worst = host
-            .iter()
-            .zip(&device)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = max_diff(&run(false), &run(true));
         assert!(worst < 1e-6, "largest difference {worst}");
     }
 

@@ -80,3 +80,43 @@ pub(crate) fn with_host_slices(
     }
     update(theta, g)
 }
+
+/// Helpers of the optimizers' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Optimizer;
+    use candle_core::{Device, Var};
+
+    /// A `[5, 10]` parameter of varied values on the CPU.
+    pub(crate) fn param() -> Var {
+        let init: Vec<f32> = (0..50)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        Var::from_vec(init, (5, 10), &Device::Cpu).unwrap()
+    }
+
+    /// Four steps of `opt` over `var` on the loss Σ θ² + sin θ (gradients that depend on θ, so the steps compound),
+    /// then the parameter's values; the values must have moved.
+    pub(crate) fn four_compounding_steps(var: &Var, opt: &mut dyn Optimizer) -> Vec<f32> {
+        let before: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        for _ in 0..4 {
+            let t = var.as_tensor();
+            let loss = (t.sqr().unwrap() + t.sin().unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            opt.step(&loss.backward().unwrap()).unwrap();
+        }
+        let after: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        assert_ne!(after, before, "the steps did not move the parameter");
+        after
+    }
+
+    /// The largest element-wise difference.
+    pub(crate) fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    }
+}
