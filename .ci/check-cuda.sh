@@ -6,6 +6,8 @@
 # for the toolkit. `cargo check` never links, so nothing ever needs the real
 # kernels; every line of Rust behind the `cuda` feature is still type-checked.
 #
+# Also checks the CPU-vs-CUDA parity tests of the model and train crates (compiled only with the feature).
+#
 # Usage: .ci/check-cuda.sh [--cudnn] [extra cargo args...]
 #   --cudnn   also check with the `cudnn` feature (needs no cuDNN headers either).
 # Environment:
@@ -59,8 +61,19 @@ for feature in "${features[@]}"; do
     fi
 done
 
+# The CPU-vs-CUDA parity tests (crates/model/tests/cuda.rs, crates/train/tests/cuda.rs) exist only with the
+# feature; `-p cli --all-targets` does not reach other packages' tests.
+echo "check-cuda: cargo check -p cifar10-model -p cifar10-train --features cuda --tests"
+start=$SECONDS
+if cargo check -p cifar10-model -p cifar10-train --features cuda --tests ${cargo_args[@]+"${cargo_args[@]}"}; then
+    echo "check-cuda: the parity tests type-check ($((SECONDS - start)) s)"
+else
+    echo "check-cuda: the parity tests FAILED to type-check ($((SECONDS - start)) s)" >&2
+    status=1
+fi
+
 if [[ $status -eq 0 ]]; then
-    echo "check-cuda: OK: cli type-checks with features: ${features[*]}"
+    echo "check-cuda: OK: cli and the parity tests type-check with features: ${features[*]}"
 else
     echo "check-cuda: FAILED: see the cargo errors above" >&2
 fi
