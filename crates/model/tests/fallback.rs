@@ -10,7 +10,7 @@ use common::{assert_same_step, batch, pass};
 
 #[test]
 fn every_model_trains_the_same_on_the_fallback_ops() {
-    let (x, y) = batch(16, 3);
+    let (x, y) = batch(8, 3);
     let kernels = KernelConfig::default();
     for spec in registry::MODELS {
         let want = pass(spec.name, &Device::Cpu, kernels, &x, &y);
