@@ -1,6 +1,7 @@
 //! CPU-vs-CUDA parity of the training side: each optimizer's device path (Adam, SGD with Nesterov momentum and
-//! weight decay, Muon) against its host path over a few steps, and whole short runs of the reference, airbench94
-//! and airbench94-muon recipes on the synthetic task on `cuda:0` against the same runs on the CPU.
+//! weight decay, Muon) against its host path over a few steps, and whole short runs of the reference (one epoch),
+//! airbench94 and airbench94-muon (three) recipes on the synthetic task on `cuda:0` against the same runs on the
+//! CPU, with the tolerances `tests/fallback.rs` measured for the same ops on the CPU.
 //!
 //! Compiled only with `--features cuda`; where no CUDA device opens each test says so on stderr and passes without
 //! checking. Run it on a GPU machine with
@@ -158,7 +159,10 @@ fn losses(cfg: &TrainConfig, device: &str) -> (Vec<f64>, f64) {
     )
 }
 
-fn compare_runs(name: &str, cfg: TrainConfig) {
+/// The runs on the CPU and on cuda:0 agree: each epoch's train loss within `loss_tol` (relative), the loss falls on
+/// cuda:0 over more than one epoch, and with `acc_tol` the test accuracies agree (the tolerances of
+/// `tests/fallback.rs`, which measured them for the same ops on the CPU).
+fn compare_runs(name: &str, cfg: TrainConfig, loss_tol: f64, acc_tol: Option<f64>) {
     if cuda_or_skip().is_none() {
         return;
     }
@@ -171,24 +175,29 @@ fn compare_runs(name: &str, cfg: TrainConfig) {
     for (e, (c, g)) in cuda.iter().zip(&cpu).enumerate() {
         let rel = (c - g).abs() / g.abs();
         assert!(
-            rel <= 1e-2,
+            rel <= loss_tol,
             "{name}: epoch {}: train loss {c} on cuda vs {g} on cpu",
             e + 1
         );
     }
-    assert!(
-        cuda[cuda.len() - 1] < cuda[0],
-        "{name}: the loss did not fall on cuda: {cuda:?}"
-    );
-    assert!(
-        (cuda_acc - cpu_acc).abs() <= 0.05,
-        "{name}: test accuracy {cuda_acc} on cuda vs {cpu_acc} on cpu"
-    );
+    if cuda.len() > 1 {
+        assert!(
+            cuda[cuda.len() - 1] < cuda[0],
+            "{name}: the loss did not fall on cuda: {cuda:?}"
+        );
+    }
+    if let Some(tol) = acc_tol {
+        assert!(
+            (cuda_acc - cpu_acc).abs() <= tol,
+            "{name}: test accuracy {cuda_acc} on cuda vs {cpu_acc} on cpu"
+        );
+    }
 }
 
 #[test]
 fn reference_recipe_trains_on_cuda_as_on_the_cpu() {
-    compare_runs("reference", common::tiny_config(3));
+    // Adam drifts apart from rounding within a few epochs (tests/fallback.rs): one epoch, 1%.
+    compare_runs("reference", common::tiny_config(1), 1e-2, None);
 }
 
 #[test]
@@ -201,7 +210,7 @@ fn airbench94_recipe_trains_on_cuda_as_on_the_cpu() {
         eval_batch_size: 100,
         ..TrainConfig::preset("airbench94").expect("preset")
     };
-    compare_runs("airbench94", cfg);
+    compare_runs("airbench94", cfg, 1e-3, Some(0.02));
 }
 
 #[test]
@@ -212,5 +221,5 @@ fn airbench94_muon_recipe_trains_on_cuda_as_on_the_cpu() {
         eval_batch_size: 100,
         ..TrainConfig::preset("airbench94-muon").expect("preset")
     };
-    compare_runs("airbench94-muon", cfg);
+    compare_runs("airbench94-muon", cfg, 3e-3, Some(0.02));
 }
