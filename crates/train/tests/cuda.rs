@@ -166,30 +166,17 @@ fn compare_runs(name: &str, cfg: TrainConfig, loss_tol: f64, acc_tol: Option<f64
     if cuda_or_skip().is_none() {
         return;
     }
-    let (cpu, cpu_acc) = losses(&cfg, "cpu");
-    let (cuda, cuda_acc) = losses(&cfg, "cuda:0");
+    let (cpu, cuda) = (losses(&cfg, "cpu"), losses(&cfg, "cuda:0"));
     println!(
-        "{name}: train loss per epoch cpu {cpu:.5?} cuda {cuda:.5?}; test accuracy cpu {cpu_acc:.4} cuda {cuda_acc:.4}"
+        "{name}: train loss per epoch cpu {:.5?} cuda {:.5?}; test accuracy cpu {:.4} cuda {:.4}",
+        cpu.0, cuda.0, cpu.1, cuda.1
     );
-    assert_eq!(cpu.len(), cuda.len());
-    for (e, (c, g)) in cuda.iter().zip(&cpu).enumerate() {
-        let rel = (c - g).abs() / g.abs();
+    common::assert_runs_agree(name, &cuda, &cpu, loss_tol, acc_tol);
+    let l = &cuda.0;
+    if l.len() > 1 {
         assert!(
-            rel <= loss_tol,
-            "{name}: epoch {}: train loss {c} on cuda vs {g} on cpu",
-            e + 1
-        );
-    }
-    if cuda.len() > 1 {
-        assert!(
-            cuda[cuda.len() - 1] < cuda[0],
-            "{name}: the loss did not fall on cuda: {cuda:?}"
-        );
-    }
-    if let Some(tol) = acc_tol {
-        assert!(
-            (cuda_acc - cpu_acc).abs() <= tol,
-            "{name}: test accuracy {cuda_acc} on cuda vs {cpu_acc} on cpu"
+            l[l.len() - 1] < l[0],
+            "{name}: the loss did not fall on cuda: {l:?}"
         );
     }
 }
@@ -202,24 +189,20 @@ fn reference_recipe_trains_on_cuda_as_on_the_cpu() {
 
 #[test]
 fn airbench94_recipe_trains_on_cuda_as_on_the_cpu() {
-    let cfg = TrainConfig {
-        batch_size: 64,
-        epochs: 3,
-        fractional_epochs: None,
-        warmup_epochs: 0.5,
-        eval_batch_size: 100,
-        ..TrainConfig::preset("airbench94").expect("preset")
-    };
-    compare_runs("airbench94", cfg, 1e-3, Some(0.02));
+    compare_runs(
+        "airbench94",
+        common::short_recipe("airbench94", 3),
+        1e-3,
+        Some(0.02),
+    );
 }
 
 #[test]
 fn airbench94_muon_recipe_trains_on_cuda_as_on_the_cpu() {
-    let cfg = TrainConfig {
-        batch_size: 64,
-        epochs: 3,
-        eval_batch_size: 100,
-        ..TrainConfig::preset("airbench94-muon").expect("preset")
-    };
-    compare_runs("airbench94-muon", cfg, 3e-3, Some(0.02));
+    compare_runs(
+        "airbench94-muon",
+        common::short_recipe("airbench94-muon", 3),
+        3e-3,
+        Some(0.02),
+    );
 }

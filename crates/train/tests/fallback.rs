@@ -34,25 +34,13 @@ fn run(cfg: &TrainConfig, kernels: KernelConfig) -> (Vec<f64>, f64) {
 
 /// The runs agree: each epoch's train loss within `loss_tol` (relative) and, with `acc_tol`, the test accuracy.
 fn check(name: &str, cfg: TrainConfig, loss_tol: f64, acc_tol: Option<f64>) {
-    let (want, want_acc) = run(&cfg, KernelConfig::default());
-    let (got, got_acc) = run(&cfg, KernelConfig::default().with_fallback_ops(true));
+    let want = run(&cfg, KernelConfig::default());
+    let got = run(&cfg, KernelConfig::default().with_fallback_ops(true));
     println!(
-        "{name}: train loss per epoch kernels {want:.6?} fallback {got:.6?}; test accuracy {want_acc} / {got_acc}"
+        "{name}: train loss per epoch kernels {:.6?} fallback {:.6?}; test accuracy {} / {}",
+        want.0, got.0, want.1, got.1
     );
-    assert_eq!(got.len(), want.len());
-    for (e, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (g - w).abs() <= loss_tol * w.abs(),
-            "{name}: epoch {}: train loss {g} on the fallback vs {w}",
-            e + 1
-        );
-    }
-    if let Some(tol) = acc_tol {
-        assert!(
-            (got_acc - want_acc).abs() <= tol,
-            "{name}: test accuracy {got_acc} vs {want_acc}"
-        );
-    }
+    common::assert_runs_agree(name, &got, &want, loss_tol, acc_tol);
 }
 
 #[test]
@@ -65,28 +53,22 @@ fn reference_recipe_trains_the_same_on_the_fallback_ops() {
 
 #[test]
 fn airbench94_recipe_trains_the_same_on_the_fallback_ops() {
-    let cfg = TrainConfig {
-        batch_size: 64,
-        epochs: 2,
-        fractional_epochs: None,
-        warmup_epochs: 0.5,
-        eval_batch_size: 100,
-        device: "cpu".into(),
-        ..TrainConfig::preset("airbench94").unwrap()
-    };
     // SGD: the same losses to 6 digits (measured).
-    check("airbench94", cfg, 1e-4, Some(0.02));
+    check(
+        "airbench94",
+        common::short_recipe("airbench94", 2),
+        1e-4,
+        Some(0.02),
+    );
 }
 
 #[test]
 fn airbench94_muon_recipe_trains_the_same_on_the_fallback_ops() {
-    let cfg = TrainConfig {
-        batch_size: 64,
-        epochs: 2,
-        eval_batch_size: 100,
-        device: "cpu".into(),
-        ..TrainConfig::preset("airbench94-muon").unwrap()
-    };
     // Newton-Schulz amplifies rounding a little: 6e-4 apart after two epochs (measured).
-    check("airbench94-muon", cfg, 3e-3, Some(0.02));
+    check(
+        "airbench94-muon",
+        common::short_recipe("airbench94-muon", 2),
+        3e-3,
+        Some(0.02),
+    );
 }

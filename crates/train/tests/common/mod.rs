@@ -51,3 +51,45 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
         ..TrainConfig::default()
     }
 }
+
+/// A preset's recipe cut down for the synthetic task: batch 64, `epochs` whole epochs, at most half an epoch of
+/// warm-up, evaluation in batches of 100, on the CPU.
+pub fn short_recipe(preset: &str, epochs: usize) -> TrainConfig {
+    let base = TrainConfig::preset(preset).unwrap();
+    TrainConfig {
+        batch_size: 64,
+        epochs,
+        fractional_epochs: None,
+        warmup_epochs: base.warmup_epochs.min(0.5),
+        eval_batch_size: 100,
+        device: "cpu".into(),
+        ..base
+    }
+}
+
+/// Asserts that two runs, each (per-epoch train losses, test accuracy), agree: every epoch's loss within
+/// `loss_tol` (relative to `want`'s) and, with `acc_tol`, the test accuracies.
+pub fn assert_runs_agree(
+    name: &str,
+    got: &(Vec<f64>, f64),
+    want: &(Vec<f64>, f64),
+    loss_tol: f64,
+    acc_tol: Option<f64>,
+) {
+    assert_eq!(got.0.len(), want.0.len(), "{name}: epochs");
+    for (e, (g, w)) in got.0.iter().zip(&want.0).enumerate() {
+        assert!(
+            (g - w).abs() <= loss_tol * w.abs(),
+            "{name}: epoch {}: train loss {g} against {w}",
+            e + 1
+        );
+    }
+    if let Some(tol) = acc_tol {
+        assert!(
+            (got.1 - want.1).abs() <= tol,
+            "{name}: test accuracy {} against {}",
+            got.1,
+            want.1
+        );
+    }
+}
