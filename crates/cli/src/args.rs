@@ -190,8 +190,9 @@ pub struct TrainArgs {
     /// [default: off].
     #[arg(long)]
     pub stock_ops: bool,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16; about twice the
-    /// convolutions' speed) [default: f32].
+    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16: up to twice the
+    /// convolutions' speed on AMD Zen 4/5, half of it on the Intel CPUs measured; a warning says when bf16 is the
+    /// slower here) [default: f32].
     #[arg(long)]
     pub precision: Option<model::Precision>,
 }

@@ -120,6 +120,15 @@ pub(crate) fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         "kernels run: {} (level {isa}; this CPU: {cpu})",
         listed.join(", ")
     ));
+    let gemm = device.is_cpu().then(cpu_ops::gemm_speed).flatten();
+    if let Some(g) = gemm {
+        table(format!(
+            "bf16 GEMM on this CPU: {:.0} GFLOP/s against f32's {:.0} ({:.2}x, one thread)",
+            g.bf16_gflops,
+            g.f32_gflops,
+            g.ratio()
+        ));
+    }
     if let Some(rss) = bench::peak_rss_bytes() {
         table(format!(
             "peak RSS: {:.0} MiB",
@@ -133,7 +142,12 @@ pub(crate) fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"kernels": families, "isa": isa, "cpu_isa": cpu})
+            serde_json::json!({
+                "kernels": families,
+                "isa": isa,
+                "cpu_isa": cpu,
+                "gemm_gflops": gemm.map(|g| serde_json::json!({"bf16": g.bf16_gflops, "f32": g.f32_gflops})),
+            })
         );
         for r in &results {
             println!("{}", r.json());

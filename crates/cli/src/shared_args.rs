@@ -11,8 +11,9 @@ pub struct ComputeArgs {
     /// feature and the GPU opens, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16; about twice the
-    /// convolutions' speed).
+    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16: up to twice the
+    /// convolutions' speed on AMD Zen 4/5, half of it on the Intel CPUs measured; a warning says when bf16 is the
+    /// slower here).
     #[arg(long, default_value = "f32")]
     pub precision: model::Precision,
 }
@@ -27,6 +28,9 @@ impl ComputeArgs {
         let (device, desc) = model::device::select(&self.device).context("--device")?;
         let kernels =
             model::device::kernels(&device, self.precision, stock_ops).context("--precision")?;
+        if let Some(advice) = model::device::precision_advice(&device, self.precision) {
+            tracing::warn!("--precision {}: {advice}", self.precision);
+        }
         Ok((device, desc, kernels))
     }
 }

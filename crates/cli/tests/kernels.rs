@@ -6,8 +6,18 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 /// Runs a tiny airbench94 bench (training step, inference, TTA) with `CPU_OPS_MAX_ISA=cap` (unset for `None`);
-/// returns the kernel families' builds, the level and the CPU's level from the JSON report.
-fn builds(cap: Option<&str>, precision: &str) -> (BTreeMap<String, String>, String, String) {
+/// returns the kernel families' builds, the level, the CPU's level and the measured GEMM speeds from the JSON
+/// report, and stderr.
+fn bench_report(
+    cap: Option<&str>,
+    precision: &str,
+) -> (
+    BTreeMap<String, String>,
+    String,
+    String,
+    serde_json::Value,
+    String,
+) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cifar"));
     cmd.args([
         "bench",
@@ -52,7 +62,15 @@ fn builds(cap: Option<&str>, precision: &str) -> (BTreeMap<String, String>, Stri
         families,
         v["isa"].as_str().unwrap().into(),
         v["cpu_isa"].as_str().unwrap().into(),
+        v["gemm_gflops"].clone(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// [`bench_report`]'s builds, level and CPU level.
+fn builds(cap: Option<&str>, precision: &str) -> (BTreeMap<String, String>, String, String) {
+    let (families, level, cpu, _, _) = bench_report(cap, precision);
+    (families, level, cpu)
 }
 
 #[test]
@@ -63,6 +81,8 @@ fn the_isa_cap_changes_the_kernels_that_run() {
     for f in ["sparse-backward", "pool", "patch-conv", "gelu"] {
         assert_eq!(free.get(f), Some(&cpu), "{f} without a cap: {free:?}");
     }
+    // An f32 run never runs the bf16 GEMM (the speed measurement beside it must not be recorded as run).
+    assert!(!free.contains_key("bf16-gemm"), "{free:?}");
     // Winograd's transforms: in f32 the F(4x4) ones, AVX2 builds on every AVX2 or AVX-512 CPU; none on the portable
     // path (the direct convolution runs).
     if cpu != "baseline" {
@@ -126,4 +146,33 @@ fn bf16_is_refused_under_the_cap_and_a_bad_cap_is_named() {
         err.contains("CPU_OPS_MAX_ISA=\"sse4\": expected avx512, avx2 or baseline"),
         "{err}"
     );
+}
+
+#[test]
+fn the_bf16_gemm_speed_is_reported_and_a_slower_bf16_is_warned_of() {
+    let (_, _, cpu, gemm, _) = bench_report(None, "f32");
+    if gemm.is_null() {
+        eprintln!(
+            "skipped: this CPU ({cpu}) does not run the bf16 GEMM, so there is no speed to report"
+        );
+        return;
+    }
+    let (bf16, f32) = (
+        gemm["bf16"].as_f64().unwrap(),
+        gemm["f32"].as_f64().unwrap(),
+    );
+    assert!(bf16 > 0.0 && f32 > 0.0, "{gemm}");
+    // Under the AVX2 cap bf16 does not run, so nothing is measured.
+    let (_, _, _, capped, _) = bench_report(Some("avx2"), "f32");
+    assert!(capped.is_null(), "{capped}");
+    // bf16 asked for: a warning exactly where this process measures bf16 slower than f32 (its own
+    // measurement, which the report carries).
+    let (families, _, _, gemm, stderr) = bench_report(None, "bf16");
+    assert_eq!(
+        families.get("bf16-gemm").map(String::as_str),
+        Some("avx512")
+    );
+    let ratio = gemm["bf16"].as_f64().unwrap() / gemm["f32"].as_f64().unwrap();
+    let warned = stderr.contains("bf16 convolutions will be slower than f32 on this CPU");
+    assert_eq!(warned, ratio < 1.0, "ratio {ratio:.2}: {stderr}");
 }

@@ -69,7 +69,7 @@ mod winograd;
 
 use candle_core::{Shape, Tensor};
 
-pub use bf16_gemm::bf16_supported;
+pub use bf16_gemm::{GemmSpeed, bf16_supported, gemm_speed};
 pub use config::{GroupCols, KernelConfig, Precision, Winograd};
 pub use denormals::{flush_denormals_everywhere, flush_denormals_this_thread};
 pub use isa::{Isa, KernelFamily, MAX_ISA_VAR, builds_run};

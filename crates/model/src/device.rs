@@ -100,6 +100,26 @@ pub fn prepare_cpu_threads() {
     cpu_ops::flush_denormals_everywhere();
 }
 
+/// Why `precision` would run slower than f32 on this device, where it would: bf16 on a CPU whose bf16 GEMM is
+/// slower than its f32 one (measured once per process, see `cpu_ops::gemm_speed`; the Intel AVX512-BF16 CPUs
+/// measured so far run it at about half f32's speed). `None` for f32, other devices and CPUs where bf16 pays.
+/// Callers show it as a warning: the run itself is valid.
+pub fn precision_advice(device: &Device, precision: crate::Precision) -> Option<String> {
+    if precision != crate::Precision::Bf16 || !device.is_cpu() {
+        return None;
+    }
+    let s = cpu_ops::gemm_speed()?;
+    (s.ratio() < 1.0).then(|| {
+        format!(
+            "bf16 convolutions will be slower than f32 on this CPU: its bf16 GEMM measured {:.0} GFLOP/s \
+             against {:.0} for f32 ({:.2}x, one thread); f32 trains faster here",
+            s.bf16_gflops,
+            s.f32_gflops,
+            s.ratio()
+        )
+    })
+}
+
 /// The kernel settings for a model on `device` in `precision`, on candle's stock CPU ops with `stock_ops` (for
 /// comparisons; candle 0.11.1's stock max-pool backward scales a window's gradient by 1/4, so training differs, not
 /// only its speed). bf16 runs on CPUs with AVX512-BF16 through the `cpu-ops` kernels; on other devices, or with the

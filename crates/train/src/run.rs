@@ -15,6 +15,9 @@ pub fn build_model(cfg: &TrainConfig, num_classes: usize) -> Result<(Box<dyn Cla
     cfg.validate()?;
     let (device, device_desc) = model::device::select(&cfg.device)?;
     let kernels = model::device::kernels(&device, cfg.precision, cfg.stock_ops)?;
+    if let Some(advice) = model::device::precision_advice(&device, cfg.precision) {
+        tracing::warn!("precision {}: {advice}", cfg.precision);
+    }
     let mut model = registry::build(&cfg.model, &device, cfg.seed, num_classes)?;
     model.set_kernels(kernels)?;
     Ok((model, device_desc))
