@@ -190,9 +190,8 @@ pub struct TrainArgs {
     /// [default: off].
     #[arg(long)]
     pub stock_ops: bool,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16: up to twice the
-    /// convolutions' speed on AMD Zen 4/5, half of it on the Intel CPUs measured; a warning says when bf16 is the
-    /// slower here) [default: f32].
+    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16: faster on the AMD Zen 4
+    /// and 5 measured, half f32's speed on the Intel Xeon measured; a warning says when bf16 is the slower here) [default: f32].
     #[arg(long)]
     pub precision: Option<model::Precision>,
 }

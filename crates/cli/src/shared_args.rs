@@ -11,9 +11,8 @@ pub struct ComputeArgs {
     /// feature and the GPU opens, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16: up to twice the
-    /// convolutions' speed on AMD Zen 4/5, half of it on the Intel CPUs measured; a warning says when bf16 is the
-    /// slower here).
+    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16: faster on the AMD Zen 4
+    /// and 5 measured, half f32's speed on the Intel Xeon measured; a warning says when bf16 is the slower here).
     #[arg(long, default_value = "f32")]
     pub precision: model::Precision,
 }

@@ -18,7 +18,8 @@ pub enum Precision {
     #[default]
     F32,
     /// Inputs rounded to bfloat16 (8 significant bits), products summed in f32 (AVX512-BF16's `VDPBF16PS`:
-    /// twice the f32 rate on AMD Zen 4 and 5, half of it on the Intel CPUs measured; see [`crate::gemm_speed`]).
+    /// faster than f32 on the AMD Zen 4 and 5 measured, half f32's rate on the Intel Xeon measured; see
+    /// [`crate::gemm_speed`]).
     /// Weights, gradients, activations and every other op stay f32.
     Bf16,
 }

@@ -101,8 +101,8 @@ pub fn prepare_cpu_threads() {
 }
 
 /// Why `precision` would run slower than f32 on this device, where it would: bf16 on a CPU whose bf16 GEMM is
-/// slower than its f32 one (measured once per process, see `cpu_ops::gemm_speed`; the Intel AVX512-BF16 CPUs
-/// measured so far run it at about half f32's speed). `None` for f32, other devices and CPUs where bf16 pays.
+/// slower than its f32 one (measured once per process, see `cpu_ops::gemm_speed`; the Intel Xeon measured,
+/// Emerald Rapids, runs it at about half f32's speed). `None` for f32, other devices and CPUs where bf16 pays.
 /// Callers show it as a warning: the run itself is valid.
 pub fn precision_advice(device: &Device, precision: crate::Precision) -> Option<String> {
     if precision != crate::Precision::Bf16 || !device.is_cpu() {

@@ -2,10 +2,10 @@
 //! (round to nearest even, as `VCVTNE2PS2BF16`) and every product summed in f32 by `VDPBF16PS` (AVX512-BF16).
 //!
 //! `VDPBF16PS` multiplies 32 bf16 pairs and adds them into 16 f32 lanes in one instruction: twice the
-//! multiply-adds of an f32 FMA of the same width, so where a CPU issues both at one rate (AMD Zen 4 and 5) its
-//! peak is twice f32's (measured on a Zen 4/5: 1.35-1.72x per conv forward, docs/performance.md). Intel's
-//! AVX512-BF16 CPUs measured so far issue it at a quarter of the FMA's rate: there this kernel runs at half the
-//! f32 GEMM's speed ([`speed`] measures which case a CPU is). Rounding the inputs to bf16 keeps
+//! multiply-adds of an f32 FMA of the same width, so where a CPU issues both at one rate its peak is twice
+//! f32's (measured on a Zen 5: 1.35-1.72x per conv forward, docs/performance.md). The Intel Xeon measured
+//! (Emerald Rapids) issues it at a quarter of the FMA's rate: there this kernel runs at half the f32 GEMM's speed
+//! ([`speed`] measures which case a CPU is). Rounding the inputs to bf16 keeps
 //! 8 significant bits (relative error ≤ 2⁻⁹ per input); the sums keep f32's 24.
 //!
 //! Layout (BLIS-style): `b` is packed in blocks of [`KCP`] depth pairs × [`NC`] columns into panels of

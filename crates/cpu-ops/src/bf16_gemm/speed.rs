@@ -1,10 +1,11 @@
 //! How fast the bf16 GEMM runs against the f32 one on this CPU, measured once per process.
 //!
 //! AVX512-BF16 does not make bf16 faster everywhere. `VDPBF16PS` does 32 multiply-adds per instruction against
-//! an f32 FMA's 16, so where a CPU issues both at the same rate (AMD Zen 4 and 5) the bf16 GEMM runs up to twice
-//! as fast; but a CPU may issue it at a quarter of the FMA's rate, and then bf16 runs at half f32's speed
-//! (measured on a 2-core Intel Xeon, family 6 model 207: 43 against 87 G multiply-adds per second and core;
-//! the bf16 GEMM 0.5x the f32 one; airbench94-muon's train step 252 against 415 img/s, docs/performance.md).
+//! an f32 FMA's 16, so where a CPU issues both at the same rate the bf16 GEMM can run up to twice as fast (the
+//! bf16 convolutions measured 1.35-1.72x f32's on a Zen 5, docs/performance.md); but a CPU may issue it at a
+//! quarter of the FMA's rate, and then bf16 runs at half f32's speed (measured on a 2-core Intel Xeon, family 6
+//! model 207: 43 against 87 G multiply-adds per second and core; the bf16 GEMM 0.5x the f32 one;
+//! airbench94-muon's train step 252 against 415 img/s).
 //! The feature flags cannot tell these CPUs apart, so callers that pick or advise a precision measure with
 //! [`gemm_speed`].
 
@@ -40,8 +41,8 @@ pub fn gemm_speed() -> Option<GemmSpeed> {
     *SPEED.get_or_init(|| super::bf16_supported().then(measure))
 }
 
-/// A convolution-sized product (airbench94's 64 -> 256 layer as one GEMM over 256 columns), alternated between
-/// the two kernels, the fastest run of each kept.
+/// A convolution-sized product (128 x 256 over a depth of 576, a 3x3 convolution of 64 channels), alternated
+/// between the two kernels, the fastest run of each kept.
 fn measure() -> GemmSpeed {
     const M: usize = 128;
     const N: usize = 256;
