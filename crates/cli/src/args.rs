@@ -190,10 +190,12 @@ pub struct TrainArgs {
     /// [default: off].
     #[arg(long)]
     pub stock_ops: bool,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16: faster on the AMD Zen 4
-    /// and 5 measured, half f32's speed on the Intel Xeon measured; a warning says when bf16 is the slower here) [default: f32].
+    /// Convolution arithmetic: f32, bf16 products with f32 sums (CPUs with AVX512-BF16: faster on the AMD Zen 4
+    /// and 5 measured, half f32's speed on the Intel Xeon measured; a warning says when bf16 is the slower here), or
+    /// auto: bf16 where this CPU's bf16 GEMM measures faster than its f32 one, else f32 (the run's config.json
+    /// records the choice) [default: the preset's, f32].
     #[arg(long)]
-    pub precision: Option<model::Precision>,
+    pub precision: Option<crate::shared_args::PrecisionArg>,
 }
 
 #[derive(Args, Debug)]

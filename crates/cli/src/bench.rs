@@ -63,7 +63,7 @@ pub(crate) fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         } else {
             ""
         },
-        a.compute.precision,
+        kernels.precision(),
         rayon_threads(),
         a.repeats,
         a.steps

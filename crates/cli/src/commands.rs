@@ -1,4 +1,5 @@
 use crate::args::{ChartFormat, Cli, Command, EvaluateArgs, PlotArgs, TrainArgs};
+use crate::shared_args::PrecisionArg;
 use anyhow::{Context, Result, bail};
 use cifar_types::ImageSet;
 use std::path::{Path, PathBuf};
@@ -108,8 +109,14 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
         c.tta_threshold = a.tta_threshold;
     }
     c.stock_ops |= a.stock_ops;
-    if let Some(p) = a.precision {
-        c.precision = p;
+    match a.precision {
+        Some(PrecisionArg::Fixed(p)) => c.precision = p,
+        Some(PrecisionArg::Auto) => {
+            // The device the run will train on decides (opened here once more for that, before any work).
+            let (device, _) = model::device::select(&c.device).context("--device")?;
+            c.precision = PrecisionArg::Auto.resolve(&device, c.stock_ops);
+        }
+        None => {}
     }
     // Also refuses a CUDA device on a build without CUDA, before any directory or download.
     c.validate().map_err(crate::errors::train_flag_error)?;
@@ -357,7 +364,7 @@ fn evaluate_cmd(a: EvaluateArgs) -> Result<ExitCode> {
         "evaluating {} ({}) on {desc} ({} convolutions)",
         a.checkpoint.display(),
         net.name(),
-        a.compute.precision
+        kernels.precision()
     );
     let test = Arc::new(data.test);
     let started = std::time::Instant::now();

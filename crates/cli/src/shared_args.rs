@@ -11,10 +11,49 @@ pub struct ComputeArgs {
     /// feature and the GPU opens, else the CPU).
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Convolution arithmetic: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16: faster on the AMD Zen 4
-    /// and 5 measured, half f32's speed on the Intel Xeon measured; a warning says when bf16 is the slower here).
+    /// Convolution arithmetic: f32, bf16 products with f32 sums (CPUs with AVX512-BF16: faster on the AMD Zen 4
+    /// and 5 measured, half f32's speed on the Intel Xeon measured; a warning says when bf16 is the slower here), or
+    /// auto: bf16 where this CPU's bf16 GEMM measures faster than its f32 one, else f32.
     #[arg(long, default_value = "f32")]
-    pub precision: model::Precision,
+    pub precision: PrecisionArg,
+}
+
+/// `--precision`'s value: a precision, or `auto`, the faster one on the device (see
+/// `model::device::fastest_precision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecisionArg {
+    /// This precision.
+    Fixed(model::Precision),
+    /// The faster precision on the device, measured.
+    Auto,
+}
+
+impl std::str::FromStr for PrecisionArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s == "auto" {
+            return Ok(PrecisionArg::Auto);
+        }
+        s.parse()
+            .map(PrecisionArg::Fixed)
+            .map_err(|_| format!("expected f32, bf16 or auto, found {s:?}"))
+    }
+}
+
+impl PrecisionArg {
+    /// The precision to run on `device` (`stock_ops`: candle's stock ops, which run f32 only); `auto`'s choice is
+    /// logged with its reason.
+    pub fn resolve(self, device: &candle_core::Device, stock_ops: bool) -> model::Precision {
+        match self {
+            PrecisionArg::Fixed(p) => p,
+            PrecisionArg::Auto => {
+                let (p, why) = model::device::fastest_precision(device, stock_ops);
+                tracing::info!("--precision auto: {p} ({why})");
+                p
+            }
+        }
+    }
 }
 
 impl ComputeArgs {
@@ -25,10 +64,11 @@ impl ComputeArgs {
         stock_ops: bool,
     ) -> Result<(candle_core::Device, String, model::KernelConfig)> {
         let (device, desc) = model::device::select(&self.device).context("--device")?;
+        let precision = self.precision.resolve(&device, stock_ops);
         let kernels =
-            model::device::kernels(&device, self.precision, stock_ops).context("--precision")?;
-        if let Some(advice) = model::device::precision_advice(&device, self.precision) {
-            tracing::warn!("--precision {}: {advice}", self.precision);
+            model::device::kernels(&device, precision, stock_ops).context("--precision")?;
+        if let Some(advice) = model::device::precision_advice(&device, precision) {
+            tracing::warn!("--precision {precision}: {advice}");
         }
         Ok((device, desc, kernels))
     }
@@ -105,6 +145,26 @@ pub fn open_session(
 mod tests {
     use super::*;
     use model::infer::Tta;
+
+    #[test]
+    fn precision_values_and_auto_off_the_cpu() {
+        let parse = |s: &str| s.parse::<PrecisionArg>();
+        assert_eq!(parse("auto"), Ok(PrecisionArg::Auto));
+        assert_eq!(parse("f32"), Ok(PrecisionArg::Fixed(model::Precision::F32)));
+        assert_eq!(
+            parse("bf16"),
+            Ok(PrecisionArg::Fixed(model::Precision::Bf16))
+        );
+        assert_eq!(
+            parse("fp16"),
+            Err("expected f32, bf16 or auto, found \"fp16\"".into())
+        );
+        // With candle's stock ops bf16 cannot run, so auto is f32 whatever the CPU.
+        assert_eq!(
+            PrecisionArg::Auto.resolve(&candle_core::Device::Cpu, true),
+            model::Precision::F32
+        );
+    }
 
     #[test]
     fn tta_flags_on_top_of_a_base() {

@@ -37,6 +37,10 @@ fn bad_flags_name_the_flag() {
         (vec!["train", "--schedule", "step"], "onecycle"),
         (vec!["train", "--device", "tpu"], "tpu"),
         (vec!["train", "--batch-size", "many"], "--batch-size"),
+        (
+            vec!["train", "--precision", "fp16"],
+            "expected f32, bf16 or auto, found \"fp16\"",
+        ),
     ] {
         let o = cifar(&args, dir.path());
         assert!(!o.status.success(), "{args:?} succeeded");
@@ -182,10 +186,23 @@ fn cuda_on_a_cpu_build_is_refused_before_any_work() {
     }
     let dir = tempfile::tempdir().unwrap();
     for device in ["cuda", "cuda:1"] {
-        let o = cifar(&["train", "--device", device, "--epochs", "1"], dir.path());
-        assert!(!o.status.success());
-        let err = stderr(&o);
-        assert!(err.contains("--device") && err.contains("CUDA"), "{err}");
+        for precision in ["f32", "auto"] {
+            let o = cifar(
+                &[
+                    "train",
+                    "--device",
+                    device,
+                    "--precision",
+                    precision,
+                    "--epochs",
+                    "1",
+                ],
+                dir.path(),
+            );
+            assert!(!o.status.success());
+            let err = stderr(&o);
+            assert!(err.contains("--device") && err.contains("CUDA"), "{err}");
+        }
     }
     assert!(!dir.path().join("runs").exists());
     assert!(!dir.path().join("data").exists());

@@ -117,6 +117,23 @@ fn train_evaluate_and_predict_on_image_folders() {
     };
     assert_eq!(strip(history("runs/a")), strip(history("runs/b")));
 
+    // `--precision auto` trains in the arithmetic it chose and records that one (never "auto") in config.json.
+    let mut c = args.to_vec();
+    c.extend(["--out", "runs/c", "--precision", "auto"]);
+    let o = cifar(&c, dir.path());
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("runs/c/config.json")).unwrap(),
+    )
+    .unwrap();
+    let chosen = cfg["precision"].as_str().unwrap();
+    assert!(["f32", "bf16"].contains(&chosen), "{cfg}");
+    assert!(
+        log.contains(&format!("--precision auto: {chosen} (")),
+        "{log}"
+    );
+
     // evaluate on the same folders; a CIFAR-10 data dir would not match the checkpoint's classes.
     let ckpt = run.join("best.safetensors");
     let o = cifar(

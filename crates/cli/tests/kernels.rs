@@ -5,19 +5,24 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-/// Runs a tiny airbench94 bench (training step, inference, TTA) with `CPU_OPS_MAX_ISA=cap` (unset for `None`);
-/// returns the kernel families' builds, the level, the CPU's level and the measured GEMM speeds from the JSON
-/// report, and stderr.
-fn bench_report(
-    cap: Option<&str>,
-    precision: &str,
-) -> (
-    BTreeMap<String, String>,
-    String,
-    String,
-    serde_json::Value,
-    String,
-) {
+/// What a tiny bench run reports (see [`bench_report`]).
+struct Report {
+    /// The kernel families' builds.
+    families: BTreeMap<String, String>,
+    /// The level the kernels were picked for.
+    level: String,
+    /// The CPU's own level.
+    cpu: String,
+    /// The measured GEMM speeds (`null` where bf16 does not run).
+    gemm: serde_json::Value,
+    /// The precision the train step ran in.
+    precision: String,
+    stderr: String,
+}
+
+/// Runs a tiny airbench94 bench (training step, inference, TTA) with `CPU_OPS_MAX_ISA=cap` (unset for `None`) and
+/// `--precision precision`; returns what its JSON report and stderr say.
+fn bench_report(cap: Option<&str>, precision: &str) -> Report {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cifar"));
     cmd.args([
         "bench",
@@ -34,7 +39,6 @@ fn bench_report(
         "--repeats",
         "1",
         "--json",
-        "--quiet",
     ]);
     match cap {
         Some(c) => cmd.env("CPU_OPS_MAX_ISA", c),
@@ -52,25 +56,31 @@ fn bench_report(
         .find(|l| l.contains("\"kernels\""))
         .unwrap_or_else(|| panic!("no kernels line in {stdout}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let train: serde_json::Value = stdout
+        .lines()
+        .find(|l| l.contains("\"bench\": \"train\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("no train line in {stdout}"));
     let families = v["kernels"]
         .as_object()
         .unwrap()
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect();
-    (
+    Report {
         families,
-        v["isa"].as_str().unwrap().into(),
-        v["cpu_isa"].as_str().unwrap().into(),
-        v["gemm_gflops"].clone(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        level: v["isa"].as_str().unwrap().into(),
+        cpu: v["cpu_isa"].as_str().unwrap().into(),
+        gemm: v["gemm_gflops"].clone(),
+        precision: train["precision"].as_str().unwrap().into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 /// [`bench_report`]'s builds, level and CPU level.
 fn builds(cap: Option<&str>, precision: &str) -> (BTreeMap<String, String>, String, String) {
-    let (families, level, cpu, _, _) = bench_report(cap, precision);
-    (families, level, cpu)
+    let r = bench_report(cap, precision);
+    (r.families, r.level, r.cpu)
 }
 
 #[test]
@@ -150,7 +160,7 @@ fn bf16_is_refused_under_the_cap_and_a_bad_cap_is_named() {
 
 #[test]
 fn the_bf16_gemm_speed_is_reported_and_a_slower_bf16_is_warned_of() {
-    let (_, _, cpu, gemm, _) = bench_report(None, "f32");
+    let Report { cpu, gemm, .. } = bench_report(None, "f32");
     if gemm.is_null() {
         eprintln!(
             "skipped: this CPU ({cpu}) does not run the bf16 GEMM, so there is no speed to report"
@@ -163,11 +173,16 @@ fn the_bf16_gemm_speed_is_reported_and_a_slower_bf16_is_warned_of() {
     );
     assert!(bf16 > 0.0 && f32 > 0.0, "{gemm}");
     // Under the AVX2 cap bf16 does not run, so nothing is measured.
-    let (_, _, _, capped, _) = bench_report(Some("avx2"), "f32");
+    let capped = bench_report(Some("avx2"), "f32").gemm;
     assert!(capped.is_null(), "{capped}");
     // bf16 asked for: a warning exactly where this process measures bf16 slower than f32 (its own
     // measurement, which the report carries).
-    let (families, _, _, gemm, stderr) = bench_report(None, "bf16");
+    let Report {
+        families,
+        gemm,
+        stderr,
+        ..
+    } = bench_report(None, "bf16");
     assert_eq!(
         families.get("bf16-gemm").map(String::as_str),
         Some("avx512")
@@ -175,4 +190,34 @@ fn the_bf16_gemm_speed_is_reported_and_a_slower_bf16_is_warned_of() {
     let ratio = gemm["bf16"].as_f64().unwrap() / gemm["f32"].as_f64().unwrap();
     let warned = stderr.contains("bf16 convolutions will be slower than f32 on this CPU");
     assert_eq!(warned, ratio < 1.0, "ratio {ratio:.2}: {stderr}");
+}
+
+/// `--precision auto` runs bf16 exactly where this process measured its bf16 GEMM faster than its f32 one, f32
+/// everywhere else (no AVX512-BF16, or capped below AVX-512), and says which it chose and why.
+#[test]
+fn precision_auto_picks_the_faster_arithmetic_measured_here() {
+    let r = bench_report(None, "auto");
+    let want = if r.gemm.is_null() {
+        "f32"
+    } else {
+        let ratio = r.gemm["bf16"].as_f64().unwrap() / r.gemm["f32"].as_f64().unwrap();
+        if ratio > 1.0 { "bf16" } else { "f32" }
+    };
+    assert_eq!(r.precision, want, "{}: {}", r.gemm, r.stderr);
+    assert_eq!(r.families.contains_key("bf16-gemm"), want == "bf16");
+    assert!(
+        r.stderr.contains(&format!("--precision auto: {want} (")),
+        "{}",
+        r.stderr
+    );
+    // Never a warning that the chosen arithmetic is the slower one.
+    assert!(!r.stderr.contains("will be slower"), "{}", r.stderr);
+    // Capped below AVX-512: f32, whatever the CPU.
+    let capped = bench_report(Some("avx2"), "auto");
+    assert_eq!(capped.precision, "f32", "{}", capped.stderr);
+    assert!(
+        capped.stderr.contains("no AVX512-BF16"),
+        "{}",
+        capped.stderr
+    );
 }

@@ -120,6 +120,42 @@ pub fn precision_advice(device: &Device, precision: crate::Precision) -> Option<
     })
 }
 
+/// The faster convolution arithmetic for a model on `device`, with why: bf16 on a CPU that runs it (AVX512-BF16,
+/// this crate's kernels, not `stock_ops`) and whose bf16 GEMM measures faster than its f32 one (once per process,
+/// `cpu_ops::gemm_speed`: about 2x on the AMD Zen 4/5 measured, 0.5x on the Intel Xeon measured), else f32 (every
+/// other device and CPU). The measurement, not the CPU's feature flags, decides: both kinds of CPU have the same
+/// flags.
+///
+/// ```
+/// use cifar10_model::{Precision, device::fastest_precision};
+/// let (p, why) = fastest_precision(&candle_core::Device::Cpu, true);
+/// assert_eq!(p, Precision::F32);
+/// assert!(why.contains("stock"));
+/// ```
+pub fn fastest_precision(device: &Device, stock_ops: bool) -> (crate::Precision, String) {
+    let f32 = |why: &str| (crate::Precision::F32, why.to_string());
+    if !device.is_cpu() {
+        return f32("bf16 is implemented for the CPU kernels only");
+    }
+    if stock_ops {
+        return f32("bf16 needs the cpu-ops kernels, not the stock ops");
+    }
+    let Some(s) = cpu_ops::gemm_speed() else {
+        return f32("this CPU has no AVX512-BF16 (or a CPU_OPS_MAX_ISA cap below AVX-512)");
+    };
+    let measured = format!(
+        "this CPU's bf16 GEMM measured {:.0} GFLOP/s against {:.0} for f32 ({:.2}x, one thread)",
+        s.bf16_gflops,
+        s.f32_gflops,
+        s.ratio()
+    );
+    if s.ratio() > 1.0 {
+        (crate::Precision::Bf16, measured)
+    } else {
+        (crate::Precision::F32, measured)
+    }
+}
+
 /// The kernel settings for a model on `device` in `precision`, on candle's stock CPU ops with `stock_ops` (for
 /// comparisons; candle 0.11.1's stock max-pool backward scales a window's gradient by 1/4, so training differs, not
 /// only its speed). bf16 runs on CPUs with AVX512-BF16 through the `cpu-ops` kernels; on other devices, or with the
