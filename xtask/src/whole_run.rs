@@ -4,7 +4,8 @@
 //! * `airbench94` (`--model airbench94`): ours `cifar train --preset airbench94 --precision bf16 --seed S`,
 //!   PyTorch's `bench/airbench94_torch.py --seed S` (same network, recipe, data order scheme and 6-view TTA, fp32);
 //! * `airbench94-muon` (`--model airbench94-muon`): ours `cifar train --preset airbench94-muon --precision bf16
-//!   --seed S`, PyTorch's `bench/airbench94_muon_torch.py --seed S` (the same recipe in fp32, eager);
+//!   --seed S`, PyTorch's `bench/airbench94_muon_torch.py --seed S --epochs E` (the same recipe in fp32, eager; `E`
+//!   our run's length as its config.json records it, so the preset alone says how long both train);
 //! * the `fast` preset (`--model cnn-dnn`): ours `cifar train --preset fast --seed S` (f32), PyTorch's
 //!   `bench/reference_seed.py --preset fast --seed S` (one-cycle LR, AdamW, label smoothing, batch 128, 18
 //!   epochs, flip TTA, best epoch by validation accuracy).
@@ -19,7 +20,7 @@ use crate::bench::{ModelSel, last_line, torch_available};
 use crate::torch_env::{Allocator, TorchSetup, library_dirs, load_average};
 use anyhow::{Context as _, Result, bail};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -66,6 +67,9 @@ struct Recipe {
     precision: &'static str,
     script: PathBuf,
     torch_args: Vec<String>,
+    /// Whether the script takes `--epochs E` (fractions allowed): then it is given our run's length, read from our
+    /// run's config.json, so the preset stays the one place that says how long the recipe trains.
+    torch_epochs: bool,
 }
 
 /// The 1-minute load average over a run: mean and highest.
@@ -114,6 +118,7 @@ fn recipes(a: &WholeRunArgs, c: &Context) -> Vec<Recipe> {
             precision: "bf16",
             script: c.root.join("bench/airbench94_muon_torch.py"),
             torch_args,
+            torch_epochs: true,
         });
     }
     if c.model.has(ModelSel::Airbench94) {
@@ -123,6 +128,7 @@ fn recipes(a: &WholeRunArgs, c: &Context) -> Vec<Recipe> {
             precision: "bf16",
             script: c.airbench_reference.clone(),
             torch_args: torch_common.clone(),
+            torch_epochs: false,
         });
     }
     if c.model.has(ModelSel::CnnDnn) {
@@ -134,6 +140,7 @@ fn recipes(a: &WholeRunArgs, c: &Context) -> Vec<Recipe> {
             precision: "f32",
             script: c.reference.clone(),
             torch_args,
+            torch_epochs: false,
         });
     }
     out
@@ -203,6 +210,12 @@ pub fn run(a: &WholeRunArgs, c: &Context) -> Result<()> {
 
         let mut theirs = Command::new(&c.python);
         theirs.arg(&r.script).args(&r.torch_args);
+        if r.torch_epochs {
+            let config = out_dir.join("config.json");
+            let epochs = run_epochs(&config)
+                .with_context(|| format!("{}: our run's length", config.display()))?;
+            theirs.args(["--epochs", &epochs.to_string()]);
+        }
         setup.apply(&mut theirs);
         eprintln!(
             "whole run {}: PyTorch ({}, {}, {})",
@@ -297,6 +310,16 @@ fn timed_run(mut cmd: Command, what: &str) -> Result<(f64, String, Load)> {
 
 /// Reads `cifar train`'s summary lines: `test accuracy 90.84% (89.98% without TTA), loss ...`, `peak memory:
 /// 1441 MiB`, `last epoch ...`.
+/// A run's length in epochs from its config.json: `fractional_epochs` where set, else `epochs`.
+fn run_epochs(config: &Path) -> Result<f64> {
+    let text = std::fs::read_to_string(config).context("cannot read it")?;
+    let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
+    v["fractional_epochs"]
+        .as_f64()
+        .or_else(|| v["epochs"].as_f64())
+        .context("no fractional_epochs or epochs number in it")
+}
+
 fn parse_ours(stdout: &str) -> Outcome {
     let mut o = Outcome::default();
     let percent = |s: &str| {
@@ -450,6 +473,24 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_length_is_read_from_our_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        std::fs::write(&p, r#"{"epochs": 8, "fractional_epochs": 7.59}"#).unwrap();
+        assert_eq!(run_epochs(&p).unwrap(), 7.59);
+        std::fs::write(&p, r#"{"epochs": 8, "fractional_epochs": null}"#).unwrap();
+        assert_eq!(run_epochs(&p).unwrap(), 8.0);
+        std::fs::write(&p, r#"{"seed": 0}"#).unwrap();
+        let e = format!("{:#}", run_epochs(&p).unwrap_err());
+        assert!(e.contains("no fractional_epochs or epochs"), "{e}");
+        let e = format!(
+            "{:#}",
+            run_epochs(&dir.path().join("none.json")).unwrap_err()
+        );
+        assert!(e.contains("cannot read it"), "{e}");
+    }
 
     #[test]
     fn ours_summary_lines_are_read() {
