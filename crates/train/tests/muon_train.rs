@@ -12,6 +12,7 @@ fn config() -> TrainConfig {
     TrainConfig {
         batch_size: 64,
         epochs: 3,
+        fractional_epochs: None,
         eval_batch_size: 100,
         device: "cpu".into(),
         ..TrainConfig::preset("airbench94-muon").unwrap()
