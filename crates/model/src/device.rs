@@ -122,8 +122,11 @@ pub fn precision_advice(device: &Device, precision: crate::Precision) -> Option<
 
 /// The faster convolution arithmetic for a model on `device`, with why: bf16 on a CPU that runs it (AVX512-BF16,
 /// this crate's kernels, not `stock_ops`) and whose bf16 GEMM measures faster than its f32 one (once per process,
-/// `cpu_ops::gemm_speed`: about 2x on the AMD Zen 4/5 measured, 0.5x on the Intel Xeon measured), else f32 (every
-/// other device and CPU). The measurement, not the CPU's feature flags, decides: both kinds of CPU have the same
+/// `cpu_ops::gemm_speed`: 0.5x on the Intel Xeon measured; on the AMD Zen 4/5, whose bf16 convolutions ran
+/// 1.35-1.72x f32's, expected above 1 but not run there), else f32 (every other device and CPU). It measures the
+/// build that runs: in a debug build (workspace crates at `opt-level = 1`) the f32 GEMM measured 37 GFLOP/s on that
+/// Xeon against 161 in release, the bf16 one 75 against 80 (both while a training run shared the cores), so there
+/// a debug build picks bf16. The measurement, not the CPU's feature flags, decides: both kinds of CPU have the same
 /// flags.
 ///
 /// ```
