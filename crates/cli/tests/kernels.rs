@@ -20,6 +20,13 @@ struct Report {
     stderr: String,
 }
 
+impl Report {
+    /// bf16's measured GEMM speed over f32's, where bf16 runs.
+    fn gemm_ratio(&self) -> Option<f64> {
+        Some(self.gemm["bf16"].as_f64()? / self.gemm["f32"].as_f64()?)
+    }
+}
+
 /// Runs a tiny airbench94 bench (training step, inference, TTA) with `CPU_OPS_MAX_ISA=cap` (unset for `None`) and
 /// `--precision precision`; returns what its JSON report and stderr say.
 fn bench_report(cap: Option<&str>, precision: &str) -> Report {
@@ -177,19 +184,16 @@ fn the_bf16_gemm_speed_is_reported_and_a_slower_bf16_is_warned_of() {
     assert!(capped.is_null(), "{capped}");
     // bf16 asked for: a warning exactly where this process measures bf16 slower than f32 (its own
     // measurement, which the report carries).
-    let Report {
-        families,
-        gemm,
-        stderr,
-        ..
-    } = bench_report(None, "bf16");
+    let r = bench_report(None, "bf16");
     assert_eq!(
-        families.get("bf16-gemm").map(String::as_str),
+        r.families.get("bf16-gemm").map(String::as_str),
         Some("avx512")
     );
-    let ratio = gemm["bf16"].as_f64().unwrap() / gemm["f32"].as_f64().unwrap();
-    let warned = stderr.contains("bf16 convolutions will be slower than f32 on this CPU");
-    assert_eq!(warned, ratio < 1.0, "ratio {ratio:.2}: {stderr}");
+    let ratio = r.gemm_ratio().unwrap();
+    let warned = r
+        .stderr
+        .contains("bf16 convolutions will be slower than f32 on this CPU");
+    assert_eq!(warned, ratio < 1.0, "ratio {ratio:.2}: {}", r.stderr);
 }
 
 /// `--precision auto` runs bf16 exactly where this process measured its bf16 GEMM faster than its f32 one, f32
@@ -197,11 +201,9 @@ fn the_bf16_gemm_speed_is_reported_and_a_slower_bf16_is_warned_of() {
 #[test]
 fn precision_auto_picks_the_faster_arithmetic_measured_here() {
     let r = bench_report(None, "auto");
-    let want = if r.gemm.is_null() {
-        "f32"
-    } else {
-        let ratio = r.gemm["bf16"].as_f64().unwrap() / r.gemm["f32"].as_f64().unwrap();
-        if ratio > 1.0 { "bf16" } else { "f32" }
+    let want = match r.gemm_ratio() {
+        Some(ratio) if ratio > 1.0 => "bf16",
+        _ => "f32",
     };
     assert_eq!(r.precision, want, "{}: {}", r.gemm, r.stderr);
     assert_eq!(r.families.contains_key("bf16-gemm"), want == "bf16");
