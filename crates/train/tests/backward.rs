@@ -1,6 +1,7 @@
 //! The workspace's patched candle backward (vendor/README.md): a node's first gradient is stored as it comes,
-//! not added into a fresh tensor of zeros, and a second one is still summed. Fails if an update of
-//! `vendor/candle-core` loses the patch (the step would be slower and use more memory, with the same numbers).
+//! not added into a fresh tensor of zeros; a second one is still summed, and a first one of the wrong shape or
+//! dtype is still an error. Fails if an update of `vendor/candle-core` loses the patch (the step would be slower
+//! and use more memory, with the same numbers).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, Var};
 
@@ -61,5 +62,27 @@ fn gradients_from_two_consumers_are_summed() -> Result<()> {
     let gx = grads.get(x.as_tensor()).expect("x has a gradient");
     assert_eq!(gx.to_vec1::<f32>()?, vec![2., 2., 2.]);
     assert_eq!(gx.dtype(), DType::F32);
+    Ok(())
+}
+
+#[test]
+fn a_gradient_of_the_wrong_shape_or_dtype_is_an_error() -> Result<()> {
+    // Upstream's zeros + gradient failed on these; storing the gradient as it comes must fail the same way.
+    let dev = Device::Cpu;
+    let x = Var::from_vec(vec![1f32, 2., 3.], 3, &dev)?;
+    let wrong_shape = Tensor::new(&[1f32, 2.], &dev)?;
+    let y = x.apply_op1(GivenGrad { grad: wrong_shape })?;
+    let err = y
+        .sum_all()?
+        .backward()
+        .expect_err("a gradient of shape [2] for [3]");
+    assert!(err.to_string().contains("shape mismatch"), "{err}");
+    let wrong_dtype = Tensor::new(&[1f64, 2., 3.], &dev)?;
+    let y = x.apply_op1(GivenGrad { grad: wrong_dtype })?;
+    let err = y
+        .sum_all()?
+        .backward()
+        .expect_err("an f64 gradient for f32");
+    assert!(err.to_string().contains("dtype mismatch"), "{err}");
     Ok(())
 }
