@@ -286,7 +286,8 @@ fn airbench_benches() -> Result<()> {
 /// one GEMM per image), interleaved per shape so that load changes on a shared machine hit every variant alike;
 /// `CPU_OPS_PRECISION="f32,bf16"` the convolution arithmetics (bf16 only where the CPU has AVX512-BF16),
 /// `CPU_OPS_WINOGRAD="off,f2,f4,auto"` the Winograd tiles (see `candle_cpu_ops::Winograd`; `on` is `auto`, the
-/// default).
+/// default), `CPU_OPS_TILED_DW="on,off"` the sparse weight gradient in tiles or image by image (see
+/// `KernelConfig::with_tiled_weight_grad`; default `on`).
 fn conv_batch_benches() -> Result<()> {
     let n = 256;
     let configs: Vec<(usize, usize)> = std::env::var("CPU_OPS_COLS")
@@ -311,6 +312,15 @@ fn conv_batch_benches() -> Result<()> {
             v => v.parse().ok(),
         })
         .collect();
+    let tiled: Vec<bool> = std::env::var("CPU_OPS_TILED_DW")
+        .unwrap_or_else(|_| "on".into())
+        .split(',')
+        .filter_map(|v| match v.trim() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        })
+        .collect();
     println!(
         "conv3x3_nobias, batch {n}, rayon threads = {}, clock = {}",
         rayon::current_num_threads(),
@@ -331,17 +341,20 @@ fn conv_batch_benches() -> Result<()> {
         let xt = randn(&[n, ci, hw, hw])?;
         let x = Var::from_tensor(&xt)?;
         let w = Var::from_tensor(&(randn(&[co, ci, 3, 3])? * 0.05)?)?;
-        for ((&(fc, dc), &prec), &wino) in configs
+        for (((&(fc, dc), &prec), &wino), &tile) in configs
             .iter()
             .flat_map(|c| precisions.iter().map(move |p| (c, p)))
             .flat_map(|cp| winograd.iter().map(move |w| (cp, w)))
+            .flat_map(|cpw| tiled.iter().map(move |t| (cpw, t)))
         {
             let k = candle_cpu_ops::KernelConfig::default()
                 .with_group_cols(candle_cpu_ops::GroupCols { fwd: fc, dw: dc })
                 .with_precision(prec)
                 .map_err(candle_core::Error::wrap)?
-                .with_winograd_tiles(wino);
-            let prec = format!("{prec} winograd {wino}");
+                .with_winograd_tiles(wino)
+                .with_tiled_weight_grad(tile);
+            let tile = if tile { "" } else { " untiled" };
+            let prec = format!("{prec} winograd {wino}{tile}");
             let (f, _, bn) = time_fwd_bwd(|| k.conv3x3_nobias(x.as_tensor(), w.as_tensor()))?;
             let (_, _, bw) = time_fwd_bwd(|| k.conv3x3_nobias(&xt, w.as_tensor()))?;
             println!(

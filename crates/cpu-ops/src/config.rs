@@ -155,6 +155,7 @@ pub struct KernelConfig {
     precision: Precision,
     winograd: Winograd,
     sparse_backward: bool,
+    tiled_weight_grad: bool,
     stock_ops: bool,
     fallback_ops: bool,
     group_cols: GroupCols,
@@ -166,6 +167,7 @@ impl Default for KernelConfig {
             precision: Precision::F32,
             winograd: Winograd::Auto,
             sparse_backward: true,
+            tiled_weight_grad: true,
             stock_ops: false,
             fallback_ops: false,
             group_cols: GroupCols::default(),
@@ -232,10 +234,23 @@ impl KernelConfig {
     /// (for the channel counts that have a sparse kernel: 3, 16, 24, 32, 64, 128 and 256 input channels) on (the
     /// default) or off (the dense GEMM backward that other channel counts use). Both compute the same gradients up
     /// to float rounding; off exists to compare them. Where `conv3x3_nobias_pool`'s input gradient runs by Winograd
-    /// F(4x4, 3x3) (see [`KernelConfig::conv3x3_nobias_pool`]) the sparse kernel computes only the weight gradient.
+    /// F(4x4, 3x3) (see [`KernelConfig::conv3x3_nobias_pool`]) the sparse kernel computes only the weight gradient
+    /// (see [`KernelConfig::with_tiled_weight_grad`]).
     pub fn with_sparse_backward(self, on: bool) -> Self {
         KernelConfig {
             sparse_backward: on,
+            ..self
+        }
+    }
+
+    /// Where the sparse backward computes only the weight (and bias) gradient (the input is untracked, or its
+    /// gradient runs by Winograd), it takes the same sums in L1-sized tiles (`true`, the default; for 16, 24 and
+    /// multiples of 32 input channels) or image by image (`false`, the kernel that also computes input gradients).
+    /// Both compute the same gradients up to float rounding; `false` exists to compare them
+    /// (`cargo bench -p candle-cpu-ops -- convb`).
+    pub fn with_tiled_weight_grad(self, on: bool) -> Self {
+        KernelConfig {
+            tiled_weight_grad: on,
             ..self
         }
     }
@@ -312,6 +327,11 @@ impl KernelConfig {
     /// Whether the fused conv → pool ops use their sparse backward where one exists.
     pub fn sparse_backward(&self) -> bool {
         self.sparse_backward
+    }
+
+    /// Whether the sparse backward's weight gradient runs in tiles (see [`KernelConfig::with_tiled_weight_grad`]).
+    pub fn tiled_weight_grad(&self) -> bool {
+        self.tiled_weight_grad
     }
 
     /// Whether every op runs on candle's stock ops.

@@ -76,27 +76,40 @@ fn sparse_and_dense_backward_agree() {
             assert_close(&format!("ci={ci} sparse vs dense {name}"), s, d, 1e-5);
         }
     }
-    // conv3x3_nobias_pool (no ReLU: every argmax passes a gradient) at airbench-like channel counts and odd sizes.
+    // conv3x3_nobias_pool (no ReLU: every argmax passes a gradient) at airbench-like channel counts and odd sizes:
+    // the dense backward, the sparse one with its weight gradient in tiles (the default) and image by image, the
+    // input tracked or not (then only the weight gradient runs).
     for (seed, n, ci, co, hw) in [(40, 2, 24, 16, 31), (41, 3, 64, 32, 15), (42, 2, 256, 8, 7)] {
         let mut g = rng(seed);
-        let x = var(&rand_t(&mut g, &[n, ci, hw, hw]));
+        let xt = rand_t(&mut g, &[n, ci, hw, hw]);
+        let x = var(&xt);
         let w = var(&(rand_t(&mut g, &[co, ci, 3, 3]) * 0.1).unwrap());
         let r = rand_t(&mut g, &[n, co, hw / 2, hw / 2]);
-        let grads = |sparse: bool| {
-            let k = KernelConfig::default().with_sparse_backward(sparse);
-            let y = k.conv3x3_nobias_pool(x.as_tensor(), w.as_tensor()).unwrap();
-            let gs = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            [&x, &w].map(|v| flat(gs.get(v.as_tensor()).unwrap()))
-        };
-        let dense = grads(false);
-        let sparse = grads(true);
-        for (name, (s, d)) in ["dx", "dw"].iter().zip(sparse.iter().zip(&dense)) {
-            assert_close(
-                &format!("nobias ci={ci} sparse vs dense {name}"),
-                s,
-                d,
-                1e-5,
-            );
+        for track_x in [true, false] {
+            let input = if track_x { x.as_tensor() } else { &xt };
+            let grads = |k: KernelConfig| {
+                let y = k.conv3x3_nobias_pool(input, w.as_tensor()).unwrap();
+                let gs = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let dx = gs.get(input).map(flat);
+                assert_eq!(dx.is_some(), track_x, "nobias ci={ci}: dx presence");
+                [dx.unwrap_or_default(), flat(gs.get(w.as_tensor()).unwrap())]
+            };
+            let dense = grads(KernelConfig::default().with_sparse_backward(false));
+            for tiled in [true, false] {
+                let k = KernelConfig::default().with_tiled_weight_grad(tiled);
+                assert_eq!(k.tiled_weight_grad(), tiled);
+                let sparse = grads(k);
+                for (name, (s, d)) in ["dx", "dw"].iter().zip(sparse.iter().zip(&dense)) {
+                    assert_close(
+                        &format!(
+                            "nobias ci={ci} tiled={tiled} dx tracked={track_x} vs dense {name}"
+                        ),
+                        s,
+                        d,
+                        1e-5,
+                    );
+                }
+            }
         }
     }
 }

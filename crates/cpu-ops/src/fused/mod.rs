@@ -6,7 +6,9 @@
 //! channel counts a dense pass that scatters each image's pooled gradient into a scratch plane
 //! and runs the bias, weight and input gradients on it as GEMMs while it is hot (`dense.rs`). Without a ReLU,
 //! where the input gradient's convolution takes Winograd F(4x4, 3x3), it runs as that dense convolution of the
-//! unpooled gradient (`unpooled.rs`) and the sparse kernel computes only the weight and bias gradients.
+//! unpooled gradient (`unpooled.rs`). Where the sparse kernel need not compute the input gradient (that case, or
+//! an untracked input), the weight and bias gradients are the same sums taken in L1-sized tiles
+//! (`sparse_dw.rs`) for 16, 24 and multiples of 32 input channels.
 
 use std::sync::Mutex;
 
@@ -20,6 +22,7 @@ use crate::util::{slice_f32, with_scratch_b, with_tensor_f32};
 
 mod dense;
 mod sparse;
+mod sparse_dw;
 mod unpooled;
 
 use dense::dense_backward;
@@ -148,7 +151,16 @@ fn fused_backward(
                             gp,
                             idx,
                         };
-                        if want_dx && unpooled::applies(cfg, d, relu) {
+                        let dx_unpooled = want_dx && unpooled::applies(cfg, d, relu);
+                        let tiled = (want_dw && cfg.tiled_weight_grad())
+                            .then(|| sparse_dw::simd::pick(d, crate::Isa::Avx512))
+                            .flatten();
+                        if let Some(bk) = tiled.filter(|_| !want_dx || dx_unpooled) {
+                            let dx = dx_unpooled.then(|| unpooled::input_grad(cfg, d, &io));
+                            let (dw, db) = sparse_dw::weight_grad(d, &io, bk);
+                            return Ok((dx, dw, db));
+                        }
+                        if dx_unpooled {
                             let dx = unpooled::input_grad(cfg, d, &io);
                             let (_, dw, db) = sparse_backward(d, &io, kernel, false, want_dw);
                             return Ok((Some(dx), dw, db));

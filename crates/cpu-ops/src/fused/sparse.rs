@@ -378,21 +378,30 @@ pub(in crate::fused) mod simd {
 
 /// Copies one image `x[ci, h, w]` into `xpad[(h+2), (w+2), ci]` with a zero border.
 fn pad_channels_last(x: &[f32], d: &ConvDims, xpad: &mut [f32]) {
-    let (ci, pw) = (d.ci, d.w + 2);
-    // The border only: the interior is overwritten below.
-    let row = pw * ci;
-    xpad[..row].fill(0.0);
-    xpad[(d.h + 1) * row..][..row].fill(0.0);
-    for h in 1..=d.h {
-        xpad[h * row..][..ci].fill(0.0);
-        xpad[h * row + (pw - 1) * ci..][..ci].fill(0.0);
-    }
-    for c in 0..ci {
-        let plane = &x[c * d.hw()..(c + 1) * d.hw()];
-        for (h, src) in plane.chunks_exact(d.w.max(1)).enumerate() {
-            let dst = &mut xpad[((h + 1) * pw + 1) * ci + c..];
-            for (w, &v) in src.iter().enumerate() {
-                dst[w * ci] = v;
+    pad_blocked(x, d, d.ci, xpad, 0);
+}
+
+/// Copies one image `x[ci, h, w]` into the blocks `xb[(ci / cb)·stride..][(h+2)·(w+2)][cb]` with a zero border
+/// (`cb = ci`: one channels-last padded image).
+pub(super) fn pad_blocked(x: &[f32], d: &ConvDims, cb: usize, xb: &mut [f32], stride: usize) {
+    let (pw, plane) = (d.w + 2, (d.h + 2) * (d.w + 2));
+    for blk in 0..d.ci / cb {
+        let dst = &mut xb[blk * stride..][..plane * cb];
+        // The border only: the interior is overwritten below.
+        let row = pw * cb;
+        dst[..row].fill(0.0);
+        dst[(d.h + 1) * row..][..row].fill(0.0);
+        for h in 1..=d.h {
+            dst[h * row..][..cb].fill(0.0);
+            dst[h * row + (pw - 1) * cb..][..cb].fill(0.0);
+        }
+        for c in 0..cb {
+            let src = &x[(blk * cb + c) * d.hw()..][..d.hw()];
+            for (h, src) in src.chunks_exact(d.w.max(1)).enumerate() {
+                let out = &mut dst[((h + 1) * pw + 1) * cb + c..];
+                for (w, &v) in src.iter().enumerate() {
+                    out[w * cb] = v;
+                }
             }
         }
     }
