@@ -153,7 +153,7 @@ fn fused_backward(
                         };
                         let dx_unpooled = want_dx && unpooled::applies(cfg, d, relu);
                         let tiled = (want_dw && cfg.tiled_weight_grad())
-                            .then(|| sparse_dw::simd::pick(d, crate::Isa::Avx512))
+                            .then(|| sparse_dw::simd::pick(d, crate::Isa::detect()))
                             .flatten();
                         if let Some(bk) = tiled.filter(|_| !want_dx || dx_unpooled) {
                             let dx = dx_unpooled.then(|| unpooled::input_grad(cfg, d, &io));
