@@ -36,6 +36,9 @@ pub struct WholeRunArgs {
     /// --whole-run: our convolution arithmetic [default: bf16 for airbench94, f32 for the fast preset].
     #[arg(long)]
     pub whole_run_precision: Option<String>,
+    /// --whole-run: our Winograd tiles (`cifar train --winograd`).
+    #[arg(long, default_value = "auto")]
+    pub whole_run_winograd: String,
     /// --whole-run: PyTorch's memory layout (nchw or channels_last).
     #[arg(long, default_value = "nchw")]
     pub whole_run_layout: String,
@@ -194,6 +197,7 @@ pub fn run(a: &WholeRunArgs, c: &Context) -> Result<()> {
         let out_dir = cache.path().join(format!("ours-{}", r.preset));
         let mut ours = Command::new(&cifar);
         ours.args(["train", "--preset", r.preset, "--precision", precision])
+            .args(["--winograd", &a.whole_run_winograd])
             .args(["--seed", &a.seed.to_string(), "--device", "cpu"])
             .args(["--no-plots", "--quiet"])
             .arg("--data-dir")
@@ -436,7 +440,11 @@ fn report(
             },
             setup.name()
         );
-        for (side, o) in [(format!("ours {precision}"), ours), (torch_side, theirs)] {
+        let ours_side = match a.whole_run_winograd.as_str() {
+            "auto" => format!("ours {precision}"),
+            w => format!("ours {precision} winograd {w}"),
+        };
+        for (side, o) in [(ours_side, ours), (torch_side, theirs)] {
             let load = o
                 .load
                 .map(|(m, x)| format!("{m:.1}/{x:.1}"))
@@ -462,6 +470,7 @@ fn report(
             });
             if side == "rust" {
                 line["precision"] = (*precision).into();
+                line["winograd"] = a.whole_run_winograd.as_str().into();
             } else {
                 line["config"] = last.clone();
             }

@@ -63,7 +63,10 @@ pub(crate) fn bench_cmd(a: BenchArgs) -> Result<ExitCode> {
         } else {
             ""
         },
-        kernels.precision(),
+        match kernels.winograd_tiles() {
+            model::Winograd::Auto => kernels.precision().to_string(),
+            w => format!("{}, winograd {w}", kernels.precision()),
+        },
         rayon_threads(),
         a.repeats,
         a.steps

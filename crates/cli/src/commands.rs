@@ -118,6 +118,9 @@ fn config_from(a: &TrainArgs) -> Result<TrainConfig> {
         }
         None => {}
     }
+    if let Some(w) = a.winograd {
+        c.winograd = w;
+    }
     // Also refuses a CUDA device on a build without CUDA, before any directory or download.
     c.validate().map_err(crate::errors::train_flag_error)?;
     Ok(c)

@@ -16,6 +16,16 @@ pub struct ComputeArgs {
     /// auto: bf16 where this CPU's bf16 GEMM measures faster than its f32 one, else f32.
     #[arg(long, default_value = "f32")]
     pub precision: PrecisionArg,
+    /// Winograd tiles of the 3x3 convolutions on the CPU kernels: f2 (F(2x2, 3x3)), f4 (F(4x4, 3x3): fewer
+    /// products, larger rounding in bf16), off (im2col + GEMM), or auto: f4 in f32, f2 in bf16; where the chosen
+    /// tiles do not apply (channels, sizes, CPU), a convolution runs as im2col + GEMM.
+    #[arg(long, default_value = "auto", value_parser = parse_winograd)]
+    pub winograd: model::Winograd,
+}
+
+/// `--winograd`'s value (`off`, `f2`, `f4`, `auto`).
+pub fn parse_winograd(s: &str) -> std::result::Result<model::Winograd, String> {
+    s.parse()
 }
 
 /// `--precision`'s value: a precision, or `auto`, the faster one on the device (see
@@ -65,8 +75,14 @@ impl ComputeArgs {
     ) -> Result<(candle_core::Device, String, model::KernelConfig)> {
         let (device, desc) = model::device::select(&self.device).context("--device")?;
         let precision = self.precision.resolve(&device, stock_ops);
-        let kernels =
-            model::device::kernels(&device, precision, stock_ops).context("--precision")?;
+        let kernels = model::device::kernels(&device, precision, stock_ops, self.winograd)
+            .map_err(|e| {
+                let flag = match e {
+                    model::Error::Winograd { .. } => "--winograd",
+                    _ => "--precision",
+                };
+                anyhow::Error::new(e).context(flag)
+            })?;
         if let Some(advice) = model::device::precision_advice(&device, precision) {
             tracing::warn!("--precision {precision}: {advice}");
         }

@@ -41,6 +41,14 @@ fn bad_flags_name_the_flag() {
             vec!["train", "--precision", "fp16"],
             "expected f32, bf16 or auto, found \"fp16\"",
         ),
+        (
+            vec!["train", "--winograd", "f6"],
+            "expected off, f2, f4 or auto, found \"f6\"",
+        ),
+        (
+            vec!["train", "--stock-ops", "--winograd", "f4"],
+            "--winograd: expected auto with the stock ops",
+        ),
     ] {
         let o = cifar(&args, dir.path());
         assert!(!o.status.success(), "{args:?} succeeded");

@@ -133,6 +133,18 @@ fn train_evaluate_and_predict_on_image_folders() {
         log.contains(&format!("--precision auto: {chosen} (")),
         "{log}"
     );
+    assert_eq!(cfg["winograd"], "auto", "{cfg}");
+
+    // `--winograd` is recorded in config.json, so a resumed run keeps the kernels it started with.
+    let mut c = args.to_vec();
+    c.extend(["--out", "runs/d", "--winograd", "f2"]);
+    let o = cifar(&c, dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("runs/d/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["winograd"], "f2", "{cfg}");
 
     // evaluate on the same folders; a CIFAR-10 data dir would not match the checkpoint's classes.
     let ckpt = run.join("best.safetensors");

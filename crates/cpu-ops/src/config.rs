@@ -55,21 +55,29 @@ impl std::str::FromStr for Precision {
 }
 
 /// Which Winograd tiles the 3x3 convolutions' forward (and input-gradient) GEMMs use, where they apply (see
-/// [`KernelConfig::with_winograd_tiles`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// [`KernelConfig::with_winograd_tiles`]). Serialised by its [`Winograd::name`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Winograd {
     /// Every convolution as im2col + one GEMM.
+    #[serde(rename = "off")]
     Off,
     /// F(2x2, 3x3): 16 GEMMs over 4x4 tiles, 2.25x fewer multiply-adds; CPUs with AVX2 or AVX-512F, 32 or more input
     /// channels, sides from 5, at most 16 wide.
+    #[serde(rename = "f2")]
     F2x2,
-    /// F(4x4, 3x3): 36 GEMMs over 6x6 tiles, 4x fewer multiply-adds; CPUs with AVX2, 32 or more input channels,
+    /// F(4x4, 3x3): 36 GEMMs over 6x6 tiles, 4x fewer multiply-adds; CPUs with AVX2, 16 or more input channels,
     /// sides from 3, any width. Its results differ from the direct convolution's by more than rounding order (a few
-    /// units in the 5th significant digit, see the crate's `winograd::f4` module).
+    /// units in the 5th significant digit in f32, see the crate's `winograd::f4` module). With bf16 GEMMs its
+    /// transformed inputs and weights are rounded to bf16 after the transforms' larger coefficients: a larger error
+    /// than F(2x2, 3x3)'s (tests/bf16.rs states both), for 2.25 products per output instead of 4.
+    #[serde(rename = "f4")]
     F4x4,
     /// F(4x4, 3x3) for f32 GEMMs where it applies, F(2x2, 3x3) for bf16 ones (whose rounding of the transformed
     /// inputs F(4x4)'s larger coefficients would magnify) and where F(4x4) does not apply.
     #[default]
+    #[serde(rename = "auto")]
     Auto,
 }
 

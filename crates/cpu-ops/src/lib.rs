@@ -26,8 +26,8 @@
 //! On AVX2 CPUs the forward 3x3 convolutions with 16 or more input channels at sides from 3 (and the input
 //! gradients, themselves such convolutions) run as Winograd F(4x4, 3x3) in f32: 36 GEMMs over transformed 6x6
 //! tiles, 4x fewer multiply-adds; the bf16 GEMMs (AVX512-BF16) take F(2x2, 3x3), 16 GEMMs over 4x4 tiles, 2.25x
-//! fewer, at 32 or more input channels and 5x5 to 16-wide sizes ([`KernelConfig::with_winograd_tiles`],
-//! [`Winograd`]).
+//! fewer, at 32 or more input channels and 5x5 to 16-wide sizes, unless F(4x4, 3x3) is asked for (faster, with
+//! 6x the rounding error; [`KernelConfig::with_winograd_tiles`], [`Winograd`]).
 //!
 //! `gemm` is built with its `x86-v4` feature: AVX-512 microkernels, chosen at run time only on
 //! CPUs that have AVX-512 (others keep the AVX2/FMA kernels).

@@ -89,7 +89,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 4. Kernel settings: this crate's CPU kernels by default; candle's stock ops for comparisons.
     println!("\nkernels: {:?}", net.kernels());
-    let stock = cifar10_model::device::kernels(&Device::Cpu, Precision::F32, true)?;
+    let stock =
+        cifar10_model::device::kernels(&Device::Cpu, Precision::F32, true, Default::default())?;
     net.set_kernels(stock)?;
     let diff = (net.forward(&x, Mode::Eval)? - &logits)?
         .abs()?
@@ -100,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "with device::kernels(cpu, f32, stock_ops = true): stock_ops = {}, logits differ by at most {diff:.1e}",
         net.kernels().stock_ops()
     );
-    match cifar10_model::device::kernels(&Device::Cpu, Precision::Bf16, false) {
+    match cifar10_model::device::kernels(&Device::Cpu, Precision::Bf16, false, Default::default()) {
         Ok(k) => println!("bf16 convolutions are available on this CPU: {k:?}"),
         Err(e) => println!("bf16 convolutions: {e}"),
     }

@@ -159,22 +159,47 @@ pub fn fastest_precision(device: &Device, stock_ops: bool) -> (crate::Precision,
     }
 }
 
-/// The kernel settings for a model on `device` in `precision`, on candle's stock CPU ops with `stock_ops` (for
-/// comparisons; candle 0.11.1's stock max-pool backward scales a window's gradient by 1/4, so training differs, not
-/// only its speed). bf16 runs on CPUs with AVX512-BF16 through the `cpu-ops` kernels; on other devices, or with the
-/// stock ops, only f32 is offered, and asking for bf16 there is an error naming the precision.
+/// The kernel settings for a model on `device` in `precision` with the Winograd tiles `winograd`, on candle's stock
+/// CPU ops with `stock_ops` (for comparisons; candle 0.11.1's stock max-pool backward scales a window's gradient by
+/// 1/4, so training differs, not only its speed). bf16 runs on CPUs with AVX512-BF16 through the `cpu-ops`
+/// kernels; on other devices, or with the stock ops, only f32 is offered, and asking for bf16 there is an error
+/// naming the precision. Winograd tiles other than [`Winograd::Auto`](crate::Winograd::Auto) are a choice of the
+/// `cpu-ops` kernels on the CPU: asking for them elsewhere is an error naming the tiles.
 ///
 /// ```
-/// use cifar10_model::{Precision, device::kernels};
-/// let k = kernels(&candle_core::Device::Cpu, Precision::F32, true).unwrap();
+/// use cifar10_model::{Precision, Winograd, device::kernels};
+/// let cpu = candle_core::Device::Cpu;
+/// let k = kernels(&cpu, Precision::F32, true, Winograd::Auto).unwrap();
 /// assert!(k.stock_ops());
-/// assert!(kernels(&candle_core::Device::Cpu, Precision::Bf16, true).is_err());
+/// assert!(kernels(&cpu, Precision::Bf16, true, Winograd::Auto).is_err());
+/// assert!(kernels(&cpu, Precision::F32, true, Winograd::F4x4).is_err());
+/// let k = kernels(&cpu, Precision::F32, false, Winograd::F2x2).unwrap();
+/// assert_eq!(k.winograd_tiles(), Winograd::F2x2);
 /// ```
 pub fn kernels(
     device: &Device,
     precision: crate::Precision,
     stock_ops: bool,
+    winograd: crate::Winograd,
 ) -> Result<cpu_ops::KernelConfig> {
+    if winograd != crate::Winograd::Auto {
+        let refuse = |reason: &str| {
+            Err(Error::Winograd {
+                tiles: winograd.to_string(),
+                reason: reason.into(),
+            })
+        };
+        if !device.is_cpu() {
+            return refuse(
+                "the Winograd tiles are a choice of the CPU kernels; leave it at auto on this device",
+            );
+        }
+        if stock_ops {
+            return refuse(
+                "the Winograd tiles are a choice of the cpu-ops kernels (not the stock ops)",
+            );
+        }
+    }
     let bad = |reason: String| Error::Precision {
         precision: precision.to_string(),
         reason,
@@ -193,6 +218,7 @@ pub fn kernels(
     }
     cpu_ops::KernelConfig::default()
         .with_stock_ops(stock_ops)
+        .with_winograd_tiles(winograd)
         .with_precision(precision)
         .map_err(|e| bad(e.to_string()))
 }

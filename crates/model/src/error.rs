@@ -38,6 +38,14 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// Winograd tiles asked for where the cpu-ops kernels do not run ([`crate::device::kernels`]).
+    #[error("winograd {tiles}: {reason}")]
+    Winograd {
+        /// The tiles asked for (`off`, `f2`, `f4`).
+        tiles: String,
+        /// Why they are refused.
+        reason: String,
+    },
     /// A model refuses kernel settings ([`crate::Classifier::set_kernels`]).
     #[error("model {model}: {reason}")]
     Kernels {

@@ -37,7 +37,7 @@ pub mod registry;
 
 pub use airbench::AirBench94;
 pub use cnn_dnn::CnnDnn;
-pub use cpu_ops::{KernelConfig, Precision};
+pub use cpu_ops::{KernelConfig, Precision, Winograd};
 pub use error::{Error, Result};
 pub use layers::{Dropout, conv_valid, softmax};
 pub use lenet::LeNet5;

@@ -38,6 +38,8 @@ pub struct BenchResult {
     pub repeats: Vec<f64>,
     /// The convolution arithmetic the model ran with (None for the data pipeline).
     pub precision: Option<model::Precision>,
+    /// The Winograd tiles the model's kernels were set to (None for the data pipeline).
+    pub winograd: Option<model::Winograd>,
 }
 
 impl BenchResult {
@@ -51,11 +53,13 @@ impl BenchResult {
             img_per_s,
             repeats,
             precision: None,
+            winograd: None,
         }
     }
 
     /// One JSON line in the format of the reference script's (`bench/reference_seed.py`) bench output: `bench`,
-    /// `model`, `batch`, `img_per_s` (one decimal) and `precision` (`model` and `precision` only when known).
+    /// `model`, `batch`, `img_per_s` (one decimal) and `precision` (`model` and `precision` only when known); and
+    /// `winograd` where the tiles were set to other than `auto`.
     pub fn json(&self) -> String {
         let model = self
             .model
@@ -66,16 +70,22 @@ impl BenchResult {
             .precision
             .map(|p| format!(", \"precision\": \"{p}\""))
             .unwrap_or_default();
+        let winograd = self
+            .winograd
+            .filter(|w| *w != model::Winograd::Auto)
+            .map(|w| format!(", \"winograd\": \"{w}\""))
+            .unwrap_or_default();
         format!(
-            "{{\"bench\": \"{}\"{model}, \"batch\": {}, \"img_per_s\": {:.1}{precision}}}",
+            "{{\"bench\": \"{}\"{model}, \"batch\": {}, \"img_per_s\": {:.1}{precision}{winograd}}}",
             self.bench, self.batch, self.img_per_s
         )
     }
 
-    /// Names the model measured, and the convolution precision it ran with.
+    /// Names the model measured, and the convolution precision and Winograd tiles it ran with.
     fn for_model(mut self, model: &str, kernels: KernelConfig) -> Self {
         self.model = Some(model.to_string());
         self.precision = Some(kernels.precision());
+        self.winograd = Some(kernels.winograd_tiles());
         self
     }
 }

@@ -9,12 +9,12 @@ use crate::{Data, Outcome, Result, StopFlag, TrainConfig, TrainerBuilder};
 use model::{Classifier, registry};
 
 /// The registered model `cfg.model` with `num_classes` outputs on the device `cfg.device` names, with the kernel
-/// settings of `cfg` (`precision`, `stock_ops`), initialised from `cfg.seed`; with a one-line description of the
+/// settings of `cfg` (`precision`, `winograd`, `stock_ops`), initialised from `cfg.seed`; with a one-line description of the
 /// device.
 pub fn build_model(cfg: &TrainConfig, num_classes: usize) -> Result<(Box<dyn Classifier>, String)> {
     cfg.validate()?;
     let (device, device_desc) = model::device::select(&cfg.device)?;
-    let kernels = model::device::kernels(&device, cfg.precision, cfg.stock_ops)?;
+    let kernels = model::device::kernels(&device, cfg.precision, cfg.stock_ops, cfg.winograd)?;
     if let Some(advice) = model::device::precision_advice(&device, cfg.precision) {
         tracing::warn!("precision {}: {advice}", cfg.precision);
     }

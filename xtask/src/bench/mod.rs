@@ -52,7 +52,8 @@ pub struct Args {
     /// Which models to measure.
     #[arg(long, value_enum, default_value_t = ModelSel::All)]
     model: ModelSel,
-    /// Our convolution arithmetics to measure (f32, bf16), each against the same PyTorch figures.
+    /// Our convolution arithmetics to measure (f32, bf16), each against the same PyTorch figures; `P+TILES` also
+    /// sets our Winograd tiles (`bf16+f4`: `cifar bench --precision bf16 --winograd f4`, row `rust-bf16-f4`).
     #[arg(long, value_delimiter = ',', default_value = "f32,bf16")]
     precisions: Vec<String>,
     /// Skip PyTorch even when it is installed.
@@ -256,6 +257,7 @@ pub fn run(a: Args) -> Result<()> {
                 }
                 eprintln!("round {round}/{}: rust {} {precision}", a.rounds, s.model);
                 let load = load_average();
+                let (arith, tiles) = precision.split_once('+').unwrap_or((precision, "auto"));
                 let out = Command::new(&cifar)
                     .args([
                         "bench",
@@ -264,7 +266,9 @@ pub fn run(a: Args) -> Result<()> {
                         "--repeats",
                         &a.repeats.to_string(),
                         "--precision",
-                        precision,
+                        arith,
+                        "--winograd",
+                        tiles,
                     ])
                     .args(&s.rust_args)
                     .args(["--quiet", "--json"])

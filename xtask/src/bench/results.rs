@@ -48,9 +48,17 @@ pub(super) fn rows(stdout: &str) -> impl Iterator<Item = serde_json::Value> + '_
         .filter(|v| v["bench"].is_string())
 }
 
-/// The implementation a row belongs to: ours `rust` (`rust-bf16` for a non-f32 precision); PyTorch's
-/// `torch-<layout>[-inductor]-<allocator>`.
+/// The implementation a row belongs to: ours `rust` (`rust-bf16` for a non-f32 precision, `rust[-bf16]-f4` for
+/// Winograd tiles set other than auto); PyTorch's `torch-<layout>[-inductor]-<allocator>`.
 fn impl_name(v: &serde_json::Value, side: &str) -> String {
+    let name = impl_base(v, side);
+    match v["winograd"].as_str() {
+        Some(w) if w != "auto" => format!("{name}-{w}"),
+        _ => name,
+    }
+}
+
+fn impl_base(v: &serde_json::Value, side: &str) -> String {
     match (v["layout"].as_str(), v["precision"].as_str()) {
         (Some(layout), _) => {
             let mut name = format!("{side}-{layout}");
@@ -123,6 +131,9 @@ pub(super) fn collect(
                     "precision".into(),
                     v.get("precision").cloned().unwrap_or("f32".into()),
                 );
+                if let Some(w) = v.get("winograd") {
+                    m.insert("winograd".into(), w.clone());
+                }
                 m.insert("data".into(), "random".into());
                 m
             };

@@ -20,7 +20,8 @@ fn args(extra: &[&str]) -> Args {
 fn collect_keys_lines_by_model_layout_compile_and_allocator() {
     let mut s = BTreeMap::new();
     let rust = "# header\n{\"bench\": \"train\", \"batch\": 64, \"img_per_s\": 100.0}\n\
-                {\"bench\":\"train\",\"model\":\"airbench94\",\"batch\":1024,\"img_per_s\":50.0,\"precision\":\"bf16\"}\n";
+                {\"bench\":\"train\",\"model\":\"airbench94\",\"batch\":1024,\"img_per_s\":50.0,\"precision\":\"bf16\"}\n\
+                {\"bench\":\"train\",\"model\":\"airbench94\",\"batch\":1024,\"img_per_s\":30.0,\"precision\":\"bf16\",\"winograd\":\"f2\"}\n";
     collect(rust, CNN_DNN, "rust", Some(1.0), &mut s);
     let torch = "{\"model\": \"airbench94\", \"params_trainable\": 1}\n\
                  {\"bench\": \"train\", \"model\": \"airbench94\", \"batch\": 1024, \"layout\": \"nchw\", \"compile\": \"eager\", \"allocator\": \"jemalloc\", \"threads\": 2, \"img_per_s\": 40.0, \"img_per_s_min\": 38.0, \"img_per_s_max\": 41.0}\n\
@@ -47,8 +48,14 @@ fn collect_keys_lines_by_model_layout_compile_and_allocator() {
         "torch-channels_last-inductor-jemalloc",
     )];
     assert_eq!(compiled.compile_s, vec![60.0]);
+    // Set Winograd tiles are a row of their own (`--precisions bf16+f2`), configured as such.
+    let f2 = &s[&key(AIRBENCH94, "train", 1024, "rust-bf16-f2")];
+    assert_eq!(
+        (f2.rates.clone(), &f2.config["winograd"]),
+        (vec![30.0], &serde_json::json!("f2"))
+    );
     // The failed compile is not a row.
-    assert_eq!(s.len(), 4);
+    assert_eq!(s.len(), 5);
     // Ours against their best row: 50 / 45.
     let pairs = best_pairs(&s);
     let (r, t, ratio) = pairs.iter().find(|(k, _, _)| k.0 == AIRBENCH94).unwrap();

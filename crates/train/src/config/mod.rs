@@ -193,6 +193,9 @@ pub struct TrainConfig {
     pub stock_ops: bool,
     /// The arithmetic of the convolutions: f32, or bf16 products with f32 sums (CPUs with AVX512-BF16).
     pub precision: model::Precision,
+    /// The Winograd tiles of the 3x3 convolutions on the CPU kernels (`auto`: F(4x4, 3x3) in f32, F(2x2, 3x3) in
+    /// bf16). Files written before it was a setting read `auto`, which is what those runs used.
+    pub winograd: model::Winograd,
 }
 
 impl Default for TrainConfig {
@@ -232,6 +235,7 @@ impl Default for TrainConfig {
             skip_bad_images: false,
             stock_ops: false,
             precision: model::Precision::F32,
+            winograd: model::Winograd::Auto,
         }
     }
 }
@@ -374,6 +378,13 @@ impl TrainConfig {
         }
         if self.patience == Some(0) {
             return bad("patience", "at least 1", "0".into());
+        }
+        if self.stock_ops && self.winograd != model::Winograd::Auto {
+            return bad(
+                "winograd",
+                "auto with the stock ops (the tiles are a choice of the cpu-ops kernels)",
+                self.winograd.to_string(),
+            );
         }
         if self.limit_train == Some(0) {
             return bad("limit_train", "at least 1", "0".into());

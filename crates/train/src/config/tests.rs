@@ -193,7 +193,31 @@ fn config_json_round_trip_and_partial_files() {
     let c = TrainConfig::preset("fast").unwrap();
     let s = serde_json::to_string(&c).unwrap();
     assert!(s.contains(r#""tta":"mirror""#), "{s}");
+    assert!(s.contains(r#""winograd":"auto""#), "{s}");
     assert_eq!(TrainConfig::from_json(&s).unwrap(), c);
+    let f4 = TrainConfig {
+        winograd: model::Winograd::F4x4,
+        ..c.clone()
+    };
+    let s4 = serde_json::to_string(&f4).unwrap();
+    assert!(s4.contains(r#""winograd":"f4""#), "{s4}");
+    assert_eq!(TrainConfig::from_json(&s4).unwrap(), f4);
+    // The tiles are a choice of the cpu-ops kernels: with the stock ops only auto is valid.
+    let stock = TrainConfig {
+        stock_ops: true,
+        ..f4
+    };
+    assert!(
+        matches!(
+            stock.validate(),
+            Err(crate::Error::Setting {
+                setting: "winograd",
+                ..
+            })
+        ),
+        "{:?}",
+        stock.validate()
+    );
     // config.json as the previous version wrote it (no optimizer, averaging, TTA-shift... fields).
     let old = r#"{"preset":"fast","model":"cnn-dnn","epochs":18,"batch_size":128,"lr":0.004,"weight_decay":0.05,
         "schedule":"onecycle","warmup_epochs":1.5,"label_smoothing":0.1,"patience":null,"val_fraction":0.1,

@@ -14,7 +14,11 @@
 //!
 //! Their coefficients are not powers of two, so unlike F(2x2, 3x3) the f32 result differs from the direct
 //! convolution by more than the summation order: up to about 1e-5 of the outputs' scale (measured: 7e-6 in the
-//! winograd unit tests (tests.rs), 1.3e-5 at 256->256 @7 in the conv module's; the tests hold it under 5e-5). The bf16 GEMMs keep F(2x2, 3x3), whose transformed inputs round less.
+//! winograd unit tests (tests.rs), 1.3e-5 at 256->256 @7 in the conv module's; the tests hold it under 5e-5).
+//! With bf16 GEMMs the rounding of the transformed inputs and weights meets those coefficients and the output
+//! transform's cancellations: 1.0-2.4% relative error against f32 where F(2x2, 3x3) gives 0.4% (measured in
+//! tests/bf16.rs), so [`crate::Winograd::Auto`] keeps F(2x2, 3x3) for bf16 and F(4x4) with bf16 runs only when
+//! asked for ([`crate::Winograd::F4x4`]), for 2.25 products per output instead of F(2x2)'s 4.
 //!
 //! Layout: the same 36 GEMMs `M_ξ[co × P] = U_ξ[co × ci] · V_ξ[ci × P]` as F(2x2, 3x3)'s 16, over the group's tiles
 //! (`P` columns, rows of `ld = P` rounded up to 8 floats so every transform reads and writes whole vectors; one
