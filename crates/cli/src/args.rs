@@ -199,7 +199,7 @@ pub struct TrainArgs {
     /// Winograd tiles of the 3x3 convolutions on the CPU kernels: f2 (F(2x2, 3x3)), f4 (F(4x4, 3x3): fewer
     /// products, larger rounding in bf16), off (im2col + GEMM), or auto: f4 in f32, f2 in bf16; where the chosen
     /// tiles do not apply (channels, sizes, CPU), a convolution runs as im2col + GEMM [default: auto].
-    #[arg(long, value_parser = crate::shared_args::parse_winograd)]
+    #[arg(long)]
     pub winograd: Option<model::Winograd>,
 }
 

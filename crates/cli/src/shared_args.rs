@@ -19,13 +19,8 @@ pub struct ComputeArgs {
     /// Winograd tiles of the 3x3 convolutions on the CPU kernels: f2 (F(2x2, 3x3)), f4 (F(4x4, 3x3): fewer
     /// products, larger rounding in bf16), off (im2col + GEMM), or auto: f4 in f32, f2 in bf16; where the chosen
     /// tiles do not apply (channels, sizes, CPU), a convolution runs as im2col + GEMM.
-    #[arg(long, default_value = "auto", value_parser = parse_winograd)]
+    #[arg(long, default_value = "auto")]
     pub winograd: model::Winograd,
-}
-
-/// `--winograd`'s value (`off`, `f2`, `f4`, `auto`).
-pub fn parse_winograd(s: &str) -> std::result::Result<model::Winograd, String> {
-    s.parse()
 }
 
 /// `--precision`'s value: a precision, or `auto`, the faster one on the device (see
