@@ -117,7 +117,7 @@ impl<'a> Unpooled<'a> {
         let q = (j * self.c + ch) * self.pplane()..(j * self.c + ch + 1) * self.pplane();
         // Zeros first (whole rows: vector stores), then the one gradient of each window.
         for r in 0..self.h {
-            dst[r * stride..][..self.w].fill(0.0);
+            crate::util::zero_row(&mut dst[r * stride..][..self.w]);
         }
         let mask = self.mask.map(|m| &m[q.clone()]);
         unpool_rows(&self.gp[q.clone()], &self.idx[q], mask, self.w, stride, dst);

@@ -79,24 +79,99 @@ impl<'a> ConvLhs<'a> {
             #[cfg(target_arch = "x86_64")]
             Some(p) if n > 0 => {
                 assert_dst_rhs(self.m, n, self.k, dst, dst_rs, b);
-                crate::isa::record(crate::KernelFamily::Bf16Gemm, crate::Isa::Avx512);
                 // SAFETY: `packed` exists only where the CPU features were checked; dst and b extents asserted.
-                unsafe {
-                    x86::bgemm(
-                        self.m,
-                        n,
-                        self.k,
-                        dst,
-                        dst_rs,
-                        accumulate,
-                        ASrc::Packed(p),
-                        b,
-                    )
-                }
+                unsafe { self.kernel(p, n, dst, dst_rs, accumulate, BSrc::Mat(b)) }
             }
             _ => sgemm(self.m, n, self.k, dst, dst_rs, accumulate, a, b),
         }
     }
+
+    /// `dst[m × n] (+)= self · b` for a right operand `b [k × n]` that its producer packed already (see
+    /// [`packed_b_len`]): the bf16 kernel without its packing pass.
+    ///
+    /// # Panics
+    /// Where `self` is not packed for the bf16 kernel, or `b` or `dst` is too short (internal invariants: the
+    /// callers take this way only for [`Precision::Bf16`] on a CPU that has it, [`ConvLhs::packed_bf16`]).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn gemm_packed(
+        &self,
+        n: usize,
+        dst: &mut [f32],
+        dst_rs: usize,
+        accumulate: bool,
+        b: &[u32],
+    ) {
+        let Some(p) = &self.packed else {
+            panic!("bgemm: a packed right operand for an f32 left one");
+        };
+        if n == 0 {
+            return;
+        }
+        assert!(
+            max_index(self.m, n, dst_rs, 1) < dst.len(),
+            "bgemm: dst too short"
+        );
+        assert!(
+            b.len() >= packed_b_len(self.k, n),
+            "bgemm: packed rhs too short"
+        );
+        // SAFETY: `packed` exists only where the CPU features were checked; dst's extent and b's length asserted.
+        unsafe { self.kernel(p, n, dst, dst_rs, accumulate, BSrc::Packed(b)) }
+    }
+
+    /// The bf16 kernel on the packed weights `p` (this operand's).
+    ///
+    /// # Safety
+    /// AVX-512F/BW/BF16 present (where `p` exists); `dst` holds `m × n` at row stride `dst_rs` and `b` holds `k × n`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn kernel(
+        &self,
+        p: &PackedA,
+        n: usize,
+        dst: &mut [f32],
+        dst_rs: usize,
+        accumulate: bool,
+        b: BSrc<'_>,
+    ) {
+        crate::isa::record(crate::KernelFamily::Bf16Gemm, crate::Isa::Avx512);
+        // SAFETY: the caller's contract.
+        unsafe {
+            x86::bgemm(
+                self.m,
+                n,
+                self.k,
+                dst,
+                dst_rs,
+                accumulate,
+                ASrc::Packed(p),
+                b,
+            )
+        }
+    }
+
+    /// Whether the GEMMs run on the bf16 kernel (the left operand is packed for it), so that a producer may hand
+    /// [`ConvLhs::gemm_packed`] its right operand packed.
+    pub(crate) fn packed_bf16(&self) -> bool {
+        self.packed.is_some()
+    }
+}
+
+/// Words of a right operand `b [k × n]` packed as the kernel reads it, for [`ConvLhs::gemm_packed`]: depth pairs
+/// (`lo` = row `2p`, `hi` = row `2p + 1`, a pair past an odd `k` zero in its high half) in blocks of [`KCP`] pairs
+/// (the last shorter), each block's columns in panels of [`NR`] (`[block][panel][pair][column]`); the last panel's
+/// columns past `n` are read and multiplied but their sums never stored. [`packed_b_offset`] finds a word.
+pub(crate) fn packed_b_len(k: usize, n: usize) -> usize {
+    k.div_ceil(2) * n.div_ceil(NR) * NR
+}
+
+/// Where depth pair `pair` of column `col` lies in a packed `b [k × n]` (see [`packed_b_len`]); the next
+/// [`NR`]` - col % NR` columns of the same pair follow it.
+#[inline]
+pub(crate) fn packed_b_offset(k: usize, n: usize, pair: usize, col: usize) -> usize {
+    let (kp, panels) = (k.div_ceil(2), n.div_ceil(NR));
+    let block = pair / KCP * KCP;
+    let kcp = KCP.min(kp - block);
+    block * panels * NR + col / NR * kcp * NR + (pair - block) * NR + col % NR
 }
 
 /// The left operand, packed whole: one block per (depth block, row block), as the kernel walks them.
@@ -129,6 +204,17 @@ enum ASrc<'a> {
     Mat(Mat<'a>),
     /// Packed beforehand.
     Packed(&'a PackedA),
+}
+
+/// Where the kernel takes its right operand from.
+#[derive(Clone, Copy)]
+enum BSrc<'a> {
+    /// Packed on the fly, block by block.
+    Mat(Mat<'a>),
+    /// Packed beforehand, as [`packed_b_len`] describes.
+    // Built on x86-64 only (`ConvLhs::gemm_packed`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Packed(&'a [u32]),
 }
 
 /// The convolutions' GEMM: [`bgemm`] for [`Precision::Bf16`] (on a CPU that has it), else [`sgemm`] (same
@@ -234,7 +320,7 @@ pub(crate) fn bgemm(
     if bf16_supported() {
         crate::isa::record(crate::KernelFamily::Bf16Gemm, crate::Isa::Avx512);
         // SAFETY: the CPU features were just checked; the index ranges of dst, a and b were asserted above.
-        unsafe { x86::bgemm(m, n, k, dst, dst_rs, accumulate, ASrc::Mat(a), b) };
+        unsafe { x86::bgemm(m, n, k, dst, dst_rs, accumulate, ASrc::Mat(a), BSrc::Mat(b)) };
         return;
     }
     bgemm_scalar(m, n, k, dst, dst_rs, accumulate, a, b);

@@ -90,7 +90,18 @@ fn run_bf16(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat<'_>, b: Mat<'_
         super::assert_dst_rhs(m, n, k, dst, n, b);
         // SAFETY: only called where `bf16_supported` holds (see `gemm_speed`); the index ranges of dst and b
         // were asserted just above, and `a` is the full `m × k` row-major matrix built by `measure`.
-        unsafe { super::x86::bgemm(m, n, k, dst, n, false, super::ASrc::Mat(a), b) };
+        unsafe {
+            super::x86::bgemm(
+                m,
+                n,
+                k,
+                dst,
+                n,
+                false,
+                super::ASrc::Mat(a),
+                super::BSrc::Mat(b),
+            )
+        };
     }
     #[cfg(not(target_arch = "x86_64"))]
     super::bgemm_scalar(m, n, k, dst, n, false, a, b);

@@ -54,9 +54,10 @@ pub(super) unsafe fn bgemm(
     dst_rs: usize,
     accumulate: bool,
     a: ASrc<'_>,
-    b: Mat<'_>,
+    b: BSrc<'_>,
 ) {
     let kp = k.div_ceil(2);
+    let panels = n.div_ceil(NR);
     PACK_A.with(|pa| {
         PACK_B.with(|pb| {
             let (mut pa, mut pb) = (pa.borrow_mut(), pb.borrow_mut());
@@ -65,8 +66,17 @@ pub(super) unsafe fn bgemm(
                 let nc = NC.min(n - jc);
                 for (pci, pc) in (0..kp).step_by(KCP).enumerate() {
                     let kcp = KCP.min(kp - pc);
-                    pack_b(b, k, jc, nc, pc, kcp, &mut pb);
-                    let bpack = &pb[..nc.div_ceil(NR) * kcp * NR];
+                    let bpack: &[u32] = match b {
+                        BSrc::Mat(b) => {
+                            pack_b(b, k, jc, nc, pc, kcp, &mut pb);
+                            &pb[..nc.div_ceil(NR) * kcp * NR]
+                        }
+                        // Block pc's panels from jc / NR on (jc is a multiple of NC, so of NR).
+                        BSrc::Packed(w) => {
+                            &w[pc * panels * NR + jc / NR * kcp * NR..]
+                                [..nc.div_ceil(NR) * kcp * NR]
+                        }
+                    };
                     let add = accumulate || pc > 0;
                     for (ici, ic) in (0..m).step_by(MC).enumerate() {
                         let mc = MC.min(m - ic);

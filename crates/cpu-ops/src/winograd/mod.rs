@@ -52,10 +52,12 @@ const F4_DEEP: usize = 128;
 /// `co × ci` (9.4 MB at 256 -> 256) read once per group, wide groups amortise them. Measured as above: 256->256 @7
 /// forward 56-62 ms at 32 or 64 tiles, 51-53 at 128, 47-48 at 256; @3 19 ms at 32, 15-16 at 128 and 256.
 const COLS_F4_DEEP: usize = 256;
-/// [`COLS_F4_DEEP`] for bf16 GEMMs, whose packed weights are half the bytes and whose transformed inputs are
-/// converted to bf16 once more in the GEMM's packing: narrower groups keep those inputs in the caches. Measured
-/// (2-core AMD Zen 4, airbench94-muon bf16 F(4x4) training step, batch 2000, five alternated pairs): 648.8 img/s
-/// median at 64 tiles against 594.9 at 256, every pair faster; 32 tiles won one of three pairs against 64.
+/// [`COLS_F4_DEEP`] for bf16 GEMMs, whose packed weights are half the bytes and whose transformed inputs were
+/// converted to bf16 once more in the GEMM's packing when this was measured: narrower groups kept those inputs in
+/// the caches (2-core AMD Zen 4, airbench94-muon bf16 F(4x4) training step, batch 2000, five alternated pairs):
+/// 648.8 img/s median at 64 tiles against 594.9 at 256, every pair faster; 32 tiles won one of three pairs
+/// against 64. Since then the input transform writes the packed pairs itself (`f4/packed.rs`); the width was not
+/// measured again.
 /// The tiles a group holds do not change any sum's order (each GEMM sums over channels per tile).
 const COLS_F4_DEEP_BF16: usize = 64;
 
@@ -253,9 +255,27 @@ impl Planes<'_> {
     ) {
         match self {
             Planes::Dense(x) => {
-                let src = &x.data[j * x.img_stride + c * x.plane_stride..][..h * w];
+                let at = j * x.img_stride + c * x.plane_stride;
+                let src = &x.data[at..][..h * w];
                 for (r, row) in src.chunks_exact(w).enumerate() {
-                    dst[r * stride..][..w].copy_from_slice(row);
+                    crate::util::copy_row(&mut dst[r * stride..][..w], row);
+                }
+                // The plane two channels on, which the transforms copy after the next one (the F(4x4) bf16
+                // transform takes channels in pairs): fetched from memory while this pair is transformed.
+                #[cfg(target_arch = "x86_64")]
+                if let Some(next) = x
+                    .data
+                    .get(at + 2 * x.plane_stride..)
+                    .and_then(|n| n.get(..h * w))
+                {
+                    for line in next.chunks(16) {
+                        // SAFETY: a prefetch hint reads nothing; the pointer is inside `next`.
+                        unsafe {
+                            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                                line.as_ptr().cast(),
+                            )
+                        };
+                    }
                 }
             }
             Planes::Unpooled(u) => u.write_plane(j, c, dst, stride),

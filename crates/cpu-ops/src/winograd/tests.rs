@@ -133,6 +133,47 @@ fn f4_matches_the_direct_convolution() {
     eprintln!("F(4x4, 3x3): worst error {worst:e} of the output scale");
 }
 
+/// F(4x4, 3x3) with bf16 GEMMs: the input transform that writes the kernel's packed pairs (`f4::packed`) gives
+/// the same bits as the f32 transform followed by the kernel's own packing, at an odd channel count (the last
+/// paired with zeros), more than one depth block (over 256 channels), a last panel of fewer than 32 tiles, more
+/// than one column block (over 512 tiles) and one tile per image; sentinels past the group matrix.
+#[test]
+fn f4_packed_bf16_input_matches_the_kernels_packing() {
+    if !(f4_runs_here() && crate::bf16_supported()) {
+        eprintln!("skipped: needs AVX2 and AVX512-BF16");
+        return;
+    }
+    let mut s = 13u64;
+    for &(g, ci, co, h, w) in &[
+        (1, 3, 2, 4, 4),
+        (2, 5, 7, 7, 7),
+        (3, 64, 13, 15, 15),
+        (5, 300, 4, 3, 3),
+        (9, 24, 12, 32, 32),
+        (1, 2, 2, 17, 31),
+    ] {
+        let d = ConvDims { n: g, ci, co, h, w };
+        let x = randv(&mut s, g * ci * h * w);
+        let wt = randv(&mut s, co * ci * 9);
+        let b = randv(&mut s, co);
+        let xs = Planes::Dense(Images::nchw(&x, ci, h * w));
+        let wts = Weights::new(&wt, co, ci, crate::Precision::Bf16, Tile::F4);
+        let len = co * g * h * w;
+        let run = |packed: bool| {
+            guarded(len, "F4 bf16", |dst| {
+                f4::conv_group_via(&d, xs, g, &wts, Some(&b), dst, packed)
+            })
+        };
+        let (want, got) = (run(false), run(true));
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                a.to_bits() == b.to_bits(),
+                "g {g} ci {ci} co {co} {h}x{w}: [{i}] packed {a} vs {b}"
+            );
+        }
+    }
+}
+
 /// The F(4x4, 3x3) weight gradient against the im2col one (f32), at sizes that leave partial tiles, one tile
 /// per image, groups of several images and several groups per thread.
 #[test]
@@ -199,7 +240,14 @@ fn transformed_matrices_start_in_distinct_cache_sets() {
             distinct(16, rows * COLS) <= 2,
             "F(2x2) unpadded, {rows} rows"
         );
-        for p in [COLS_F4, COLS_F4_DEEP] {
+        for p in [COLS_F4, COLS_F4_DEEP, COLS_F4_DEEP_BF16] {
+            // The bf16 GEMMs' packed operands (words, the size of floats) as well.
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(
+                distinct(36, f4::packed_xi_stride(rows, p)),
+                36,
+                "F(4x4) packed, {rows} rows, {p} tiles"
+            );
             let stride = f4::xi_stride(rows, p);
             // 36 matrices over 64 sets: at most ⌈36/64⌉ = 1 start per set.
             assert_eq!(distinct(36, stride), 36, "F(4x4), {rows} rows, {p} tiles");

@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 /// # Safety
 /// AVX2 and FMA present (from the transforms below).
 #[inline(always)]
-unsafe fn bt(d: [__m256; 6]) -> [__m256; 6] {
+pub(super) unsafe fn bt(d: [__m256; 6]) -> [__m256; 6] {
     // SAFETY: register-only intrinsics, AVX2 and FMA present (the callers' contract).
     unsafe {
         let (four, five, two) = (
@@ -55,7 +55,14 @@ unsafe fn at(m: [__m256; 6]) -> [__m256; 4] {
 
 /// Where the 8 tiles of the vector starting at GEMM column `p0` begin in the group's padded planes (tiles
 /// past the group's repeat its last one; their columns of `V` are never read).
-fn origins(p0: usize, p: usize, t_img: usize, tw: usize, plane: usize, wp: usize) -> [usize; 8] {
+pub(super) fn origins(
+    p0: usize,
+    p: usize,
+    t_img: usize,
+    tw: usize,
+    plane: usize,
+    wp: usize,
+) -> [usize; 8] {
     std::array::from_fn(|l| {
         let col = (p0 + l).min(p - 1);
         let (j, t) = (col / t_img, col % t_img);
@@ -66,7 +73,7 @@ fn origins(p0: usize, p: usize, t_img: usize, tw: usize, plane: usize, wp: usize
 /// Writes channel `c` of the group's `g` images into `pad` (image `j` at `j·plane`, rows of `wp` floats), input
 /// row `r` and column `q` at padded row `r + off`, column `q + off`; the rest of `pad` keeps what it holds
 /// (zeros: each channel overwrites the same floats).
-fn copy_planes(
+pub(super) fn copy_planes(
     x: Planes<'_>,
     c: usize,
     grp: Group,
@@ -87,7 +94,7 @@ fn copy_planes(
 /// # Safety
 /// AVX2 and FMA present (from the transforms below); 8 floats readable at `pp + o[l] + off` for every `l`.
 #[inline(always)]
-unsafe fn input_row(pp: *const f32, o: &[usize; 8], off: usize) -> [__m256; A] {
+pub(super) unsafe fn input_row(pp: *const f32, o: &[usize; 8], off: usize) -> [__m256; A] {
     // SAFETY: the caller's contract.
     unsafe {
         let ld2 = |l: usize, at: usize| {
@@ -110,6 +117,21 @@ unsafe fn input_row(pp: *const f32, o: &[usize; 8], off: usize) -> [__m256; A] {
     }
 }
 
+/// How the input transforms lay out a group's zero-padded planes of one channel: `(plane, wp, origin)`, image `j`'s
+/// plane at `j·plane` in rows of `wp` floats (row r, column q is input (r - 1, q - 1); tile (ty, tx) reads rows
+/// 4ty..4ty+6, columns 4tx..4tx+6, as 8-float loads, so the buffer needs 8 floats of slack at its end), and each
+/// 8-tile vector's tile origins (see [`origins`]).
+pub(super) fn input_planes(grp: Group) -> (usize, usize, Vec<[usize; 8]>) {
+    let (th, tw) = tiles(grp.h, grp.w);
+    let (hp, wp) = (M * th + 2, M * tw + 2);
+    let plane = hp * wp;
+    let origin = (0..grp.p)
+        .step_by(8)
+        .map(|p0| origins(p0, grp.p, th * tw, tw, plane, wp))
+        .collect();
+    (plane, wp, origin)
+}
+
 /// `V_ξ[c][tile] = (Bᵀ d B)_ξ` for every channel and tile of `g` images, into `v` (36 matrices of `ci × ld(p)`,
 /// [`xi_stride`] apart).
 ///
@@ -128,15 +150,8 @@ pub(in crate::winograd) unsafe fn transform_input(
     let t_img = th * tw;
     let (ldv, xs) = (ld(p), xi_stride(ci, p));
     assert!(p == g * t_img && p > 0 && v.len() >= XI * xs);
-    // The g images' planes of one channel, zero-padded: row r, column q is input (r - 1, q - 1); tile
-    // (ty, tx) reads rows 4ty..4ty+6, columns 4tx..4tx+6, as 8-float loads (8 floats of slack at the end).
-    let (hp, wp) = (M * th + 2, M * tw + 2);
-    let plane = hp * wp;
+    let (plane, wp, origin) = input_planes(grp);
     let mut pad = vec![0f32; g * plane + 8];
-    let origin: Vec<[usize; 8]> = (0..p)
-        .step_by(8)
-        .map(|p0| origins(p0, p, t_img, tw, plane, wp))
-        .collect();
     // SAFETY (whole body): loads read 8 floats from a tile origin + i·wp (i < 6) of a padded plane: at most
     // column 4tx + 7 <= wp + 1 of row 4ty + 5 < hp, inside pad (8 floats of slack); stores write whole
     // 8-float vectors at column p0 < p of a (ξ, c) row of ld(p) floats, inside v.

@@ -110,6 +110,21 @@ pub(crate) fn conv_group(
     bias: Option<&[f32]>,
     dst: &mut [f32],
 ) {
+    let packed = wts.lhs.iter().all(|l| l.packed_bf16());
+    conv_group_via(d, x, g, wts, bias, dst, packed)
+}
+
+/// [`conv_group`], the transformed inputs written as the bf16 GEMMs' packed operands (`packed`, the weights
+/// packed for the bf16 kernel) or as f32 matrices that the GEMMs pack themselves.
+pub(super) fn conv_group_via(
+    d: &ConvDims,
+    x: Planes<'_>,
+    g: usize,
+    wts: &Weights,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+    packed: bool,
+) {
     let (co, ci) = (wts.co, wts.ci);
     let p = g * wts.tiles_per_image(d);
     if p == 0 || co == 0 {
@@ -126,28 +141,59 @@ pub(crate) fn conv_group(
         w: d.w,
         p,
     };
-    let (ld, xv, xm) = (ld(p), xi_stride(ci, p), xi_stride(co, p));
-    with_scratch_a(XI * xv, |v| {
-        // SAFETY: AVX2 and FMA checked (f4_runs_here, asserted above); v holds 36 ξ strides for ci rows, x the g
-        // images.
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            avx2::transform_input(x, ci, grp, v)
-        };
+    let (ld, xm) = (ld(p), xi_stride(co, p));
+    // The 36 products M_ξ = U_ξ V_ξ by `gemm(ξ, m_ξ)`, then the output transform.
+    // (Mutable for the output transform's writes, which only x86-64 compiles.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    let mut products = |gemm: &dyn Fn(usize, &mut [f32])| {
         with_scratch_c(XI * xm, |m| {
-            for (xi, lhs) in wts.lhs.iter().enumerate() {
-                let b = Mat {
-                    data: &v[xi * xv..][..ci * ld],
-                    rs: ld,
-                    cs: 1,
-                };
-                lhs.gemm(p, &mut m[xi * xm..][..co * ld], ld, false, b);
+            for xi in 0..XI {
+                gemm(xi, &mut m[xi * xm..][..co * ld]);
             }
-            // SAFETY: as above; m holds 36 ξ strides for co rows, dst co × g·h·w.
+            // SAFETY: AVX2 and FMA checked (f4_runs_here, asserted above); m holds 36 ξ strides for co rows, dst
+            // co × g·h·w.
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 avx2::transform_output(m, co, grp, bias, dst)
             };
+        })
+    };
+    // bf16 GEMMs: the transform writes their packed right operands (see `packed`).
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = packed;
+    #[cfg(target_arch = "x86_64")]
+    if packed {
+        assert!(
+            wts.lhs.iter().all(|l| l.packed_bf16()),
+            "winograd: packed bf16 inputs for weights not packed for the bf16 kernel"
+        );
+        let xv = packed::xi_stride(ci, p);
+        with_scratch_a(XI * xv, |v| {
+            let v: &mut [u32] = bytemuck::cast_slice_mut(v);
+            // SAFETY: AVX2 and FMA checked (asserted above), AVX-512 and AVX512-BF16 by the weights' bf16 packing
+            // (asserted: made only where they were checked); v holds 36 packed ξ strides for ci rows, x the g
+            // images.
+            unsafe { packed::transform_input(x, ci, grp, v) };
+            let v = &*v;
+            products(&|xi, m| wts.lhs[xi].gemm_packed(p, m, ld, false, &v[xi * xv..]));
+        });
+        return;
+    }
+    let xv = xi_stride(ci, p);
+    with_scratch_a(XI * xv, |v| {
+        // SAFETY: AVX2 and FMA checked (asserted above); v holds 36 ξ strides for ci rows, x the g images.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            avx2::transform_input(x, ci, grp, v)
+        };
+        let v = &*v;
+        products(&|xi, m| {
+            let b = Mat {
+                data: &v[xi * xv..][..ci * ld],
+                rs: ld,
+                cs: 1,
+            };
+            wts.lhs[xi].gemm(p, m, ld, false, b);
         });
     });
 }
@@ -240,3 +286,11 @@ pub(crate) fn weight_grad(prec: crate::Precision, d: &ConvDims, x: &[f32], gy: &
 // The column passes index a column `b` of row-major register arrays across their rows.
 #[allow(clippy::needless_range_loop)]
 pub(super) mod avx2;
+
+/// The input transform for bf16 GEMMs, into their packed operands.
+#[cfg(target_arch = "x86_64")]
+// As `avx2`: the column passes index a column of row-major register arrays.
+#[allow(clippy::needless_range_loop)]
+mod packed;
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(super) use packed::xi_stride as packed_xi_stride;
