@@ -14,8 +14,8 @@ Modes:
 
     # full run (8 epochs, 200 steps of 2000) on the binary archive, read in place
     python3 bench/airbench94_muon_torch.py --archive path/to/cifar-10-binary.tar.gz --seed 0 --threads 2
-    # the Rust preset's length (7.59 epochs, 190 steps; `cargo xtask bench --whole-run` passes our run's own)
-    python3 bench/airbench94_muon_torch.py --archive path/to/cifar-10-binary.tar.gz --seed 0 --epochs 7.59
+    # the Rust preset's length (7 epochs, 175 steps; `cargo xtask bench --whole-run` passes our run's own)
+    python3 bench/airbench94_muon_torch.py --archive path/to/cifar-10-binary.tar.gz --seed 0 --epochs 7
     # throughput on real (or random) batches: JSON lines, as bench/airbench94_torch.py --bench writes them
     python3 bench/airbench94_muon_torch.py --bench --batch 2000 --steps 3
     # the Muon parity fixture read by crates/train/tests/muon_parity.rs (no data needed)

@@ -12,7 +12,7 @@ DST = os.path.join(ROOT, "docs", "time-to-accuracy.svg")
 TARGET = 90.38
 TIME_TARGET_MIN = 8.0  # issue 28's wall-time target for the Muon recipe
 W, H, L, R, T, B = 760, 440, 70, 230, 40, 60
-COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#e377c2", "#7f7f7f", "#bcbd22"]
 
 
 def main():
@@ -29,7 +29,7 @@ def main():
     groups = list(dict.fromkeys(p[0] for p in pts))
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{L}" y="22" font-size="14">Test accuracy (TTA) against whole-run wall time, 2-core Zen 5, each run a point</text>']
+           f'<text x="{L}" y="22" font-size="14">Test accuracy (TTA) against whole-run wall time, 2-core AMD CPUs, each run a point</text>']
     # axes and ticks
     out.append(f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>')
     out.append(f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>')

@@ -42,10 +42,11 @@ fn channel_planes(data: &[f32], n: usize, c: usize, hw: usize, ch: usize) -> Vec
 
 /// A mutable NCHW buffer split into its planes, grouped by channel (`[c][n]`).
 fn planes_by_channel(data: &mut [f32], c: usize, hw: usize) -> Vec<Vec<&mut [f32]>> {
-    let mut out: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::new()).collect();
     if hw == 0 || c == 0 {
-        return out;
+        return (0..c).map(|_| Vec::new()).collect();
     }
+    let images = data.len() / (hw * c);
+    let mut out: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::with_capacity(images)).collect();
     for (p, plane) in data.chunks_exact_mut(hw).enumerate() {
         out[p % c].push(plane);
     }
@@ -104,7 +105,7 @@ impl CustomOp2 for BnGeluTrain {
         let (n, c, hw) = bn_dims(lx.shape(), lb.shape(), "bias", op)?;
         let m = values_per_channel(n, hw, op, lx.shape())? as f64;
         let (x, b) = (slice_f32(sx, lx)?, slice_f32(sb, lb)?);
-        let mut y = vec![0f32; x.len()];
+        let mut y = crate::util::par_zeroed::<f32>(x.len());
         let k = kernels();
         let eps = self.eps;
         let per_channel: Vec<(f64, f64, f64)> = planes_by_channel(&mut y, c, hw)
@@ -149,7 +150,7 @@ impl CustomOp2 for BnGeluTrain {
             with_tensor_f32(bias, |bv| {
                 with_tensor_f32(grad, |gv| {
                     // The pass-1 buffer `g` becomes dx in place.
-                    let mut g = vec![0f32; xv.len()];
+                    let mut g = crate::util::par_zeroed::<f32>(xv.len());
                     let db: Vec<f32> = planes_by_channel(&mut g, c, hw)
                         .into_par_iter()
                         .enumerate()
@@ -208,7 +209,7 @@ impl CustomOp1 for BnGeluEval {
         }
         let hw = h * w;
         let x = slice_f32(s, l)?;
-        let mut y = vec![0f32; x.len()];
+        let mut y = crate::util::par_zeroed::<f32>(x.len());
         let k = kernels();
         planes_by_channel(&mut y, c, hw)
             .into_par_iter()

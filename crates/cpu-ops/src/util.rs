@@ -126,6 +126,29 @@ pub(crate) fn zero_row(dst: &mut [f32]) {
     }
 }
 
+/// `vec![0; len]`, zeroed by rayon's threads when it is large. An op's output (a part's activations or
+/// gradients: tens of megabytes for airbench94's first blocks at 500 images) zeroed by `memset` on the calling
+/// thread alone left the other cores idle for its whole length (about 1% of a Muon training run's wall time,
+/// docs/performance.md).
+pub(crate) fn par_zeroed<T: bytemuck::Zeroable + Copy + Send + Sync>(len: usize) -> Vec<T> {
+    /// Below this many bytes the split costs more than it saves.
+    const SERIAL_BELOW: usize = 256 << 10;
+    /// Bytes a task zeroes: large enough that a task's cost dwarfs its scheduling.
+    const CHUNK: usize = 128 << 10;
+    let size = std::mem::size_of::<T>().max(1);
+    if len.saturating_mul(size) < SERIAL_BELOW {
+        return vec![T::zeroed(); len];
+    }
+    use rayon::prelude::*;
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK / size)
+        .for_each(|c| c.fill(std::mem::MaybeUninit::new(T::zeroed())));
+    // SAFETY: the capacity is at least `len` and every element of `0..len` was initialised just above.
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// A row-major or strided matrix view used by [`sgemm`]: element `(i, j)` lives at
 /// `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
@@ -366,4 +389,25 @@ pub(crate) fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state >> 7;
     *state ^= *state << 17;
     *state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Zeros of the length asked for, below and above the size split across threads (with a piece shorter than
+    /// the others at the end), for floats and bytes, also where the allocator hands back memory just written.
+    #[test]
+    fn par_zeroed_is_all_zeros() {
+        for len in [0, 1, 1000, 65_535, 65_536, 65_536 + 7, 3 << 20] {
+            drop(vec![7f32; len]);
+            let v: Vec<f32> = par_zeroed(len);
+            assert_eq!(v.len(), len);
+            assert!(v.iter().all(|&x| x.to_bits() == 0), "f32 x {len}");
+            drop(vec![7u8; len]);
+            let b: Vec<u8> = par_zeroed(len);
+            assert_eq!(b.len(), len);
+            assert!(b.iter().all(|&x| x == 0), "u8 x {len}");
+        }
+    }
 }

@@ -12,6 +12,14 @@
 //! * candle's element-wise ops (gradient accumulation, dropout masks) run on the calling thread
 //!   (`CANDLE_NUM_THREADS=1`): candle 0.11 runs them on a second thread pool of its own whose workers spin for a
 //!   while after every op, on the cores the `cpu-ops` kernels' rayon pool needs (~15% of the step).
+//!
+//! And one measured on the Muon recipe's batch-2000 step (docs/performance.md, "The training thread joins rayon's
+//! pool"):
+//! * the calling thread becomes one of rayon's workers (`ThreadPoolBuilder::use_current_thread`): the pool keeps
+//!   one thread a core, the caller included, instead of a core's worth of workers beside a caller that sleeps
+//!   while they work. Each kernel's parallel loop then starts on a thread that is already running (no hand-off
+//!   to a sleeping worker and back, twice per op, hundreds of ops a step): the cores sat idle 9% of a training
+//!   run on a 2-vCPU VM before, 5-7% after.
 
 /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (mimalloc.h, v2 and v3): the milliseconds before freed
 /// memory is returned to the OS; -1 never returns it. `libmimalloc-sys` does not name this option.
@@ -31,18 +39,27 @@ pub struct CpuProcess {
     /// to the OS after its delay. Right for a training run, which frees and re-allocates the same buffers every
     /// step; wrong for a long-running server, whose memory would stay at its largest request's peak for good.
     pub keep_freed_memory: bool,
+    /// The calling thread joins rayon's global pool as one of its workers (the pool then starts one thread fewer).
+    /// Right for a program whose calling thread drives the work (training, evaluation, benchmarks); wrong for one
+    /// whose calling thread blocks for long stretches while others use the pool (a server's accept loop), which
+    /// would leave the pool a worker short.
+    pub caller_joins_pool: bool,
 }
 
 impl CpuProcess {
-    /// For training and benchmarks: freed memory kept, candle's element-wise ops on the calling thread.
+    /// For training and benchmarks: freed memory kept, candle's element-wise ops on the calling thread, which
+    /// joins rayon's pool.
     pub const TRAINING: Self = Self {
         stock_ops: false,
         keep_freed_memory: true,
+        caller_joins_pool: true,
     };
-    /// For a long-running server (`cifar serve`): freed memory returned to the OS after mimalloc's delay.
+    /// For a long-running server (`cifar serve`): freed memory returned to the OS after mimalloc's delay; the
+    /// calling thread stays out of rayon's pool.
     pub const SERVER: Self = Self {
         stock_ops: false,
         keep_freed_memory: false,
+        caller_joins_pool: false,
     };
 }
 
@@ -50,7 +67,8 @@ impl CpuProcess {
 /// feature, mimalloc keeps freed memory (unless `MIMALLOC_PURGE_DELAY` is set: then mimalloc's own reading of it
 /// stands; `1000`, its default, trades about 12% of airbench94's step for a peak memory that does not grow over a
 /// long run); unless `stock_ops` (candle's own ops, which carry more of the work then) or the user set
-/// `CANDLE_NUM_THREADS`, candle's element-wise ops run on the calling thread. The same as
+/// `CANDLE_NUM_THREADS`, candle's element-wise ops run on the calling thread; the calling thread joins rayon's
+/// global pool (`RAYON_NUM_THREADS`, if set, still counts the pool's threads, the caller included). The same as
 /// [`tune_cpu_process_with`] with [`CpuProcess::TRAINING`] (and `stock_ops`). The `cifar` binary calls it first
 /// thing in `main`:
 ///
@@ -92,8 +110,24 @@ pub unsafe fn tune_cpu_process_with(settings: CpuProcess) {
         // SAFETY: the caller guarantees the process is single-threaded here.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
+    if settings.caller_joins_pool {
+        join_rayon_pool();
+    }
     // Starts rayon's pool (after the environment is set) and sets FTZ/DAZ on its threads and this one.
     model::device::prepare_cpu_threads();
+}
+
+/// Builds rayon's global pool with the calling thread as its first worker. Where the pool already exists (rayon
+/// was used before this call), the run goes on with it as it is, said in the log: only the speed differs.
+fn join_rayon_pool() {
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+    {
+        tracing::warn!(
+            "the calling thread could not join rayon's thread pool ({e}); its parallel loops start on a sleeping worker, as without this setting"
+        );
+    }
 }
 
 #[cfg(all(test, feature = "mimalloc"))]

@@ -142,7 +142,7 @@ pub(crate) fn conv_forward_with(
     bias: Option<&[f32]>,
     cols: usize,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; d.out_len()];
+    let mut out = crate::util::par_zeroed::<f32>(d.out_len());
     let (hw, in_img, out_img) = (d.hw(), d.ci * d.hw(), d.co * d.hw());
     if out_img == 0 {
         return out;

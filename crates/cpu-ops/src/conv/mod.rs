@@ -274,6 +274,29 @@ mod tests {
         );
     }
 
+    /// The partials' sum, split across threads in pieces, has the bits of one thread adding them in order (p0 +
+    /// p1 + p2, element by element): lengths below, at and past a piece, with a shorter last piece, one partial
+    /// alone, none.
+    #[test]
+    fn sum_partials_adds_in_order() {
+        let mut s = 0x51_7cc1_b727_220au64;
+        for (parts, len) in [
+            (3, 100),
+            (2, 1 << 14),
+            (3, (1 << 14) + 1),
+            (4, 3 * (1 << 14) + 77),
+            (1, 5000),
+        ] {
+            let p: Vec<Vec<f32>> = (0..parts).map(|_| randv(&mut s, len)).collect();
+            let want: Vec<u32> = (0..len)
+                .map(|i| p[1..].iter().fold(p[0][i], |t, q| t + q[i]).to_bits())
+                .collect();
+            let got: Vec<u32> = sum_partials(p, len).iter().map(|v| v.to_bits()).collect();
+            assert!(got == want, "{parts} partials of {len}");
+        }
+        assert_eq!(sum_partials(Vec::new(), 3), vec![0f32; 3]);
+    }
+
     /// The batched GEMMs (several images per GEMM, default widths and widths that leave odd-sized tail groups)
     /// against one GEMM per image, for the forward, the input gradient (the forward on the flipped weights) and
     /// the weight gradient, at the airbench shapes with small (and odd) batches.

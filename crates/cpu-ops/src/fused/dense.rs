@@ -24,7 +24,7 @@ pub(super) fn dense_backward(
     let (hw, phw, k) = (d.hw(), (d.h / 2) * (d.w / 2), d.k());
     let (in_img, g_img, p_img) = (d.ci * hw, d.co * hw, d.co * phw);
     let ranges = split_ranges(d.n, rayon::current_num_threads());
-    let mut dx = vec![0f32; if want_dx { d.n * in_img } else { 0 }];
+    let mut dx = crate::util::par_zeroed::<f32>(if want_dx { d.n * in_img } else { 0 });
     let parts = dx_parts(&mut dx, &ranges, in_img, want_dx);
     let wlen = if want_dw { k * d.co } else { 0 };
     let td = d.transposed();

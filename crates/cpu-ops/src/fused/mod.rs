@@ -78,8 +78,8 @@ fn fused_forward_grouped(
 ) -> (Vec<f32>, Vec<u8>) {
     let (hw, phw) = (d.hw(), (d.h / 2) * (d.w / 2));
     let p_img = d.co * phw;
-    let mut out = vec![0f32; d.n * p_img];
-    let mut idx = vec![0u8; d.n * p_img];
+    let mut out = crate::util::par_zeroed::<f32>(d.n * p_img);
+    let mut idx: Vec<u8> = crate::util::par_zeroed(d.n * p_img);
     let pool_plane = pool_plane_kernel();
     if phw > 0 {
         let wl = FwdWeights::new(cfg, d, w);

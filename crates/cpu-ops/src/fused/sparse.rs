@@ -35,7 +35,7 @@ pub(super) fn sparse_backward(
     let klen = 9 * d.ci; // one output channel's weights
     let pad_len = (d.h + 2) * (d.w + 2) * d.ci;
     let ranges = split_ranges(d.n, rayon::current_num_threads());
-    let mut dx = vec![0f32; if want_dx { d.n * in_img } else { 0 }];
+    let mut dx = crate::util::par_zeroed::<f32>(if want_dx { d.n * in_img } else { 0 });
     let parts = dx_parts(&mut dx, &ranges, in_img, want_dx);
     let wcl = if want_dx {
         to_channels_last_weights(io.w, d.co, d.ci)

@@ -176,15 +176,24 @@ fn list_nonzeros(
     }
 }
 
-/// The weight gradient's blocks `[ci / cb][co][3·3][cb]` as `[co, ci, 3, 3]`.
+/// The weight gradient's blocks `[ci / cb][co][3·3][cb]` as `[co, ci, 3, 3]`, an output channel a task.
 fn from_blocks(blocks: &[f32], d: &ConvDims, cb: usize) -> Vec<f32> {
     let mut out = vec![0f32; d.co * d.ci * 9];
-    for (i, v) in blocks.iter().enumerate() {
-        let (j, rest) = (i % cb, i / cb);
-        let (t, rest) = (rest % 9, rest / 9);
-        let (co, blk) = (rest % d.co, rest / d.co);
-        out[(co * d.ci + blk * cb + j) * 9 + t] = *v;
+    if d.ci == 0 {
+        return out;
     }
+    out.par_chunks_mut(d.ci * 9)
+        .enumerate()
+        .for_each(|(co, row)| {
+            for blk in 0..d.ci / cb {
+                for t in 0..9 {
+                    let src = &blocks[((blk * d.co + co) * 9 + t) * cb..][..cb];
+                    for (j, &v) in src.iter().enumerate() {
+                        row[(blk * cb + j) * 9 + t] = v;
+                    }
+                }
+            }
+        });
     out
 }
 

@@ -42,7 +42,7 @@ fn unpooled<'a>(d: &ConvDims, io: &BwdIo<'a>) -> Unpooled<'a> {
 pub(super) fn input_grad(cfg: &KernelConfig, d: &ConvDims, io: &BwdIo<'_>) -> Vec<f32> {
     let td = d.transposed();
     let (hw, in_img) = (d.hw(), d.ci * d.hw());
-    let mut dx = vec![0f32; d.n * in_img];
+    let mut dx = crate::util::par_zeroed::<f32>(d.n * in_img);
     if in_img == 0 || d.co == 0 {
         return dx;
     }

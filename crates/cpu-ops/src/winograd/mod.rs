@@ -365,12 +365,10 @@ fn f2_weights(w: &[f32], co: usize, ci: usize) -> Vec<Vec<f32>> {
 /// of an airbench94 training step and held inference at 0.78x its speed now.)
 fn transform_weights(w: &[f32], co: usize, ci: usize, g_mat: &[[f64; 3]]) -> Vec<Vec<f32>> {
     let (n, alpha) = (co * ci, g_mat.len());
-    let mut taps = vec![vec![0f32; n]; 9];
-    for (oi, g) in w.chunks_exact(9).take(n).enumerate() {
-        for (t, &v) in g.iter().enumerate() {
-            taps[t][oi] = v;
-        }
-    }
+    let taps: Vec<Vec<f32>> = (0..9)
+        .into_par_iter()
+        .map(|t| w.chunks_exact(9).take(n).map(|g| g[t]).collect())
+        .collect();
     (0..alpha * alpha)
         .into_par_iter()
         .map(|xi| {

@@ -93,10 +93,14 @@ pub(super) fn weight_grad_untransform(du: &[f32], co: usize, ci: usize) -> Vec<f
         })
         .collect();
     let mut dw = vec![0f32; n * 9];
-    for (oi, k) in dw.chunks_exact_mut(9).enumerate() {
-        for (t, v) in k.iter_mut().enumerate() {
-            *v = taps[t][oi];
-        }
+    if ci > 0 {
+        dw.par_chunks_mut(9 * ci).enumerate().for_each(|(o, row)| {
+            for (i, k) in row.chunks_exact_mut(9).enumerate() {
+                for (t, v) in k.iter_mut().enumerate() {
+                    *v = taps[t][o * ci + i];
+                }
+            }
+        });
     }
     dw
 }
