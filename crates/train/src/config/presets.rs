@@ -92,7 +92,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "airbench94-muon",
-        description: "airbench94_muon's recipe: the airbench94 network, Muon (lr 0.24, momentum 0.6 Nesterov) on the conv filters and SGD-Nesterov 0.85 on the rest, batch 2000, 7 epochs (175 steps; the script's 8 cut to fit 8 minutes on two cores, five seeds held the accuracy) on all 50,000 images, linear decay to 0, label smoothing 0.2, no Lookahead, 6-view TTA for the test images below 0.7 confidence; each step in 4 parts of 500 (gradients summed)",
+        description: "airbench94_muon's recipe: the airbench94 network, Muon (lr 0.24, momentum 0.6 Nesterov) on the conv filters and SGD-Nesterov 0.85 on the rest, batch 2000, 7 epochs (175 steps; the script's 8 cut toward 8 minutes on two cores, seven seeds held the accuracy) on all 50,000 images, linear decay to 0, label smoothing 0.2, no Lookahead, 6-view TTA for the test images below 0.7 confidence; each step in 4 parts of 500 (gradients summed)",
         apply: airbench94_muon_recipe,
     },
 ];
@@ -139,8 +139,8 @@ fn airbench94_recipe(c: &mut TrainConfig) {
 
 /// `airbench94_muon.py`'s recipe (KellerJordan/cifar10-airbench), but 7 epochs (175 steps of 2000 on 50,000
 /// images) instead of its 8 (200 steps): five seeds held the accuracy target at the speedrun's 7.59 epochs
-/// (docs/results.md, "The speedrun's 7.59 epochs") and five more at 7 ("Seven epochs"), which brought the
-/// whole run within 8 minutes on a 2-core Zen 4. Muon lr 0.24 (momentum 0.6 Nesterov, 3 Newton–Schulz iterations, filters renormalised), SGD-Nesterov
+/// (docs/results.md, "The speedrun's 7.59 epochs") and seven more at 7 ("Seven epochs"), whose whole runs took 7
+/// min 32 s - 8 min 47 s alone on a shared 2-core Zen 4 (under 8 minutes only in the host's faster hours). Muon lr 0.24 (momentum 0.6 Nesterov, 3 Newton–Schulz iterations, filters renormalised), SGD-Nesterov
 /// 0.85 on the BatchNorm biases and the whitening bias at 0.053 and on the head at 0.67, `weight_decay / lr` per
 /// SGD group with wd `2e-6 · batch`, every rate `initial · (1 − step / total)` but the whitening bias's, which
 /// reaches 0 after its 3 training epochs; summed loss with label smoothing 0.2, no Lookahead, 6-view TTA.

@@ -108,7 +108,7 @@ fn airbench_preset_is_the_script() {
 }
 
 /// The airbench94-muon preset derives the script's numbers: 25 steps per epoch and 175 in all on 50,000
-/// images (7 epochs, the script's 200 cut to fit 8 minutes), the SGD groups' rates 0.053 and 0.67·(9/256)² (our head's 1/9 scale against the script's 1/256),
+/// images (7 epochs, the script's 200 cut toward 8 minutes), the SGD groups' rates 0.053 and 0.67·(9/256)² (our head's 1/9 scale against the script's 1/256),
 /// each group's decay per step `lr · wd` = 2e-6 · 2000 = 0.004, the whitening bias decaying over 75 steps.
 #[test]
 fn airbench_muon_preset_is_the_script() {
