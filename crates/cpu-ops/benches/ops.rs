@@ -259,6 +259,13 @@ fn airbench_benches() -> Result<()> {
             t,
         );
     }
+    // The whitening layer: the frozen 2x2 conv + bias + GELU, the bias's gradient only (the image is data).
+    let (img, wt) = (randn(&[256, 3, 32, 32])?, randn(&[24, 3, 2, 2])?);
+    let b = Var::from_tensor(&randn(&[24])?)?;
+    row(
+        "cpu-ops patch_conv_gelu 256x3x32x32 -> 24".to_string(),
+        time_fwd_bwd(|| candle_cpu_ops::patch_conv_gelu(&img, &wt, b.as_tensor()))?,
+    );
     let x = Var::from_tensor(&randn(&[64, 24, 31, 31])?)?;
     let gelus: [(&str, Op1); 2] = [
         ("native gelu_erf", candle_cpu_ops::native::gelu),
