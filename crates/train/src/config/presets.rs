@@ -140,7 +140,8 @@ fn airbench94_recipe(c: &mut TrainConfig) {
 /// `airbench94_muon.py`'s recipe (KellerJordan/cifar10-airbench), but 7 epochs (175 steps of 2000 on 50,000
 /// images) instead of its 8 (200 steps): five seeds held the accuracy target at the speedrun's 7.59 epochs
 /// (docs/results.md, "The speedrun's 7.59 epochs") and seven more at 7 ("Seven epochs"), whose whole runs took 7
-/// min 32 s - 8 min 47 s alone on a shared 2-core Zen 4 (under 8 minutes only in the host's faster hours). Muon lr 0.24 (momentum 0.6 Nesterov, 3 Newton–Schulz iterations, filters renormalised), SGD-Nesterov
+/// min 9 s - 8 min 47 s alone on a shared 2-core Zen 4 (under 8 minutes in the host's faster hours; no slow-hour
+/// run of the fastest build yet). Muon lr 0.24 (momentum 0.6 Nesterov, 3 Newton–Schulz iterations, filters renormalised), SGD-Nesterov
 /// 0.85 on the BatchNorm biases and the whitening bias at 0.053 and on the head at 0.67, `weight_decay / lr` per
 /// SGD group with wd `2e-6 · batch`, every rate `initial · (1 − step / total)` but the whitening bias's, which
 /// reaches 0 after its 3 training epochs; summed loss with label smoothing 0.2, no Lookahead, 6-view TTA.
