@@ -3,8 +3,10 @@
 //! trained.
 //!
 //! Forward, per image and output channel: the 2x2 convolution is computed over the input plane's own row stride
-//! (`W`, one column wider than the `W - 1` outputs), so each of the `Ci·4` filter taps is one long, contiguous
-//! multiply-add over the plane; the spare column is dropped when the GELU writes the output rows. The backward
+//! (`W`, one column wider than the `W - 1` outputs), so each of the `Ci·4` filter taps reads the plane contiguously:
+//! 64 pre-activations at a time sum every tap in registers, the GELU then runs over the whole span in blocks of 16
+//! (not over 31-wide rows, whose tails would not vectorise), and the spare column is dropped as the output rows are
+//! copied out. The backward
 //! recomputes the pre-activation the same way (cheaper than storing it: 12 multiply-adds per value) and sums
 //! `dy·gelu'(z)` per channel (each output row in 16 f32 lanes, rows and images in f64), per fixed group of images,
 //! then adds the groups up in order, so the result does not depend on the number of threads.
