@@ -96,11 +96,10 @@ mod body {
             for tap in 0..4 {
                 let off = ci * pin + (tap / 2) * d.w + tap % 2 + s;
                 let wv = w[ci * 4 + tap];
-                // In bounds for every block of `pre` (`s + B <= span`); the check is per tap, not per element.
-                if let Some(v) = x.get(off..off + B) {
-                    for (a, &v) in acc.iter_mut().zip(v) {
-                        *a += wv * v;
-                    }
+                // In bounds for every block `pre` asks for (`s + B <= span`, and the last tap's `w + 1 + span`
+                // ends the channel's plane); one check per tap, not per element.
+                for (a, &v) in acc.iter_mut().zip(&x[off..off + B]) {
+                    *a += wv * v;
                 }
             }
         }
