@@ -97,7 +97,9 @@ pub(crate) fn with_scratch_c<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> 
 /// `dst.copy_from_slice(src)` for the short rows of an image plane (8-64 floats): in fixed 8-float pieces that
 /// compile to a few vector moves, where `copy_from_slice` of a run-time length calls `memcpy` per row (its call
 /// and dispatch cost more than the copy at these sizes: 3.9% of a bf16 Muon step for the F(4x4) input
-/// transform's padded planes).
+/// transform's padded planes). Each piece passes a [`no_idiom`] barrier: without it LLVM's loop-idiom pass turned
+/// the loop back into a `memcpy` call in some builds (one with more code in `winograd`, on a Zen 3: ~0.6% of an
+/// f32 Muon step more in `memmove`, docs/performance.md).
 ///
 /// # Panics
 /// If the lengths differ (an internal invariant).
@@ -108,9 +110,11 @@ pub(crate) fn copy_row(dst: &mut [f32], src: &[f32]) {
     let (s8, s_tail) = src.as_chunks::<8>();
     for (d, s) in d8.iter_mut().zip(s8) {
         *d = *s;
+        no_idiom();
     }
     for (d, s) in d_tail.iter_mut().zip(s_tail) {
         *d = *s;
+        no_idiom();
     }
 }
 
@@ -120,10 +124,23 @@ pub(crate) fn zero_row(dst: &mut [f32]) {
     let (d8, tail) = dst.as_chunks_mut::<8>();
     for d in d8 {
         *d = [0.0; 8];
+        no_idiom();
     }
     for d in tail {
         *d = 0.0;
+        no_idiom();
     }
+}
+
+/// An empty `asm!` statement: no instruction, but a side effect the compiler must keep in place, so a loop with it
+/// is not rewritten into a `memcpy` / `memset` call. (Other targets: nothing; there the loops may become calls.)
+#[inline(always)]
+fn no_idiom() {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    // SAFETY: the template is empty: no instruction runs, no register, flag, memory or stack is touched.
+    unsafe {
+        std::arch::asm!("", options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// `vec![0; len]`, zeroed by rayon's threads when it is large. An op's output (a part's activations or
