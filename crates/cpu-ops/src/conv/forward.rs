@@ -83,6 +83,26 @@ impl<'a> FwdWeights<'a> {
             FwdWeights::Winograd(w) => winograd::conv_group(d, x, g, w, bias, dst),
         }
     }
+
+    /// The 2x2 max-pool (of the ReLU with `relu`) of [`FwdWeights::conv_group`]'s output into `out[g][co][(h/2)·(w/2)]`
+    /// and its argmax `idx`, where the convolution pools as it writes (Winograd F(4x4)): true when done; false,
+    /// nothing written, where the caller convolves into a group matrix and pools it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn conv_group_pool(
+        &self,
+        d: &ConvDims,
+        x: Images<'_>,
+        g: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+        out: &mut [f32],
+        idx: &mut [u8],
+    ) -> bool {
+        match self {
+            FwdWeights::Direct(_) => false,
+            FwdWeights::Winograd(w) => winograd::conv_group_pool(d, x, g, w, bias, relu, out, idx),
+        }
+    }
 }
 
 /// Convolves one image into `out[co×hw]` (bias added when given). `w` holds `[co × 9ci]`.

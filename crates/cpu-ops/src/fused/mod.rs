@@ -1,6 +1,7 @@
 //! `max_pool2x2(relu(conv3x3(x, w) + b))` in one op, and `max_pool2x2(conv3x3_nobias(x, w))` (no bias,
 //! no ReLU: then every window's argmax passes a gradient): the full-resolution conv output only ever
-//! lives in a per-thread scratch buffer. The backward is one pass over the images: for the
+//! lives in a per-thread scratch buffer, and where Winograd F(4x4, 3x3) runs the convolution not even there (its
+//! output transform pools each tile's windows as it computes them). The backward is one pass over the images: for the
 //! channel counts of the models' layers (3, 16, 24, 32, 64, 128, 256) a sparse kernel that visits only
 //! the conv outputs the pool and the ReLU let a gradient through (`sparse.rs`); for other
 //! channel counts a dense pass that scatters each image's pooled gradient into a scratch plane
@@ -53,8 +54,8 @@ fn fused_dims(x: &Shape, w: &Shape, b: &Shape, op: &str) -> Result<crate::conv::
 }
 
 /// The fused forward: per group of images (see [`crate::conv::FWD_COLS`]), the conv (plus bias when given) into
-/// a scratch group matrix, then the pool of each plane (of its ReLU with `relu`). Returns the pooled output and
-/// the argmax.
+/// a scratch group matrix, then the pool of each plane (of its ReLU with `relu`); with F(4x4) weights, the conv
+/// pooled in its output transform (the same bits). Returns the pooled output and the argmax.
 fn fused_forward(
     cfg: &KernelConfig,
     d: &ConvDims,
@@ -99,8 +100,11 @@ fn fused_forward_grouped(
             .for_each(|((r, o), i)| {
                 let g = r.len();
                 let cn = g * hw;
+                let xs = Images::nchw(&x[r.start * d.ci * hw..], d.ci, hw);
+                if wl.conv_group_pool(d, xs, g, b, relu, o, i) {
+                    return;
+                }
                 with_scratch_b(d.co * cn, |y| {
-                    let xs = Images::nchw(&x[r.start * d.ci * hw..], d.ci, hw);
                     wl.conv_group(d, xs, g, b, y);
                     for (j, (oi, ii)) in o
                         .chunks_exact_mut(p_img)

@@ -403,6 +403,29 @@ pub(crate) fn conv_group(
     }
 }
 
+/// The 2x2 max-pool (of the ReLU with `relu`) of [`conv_group`]'s output, `out[g][co][(h/2)·(w/2)]` with each
+/// window's argmax (0-3, row-major in the window) in `idx`, where these weights' tiles pool in their output
+/// transform (F(4x4)): true when done; false, nothing written, where the caller convolves and pools.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_group_pool(
+    d: &ConvDims,
+    x: Images<'_>,
+    g: usize,
+    wts: &Weights,
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    idx: &mut [u8],
+) -> bool {
+    match wts.tile {
+        Tile::F2 => false,
+        Tile::F4 => {
+            f4::conv_group_pool(d, Planes::Dense(x), g, wts, bias, relu, out, idx);
+            true
+        }
+    }
+}
+
 /// [`conv_group`] with the transforms `t` (which must fit `d.w` on this CPU).
 fn conv_group_with(
     d: &ConvDims,

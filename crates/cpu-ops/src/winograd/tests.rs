@@ -161,7 +161,7 @@ fn f4_packed_bf16_input_matches_the_kernels_packing() {
         let len = co * g * h * w;
         let run = |packed: bool| {
             guarded(len, "F4 bf16", |dst| {
-                f4::conv_group_via(&d, xs, g, &wts, Some(&b), dst, packed)
+                f4::conv_group_via(&d, xs, g, &wts, Some(&b), f4::Output::Planes(dst), packed)
             })
         };
         let (want, got) = (run(false), run(true));
@@ -170,6 +170,101 @@ fn f4_packed_bf16_input_matches_the_kernels_packing() {
                 a.to_bits() == b.to_bits(),
                 "g {g} ci {ci} co {co} {h}x{w}: [{i}] packed {a} vs {b}"
             );
+        }
+    }
+}
+
+/// F(4x4, 3x3) pooling in its output transform (`conv_group_pool`) gives the bits of its group matrix pooled plane
+/// by plane (`pool::pool_plane_kernel`): values and argmaxes, with and without the ReLU and the bias, in f32 and
+/// (where the CPU has it) bf16, at even and odd sides (the last row and column dropped), rectangular planes, planes
+/// smaller than a tile, one and several images, and pooled planes that end inside a tile; ties (zero weights: every
+/// output the bias) keep the first, as the plane pool does. Sentinels past the pooled output.
+#[test]
+fn f4_pooling_output_transform_matches_the_plane_pool() {
+    if !f4_runs_here() {
+        eprintln!("skipped: F(4x4, 3x3) needs AVX2");
+        return;
+    }
+    let pool_plane = crate::pool::pool_plane_kernel();
+    let mut precisions = vec![crate::Precision::F32];
+    if crate::bf16_supported() {
+        precisions.push(crate::Precision::Bf16);
+    }
+    let mut s = 17u64;
+    for &(g, ci, co, h, w) in &[
+        (1, 3, 2, 4, 4),
+        (2, 5, 7, 7, 7),
+        (3, 24, 9, 31, 31),
+        (2, 16, 5, 15, 15),
+        (4, 32, 3, 3, 3),
+        (1, 2, 2, 17, 30),
+        (3, 4, 3, 2, 2),
+        (2, 3, 4, 1, 5),
+        (9, 8, 16, 8, 8),
+    ] {
+        let d = ConvDims { n: g, ci, co, h, w };
+        let x = randv(&mut s, g * ci * h * w);
+        let wt = randv(&mut s, co * ci * 9);
+        let bias = randv(&mut s, co);
+        let xs = Images::nchw(&x, ci, h * w);
+        let (ho, wo) = (h / 2, w / 2);
+        let len = g * co * ho * wo;
+        let zeros = vec![0f32; wt.len()];
+        // Zero weights: every output is the bias (or zero), so every window ties.
+        for (&prec, wt) in precisions.iter().flat_map(|p| [(p, &wt), (p, &zeros)]) {
+            let wts = Weights::new(wt, co, ci, prec, Tile::F4);
+            for relu in [false, true] {
+                for b in [None, Some(bias.as_slice())] {
+                    let mut planes = vec![0f32; co * g * h * w];
+                    conv_group(&d, xs, g, &wts, b, &mut planes);
+                    let (mut want, mut want_i) = (vec![0f32; len], vec![0u8; len]);
+                    for j in 0..g {
+                        for c in 0..co {
+                            let at = (j * co + c) * ho * wo;
+                            pool_plane(
+                                &planes[(c * g + j) * h * w..][..h * w],
+                                h,
+                                w,
+                                relu,
+                                &mut want[at..at + ho * wo],
+                                &mut want_i[at..at + ho * wo],
+                            );
+                        }
+                    }
+                    let mut got = vec![f32::NAN; len + 16];
+                    let mut got_i = vec![9u8; len + 16];
+                    let done = conv_group_pool(
+                        &d,
+                        xs,
+                        g,
+                        &wts,
+                        b,
+                        relu,
+                        &mut got[..len],
+                        &mut got_i[..len],
+                    );
+                    assert!(done, "F(4x4) weights pool in their output transform");
+                    let what = format!(
+                        "{prec:?} g {g} ci {ci} co {co} {h}x{w} relu {relu} bias {}",
+                        b.is_some()
+                    );
+                    assert!(
+                        got[len..].iter().all(|v| v.is_nan())
+                            && got_i[len..].iter().all(|&v| v == 9),
+                        "{what}: wrote past the pooled output"
+                    );
+                    for i in 0..len {
+                        assert!(
+                            got[i].to_bits() == want[i].to_bits() && got_i[i] == want_i[i],
+                            "{what}: [{i}] {} ({}) vs {} ({})",
+                            got[i],
+                            got_i[i],
+                            want[i],
+                            want_i[i]
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -389,3 +389,129 @@ unsafe fn put4(dst: *mut f32, n: usize, val: __m128) {
         }
     }
 }
+
+/// Where one tile's 2x2 max-pool windows go in the pooled planes: its first pooled output's offset within an
+/// image's first channel (`j·co·phw + 2ty·wo + 2tx`), and how many of its two window rows and columns lie inside
+/// the pooled plane.
+#[derive(Clone, Copy)]
+struct TilePool {
+    at: usize,
+    rows: usize,
+    cols: usize,
+}
+
+/// `max_pool2x2(Y)` (of its ReLU with `relu`) of `Y = Aᵀ M A` plus the bias per tile, from `m` (as in
+/// [`transform_output`]) straight into the pooled planes `out[g][co][(h/2)·(w/2)]` with each window's argmax
+/// (0-3, row-major in the window) in `idx`, laid out as `out`: the same bits as [`transform_output`]'s planes
+/// pooled by `pool::pool_plane_kernel` (the same `Y`, the same tournament: ties keep the earlier value, a NaN
+/// never wins), without writing the full-resolution planes. A tile's 4x4 outputs hold whole windows (tiles start at
+/// multiples of 4); windows past the pooled plane (an odd last row or column, the last tiles' overhang) are
+/// skipped.
+///
+/// # Safety
+/// AVX2 and FMA present; `m` holds `36·xi_stride(co, p)` floats with `p == g·t_img`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(in crate::winograd) unsafe fn transform_output_pool(
+    m: &[f32],
+    co: usize,
+    grp: Group,
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    idx: &mut [u8],
+) {
+    let Group { g, h, w, p } = grp;
+    let (th, tw) = tiles(h, w);
+    let t_img = th * tw;
+    let (ldm, xs) = (ld(p), xi_stride(co, p));
+    let (ho, wo) = (h / 2, w / 2);
+    let phw = ho * wo;
+    assert!(p == g * t_img && m.len() >= XI * xs);
+    assert!(out.len() >= g * co * phw && idx.len() >= g * co * phw);
+    assert!(bias.is_none_or(|b| b.len() >= co));
+    let pools: Vec<Option<TilePool>> = (0..ldm)
+        .map(|col| {
+            let (j, t) = (col / t_img, col % t_img);
+            let (r0, c0) = (2 * (t / tw), 2 * (t % tw));
+            let (rows, cols) = (ho.saturating_sub(r0).min(2), wo.saturating_sub(c0).min(2));
+            (col < p && rows > 0 && cols > 0).then_some(TilePool {
+                at: j * co * phw + r0 * wo + c0,
+                rows,
+                cols,
+            })
+        })
+        .collect();
+    // SAFETY (whole body): loads read whole vectors of a (ξ, o) row of ld(p) floats inside m; register and stack
+    // arithmetic only otherwise (the pooled outputs are written by indexing).
+    unsafe {
+        let mp = m.as_ptr();
+        let (one, two, zero) = (
+            _mm256_set1_epi32(1),
+            _mm256_set1_epi32(2),
+            _mm256_setzero_ps(),
+        );
+        for o in 0..co {
+            let bv = _mm256_set1_ps(bias.map_or(0.0, |b| b[o]));
+            for (blk, tiles) in pools.chunks_exact(8).enumerate() {
+                if tiles.iter().all(Option::is_none) {
+                    continue;
+                }
+                let p0 = blk * 8;
+                let ldx = |xi: usize| _mm256_loadu_ps(mp.add(xi * xs + o * ldm + p0));
+                // cols[b][i] = (Aᵀ M)[i][b], down the columns (as transform_output).
+                let cols: [[__m256; M]; A] =
+                    std::array::from_fn(|b| at(std::array::from_fn(|a| ldx(a * A + b))));
+                // Output row i of the 8 tiles, bias added: y[j] holds column j, a tile a lane.
+                let row = |i: usize| {
+                    let mut y = at(std::array::from_fn(|b| cols[b][i]));
+                    for v in y.iter_mut() {
+                        *v = _mm256_add_ps(*v, bv);
+                    }
+                    y
+                };
+                // pooled[r][c] / arg[r][c]: window (r, c) of every tile.
+                let mut pooled = [[[0f32; 8]; 2]; 2];
+                let mut arg = [[[0i32; 8]; 2]; 2];
+                for r in 0..2 {
+                    let (top, bot) = (row(2 * r), row(2 * r + 1));
+                    for c in 0..2 {
+                        let (a0, a1, b0, b1) =
+                            (top[2 * c], top[2 * c + 1], bot[2 * c], bot[2 * c + 1]);
+                        // pool_plane's tournament: (a0, a1), (b0, b1), then the winners; the top wins ties.
+                        let t = _mm256_cmp_ps::<_CMP_GT_OQ>(a1, a0);
+                        let mt = _mm256_blendv_ps(a0, a1, t);
+                        let u = _mm256_cmp_ps::<_CMP_GT_OQ>(b1, b0);
+                        let mb = _mm256_blendv_ps(b0, b1, u);
+                        let lower = _mm256_cmp_ps::<_CMP_GT_OQ>(mb, mt);
+                        let mut v = _mm256_blendv_ps(mt, mb, lower);
+                        if relu {
+                            // max(v, 0): 0 where v is NaN, as f32::max.
+                            v = _mm256_max_ps(v, zero);
+                        }
+                        let id_top = _mm256_and_si256(_mm256_castps_si256(t), one);
+                        let id_bot =
+                            _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(u), one), two);
+                        let id = _mm256_blendv_ps(
+                            _mm256_castsi256_ps(id_top),
+                            _mm256_castsi256_ps(id_bot),
+                            lower,
+                        );
+                        _mm256_storeu_ps(pooled[r][c].as_mut_ptr(), v);
+                        _mm256_storeu_si256(arg[r][c].as_mut_ptr().cast(), _mm256_castps_si256(id));
+                    }
+                }
+                for (l, tile) in tiles.iter().enumerate() {
+                    let Some(t) = tile else { continue };
+                    for r in 0..t.rows {
+                        let at = t.at + o * phw + r * wo;
+                        for c in 0..t.cols {
+                            out[at + c] = pooled[r][c][l];
+                            idx[at + c] = arg[r][c][l] as u8;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

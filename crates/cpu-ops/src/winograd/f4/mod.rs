@@ -115,18 +115,56 @@ pub(crate) fn conv_group(
     dst: &mut [f32],
 ) {
     let packed = wts.lhs.iter().all(|l| l.packed_bf16());
-    conv_group_via(d, x, g, wts, bias, dst, packed)
+    conv_group_via(d, x, g, wts, bias, Output::Planes(dst), packed)
 }
 
-/// [`conv_group`], the transformed inputs written as the bf16 GEMMs' packed operands (`packed`, the weights
-/// packed for the bf16 kernel) or as f32 matrices that the GEMMs pack themselves.
+/// [`super::conv_group_pool`] by F(4x4, 3x3): the output transform pools as it goes (see
+/// [`avx2::transform_output_pool`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_group_pool(
+    d: &ConvDims,
+    x: Planes<'_>,
+    g: usize,
+    wts: &Weights,
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    idx: &mut [u8],
+) {
+    let packed = wts.lhs.iter().all(|l| l.packed_bf16());
+    conv_group_via(
+        d,
+        x,
+        g,
+        wts,
+        bias,
+        Output::Pooled { relu, out, idx },
+        packed,
+    )
+}
+
+/// Where [`conv_group_via`]'s output transform writes.
+pub(super) enum Output<'a> {
+    /// The group matrix `dst[co × (g·h·w)]`.
+    Planes(&'a mut [f32]),
+    /// Its 2x2 max-pool (of the ReLU with `relu`), `out[g][co][(h/2)·(w/2)]`, and each window's argmax `idx`
+    /// (laid out as `out`).
+    Pooled {
+        relu: bool,
+        out: &'a mut [f32],
+        idx: &'a mut [u8],
+    },
+}
+
+/// [`conv_group`] or [`conv_group_pool`] (by `out`), the transformed inputs written as the bf16 GEMMs' packed
+/// operands (`packed`, the weights packed for the bf16 kernel) or as f32 matrices that the GEMMs pack themselves.
 pub(super) fn conv_group_via(
     d: &ConvDims,
     x: Planes<'_>,
     g: usize,
     wts: &Weights,
     bias: Option<&[f32]>,
-    dst: &mut [f32],
+    mut out: Output<'_>,
     packed: bool,
 ) {
     let (co, ci) = (wts.co, wts.ci);
@@ -154,12 +192,17 @@ pub(super) fn conv_group_via(
             for xi in 0..XI {
                 gemm(xi, &mut m[xi * xm..][..co * ld]);
             }
-            // SAFETY: AVX2 and FMA checked (f4_runs_here, asserted above); m holds 36 ξ strides for co rows, dst
-            // co × g·h·w.
+            // SAFETY: AVX2 and FMA checked (f4_runs_here, asserted above); m holds 36 ξ strides for co rows; the
+            // transforms assert the outputs' sizes.
             #[cfg(target_arch = "x86_64")]
-            unsafe {
-                avx2::transform_output(m, co, grp, bias, dst)
+            match &mut out {
+                Output::Planes(dst) => unsafe { avx2::transform_output(m, co, grp, bias, dst) },
+                Output::Pooled { relu, out, idx } => unsafe {
+                    avx2::transform_output_pool(m, co, grp, bias, *relu, out, idx)
+                },
             };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (&mut out, bias);
         })
     };
     // bf16 GEMMs: the transform writes their packed right operands (see `packed`).
