@@ -192,11 +192,13 @@ pub(super) fn conv_group_via(
             for xi in 0..XI {
                 gemm(xi, &mut m[xi * xm..][..co * ld]);
             }
-            // SAFETY: AVX2 and FMA checked (f4_runs_here, asserted above); m holds 36 ξ strides for co rows; the
-            // transforms assert the outputs' sizes.
+            // Both arms: AVX2 and FMA checked (f4_runs_here, asserted above); m holds 36 ξ strides for co rows;
+            // the transforms assert the outputs' sizes.
             #[cfg(target_arch = "x86_64")]
             match &mut out {
+                // SAFETY: as said above the match.
                 Output::Planes(dst) => unsafe { avx2::transform_output(m, co, grp, bias, dst) },
+                // SAFETY: as said above the match.
                 Output::Pooled { relu, out, idx } => unsafe {
                     avx2::transform_output_pool(m, co, grp, bias, *relu, out, idx)
                 },
