@@ -64,6 +64,7 @@ mod linear;
 pub mod native;
 mod patch;
 mod pool;
+mod uninit;
 mod util;
 mod winograd;
 

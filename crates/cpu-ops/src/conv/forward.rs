@@ -131,6 +131,14 @@ pub(crate) fn split_by_images<'a>(
     parts
 }
 
+/// The sizes of the parts of a batch's output, one per range of images (`per_img` elements per image).
+pub(crate) fn image_part_sizes(
+    ranges: &[Range<usize>],
+    per_img: usize,
+) -> impl Iterator<Item = usize> {
+    ranges.iter().map(move |r| r.len() * per_img)
+}
+
 /// Batched forward: `[n, ci, h, w]` -> `[n, co, h, w]`.
 pub(crate) fn conv_forward(
     cfg: &KernelConfig,
@@ -162,18 +170,18 @@ pub(crate) fn conv_forward_with(
     bias: Option<&[f32]>,
     cols: usize,
 ) -> Vec<f32> {
-    let mut out = crate::util::par_zeroed::<f32>(d.out_len());
+    let mut out = Uninit::<f32>::new(d.out_len());
     let (hw, in_img, out_img) = (d.hw(), d.ci * d.hw(), d.co * d.hw());
     if out_img == 0 {
-        return out;
+        return out.finish();
     }
     let groups = w.groups(d, cols);
-    let parts = split_by_images(&mut out, &groups, out_img);
+    let parts = out.parts(image_part_sizes(&groups, out_img));
     groups.into_par_iter().zip(parts).for_each(|(r, o)| {
         let g = r.len();
         let xs = Images::nchw(&x[r.start * in_img..], d.ci, hw);
         if g == 1 {
-            w.conv_group(d, xs, 1, bias, o);
+            w.conv_group(d, xs, 1, bias, o.zeroed());
         } else {
             with_scratch_b(out_img * g, |tmp| {
                 w.conv_group(d, xs, g, bias, tmp);
@@ -181,5 +189,5 @@ pub(crate) fn conv_forward_with(
             });
         }
     });
-    out
+    out.finish()
 }

@@ -1,5 +1,7 @@
 //! im2col patches of 3x3 / pad-1 convolutions and the group-matrix layouts (several images side by side).
 
+use crate::uninit::Part;
+
 /// Writes the 3x3/pad-1 patches of one image `x[c×h×w]` as rows of `cols[(9c)×(hw)]`.
 pub(crate) fn im2col(x: &[f32], c: usize, h: usize, w: usize, cols: &mut [f32]) {
     im2col_strided(x, c, h, w, h * w, cols, h * w);
@@ -94,12 +96,14 @@ pub(crate) fn im2col_group(
     }
 }
 
-/// Copies a group matrix `src[c × (g·hw)]` into `g` NCHW images `dst[g × c × hw]`.
-pub(crate) fn ungroup(src: &[f32], g: usize, c: usize, hw: usize, dst: &mut [f32]) {
+/// Copies a group matrix `src[c × (g·hw)]` into `g` NCHW images `dst[g × c × hw]` (an output's part, written
+/// here first: no zeroing before).
+pub(crate) fn ungroup(src: &[f32], g: usize, c: usize, hw: usize, dst: Part<'_, f32>) {
     let cn = g * hw;
-    for (j, img) in dst.chunks_exact_mut(c * hw).take(g).enumerate() {
-        for (o, plane) in img.chunks_exact_mut(hw).enumerate() {
-            plane.copy_from_slice(&src[o * cn + j * hw..][..hw]);
+    let mut planes = dst.pieces(hw);
+    for j in 0..g {
+        for o in 0..c {
+            planes.next_copied(&src[o * cn + j * hw..][..hw]);
         }
     }
 }

@@ -29,6 +29,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 use crate::bf16_gemm::{ConvLhs, conv_gemm};
+use crate::uninit::Uninit;
 use crate::util::{Mat, slice_f32, split_ranges, with_scratch_a, with_scratch_b, with_tensor_f32};
 use crate::{KernelConfig, winograd};
 

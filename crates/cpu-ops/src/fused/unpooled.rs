@@ -12,8 +12,9 @@ use rayon::prelude::*;
 
 use super::BwdIo;
 use crate::KernelConfig;
-use crate::conv::{ConvDims, flip_weights, image_groups, split_by_images, ungroup};
+use crate::conv::{ConvDims, flip_weights, image_groups, image_part_sizes, ungroup};
 use crate::pool::Unpooled;
+use crate::uninit::Uninit;
 use crate::util::with_scratch_b;
 use crate::winograd::{self, Planes, Tile};
 
@@ -42,19 +43,19 @@ fn unpooled<'a>(d: &ConvDims, io: &BwdIo<'a>) -> Unpooled<'a> {
 pub(super) fn input_grad(cfg: &KernelConfig, d: &ConvDims, io: &BwdIo<'_>) -> Vec<f32> {
     let td = d.transposed();
     let (hw, in_img) = (d.hw(), d.ci * d.hw());
-    let mut dx = crate::util::par_zeroed::<f32>(d.n * in_img);
     if in_img == 0 || d.co == 0 {
-        return dx;
+        return crate::util::par_zeroed::<f32>(d.n * in_img);
     }
+    let mut dx = Uninit::<f32>::new(d.n * in_img);
     let wf = flip_weights(io.w, d.co, d.ci);
     let wts = winograd::Weights::new(&wf, td.co, td.ci, cfg.precision(), Tile::F4);
     let groups = image_groups(d.n, wts.tiles_per_image(&td), wts.cols());
-    let parts = split_by_images(&mut dx, &groups, in_img);
+    let parts = dx.parts(image_part_sizes(&groups, in_img));
     let gy = Planes::Unpooled(unpooled(d, io));
     groups.into_par_iter().zip(parts).for_each(|(r, o)| {
         let (g, gys) = (r.len(), gy.skip(r.start));
         if g == 1 {
-            winograd::f4::conv_group(&td, gys, 1, &wts, None, o);
+            winograd::f4::conv_group(&td, gys, 1, &wts, None, o.zeroed());
         } else {
             with_scratch_b(in_img * g, |tmp| {
                 winograd::f4::conv_group(&td, gys, g, &wts, None, tmp);
@@ -62,5 +63,5 @@ pub(super) fn input_grad(cfg: &KernelConfig, d: &ConvDims, io: &BwdIo<'_>) -> Ve
             });
         }
     });
-    dx
+    dx.finish()
 }
