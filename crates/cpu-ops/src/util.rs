@@ -98,7 +98,7 @@ pub(crate) fn with_scratch_c<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> 
 /// compile to a few vector moves, where `copy_from_slice` of a run-time length calls `memcpy` per row (its call
 /// and dispatch cost more than the copy at these sizes: 3.9% of a bf16 Muon step for the F(4x4) input
 /// transform's padded planes). Each piece passes a [`no_idiom`] barrier: without it LLVM's loop-idiom pass turned
-/// the loop back into a `memcpy` call in some builds (one with more code in `winograd`, on a Zen 3: ~0.6% of an
+/// the loop back into a `memcpy` call in some builds (one with more code in `winograd`, on a Zen 3: ~0.9% of an
 /// f32 Muon step more in `memmove`, docs/performance.md).
 ///
 /// # Panics
