@@ -105,8 +105,8 @@ impl<'a, T: bytemuck::Zeroable + Copy> Part<'a, T> {
             *m = MaybeUninit::new(T::zeroed());
         }
         self.done.fetch_add(self.mem.len(), Ordering::Relaxed);
-        // SAFETY: every element was written just above; `MaybeUninit<T>` has the layout of `T`.
-        unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<T>]>(self.mem) as *mut [T]) }
+        // SAFETY: every element was written just above.
+        unsafe { assume_init(self.mem) }
     }
 
     /// The part as a cursor over consecutive pieces of `n` elements, written one after another by this thread
@@ -159,9 +159,8 @@ impl<'a, T: bytemuck::Zeroable + Copy> Pieces<'a, T> {
             *m = MaybeUninit::new(v);
         }
         self.count += mem.len();
-        // SAFETY: every element was written just above (`src` is as long as the piece); `MaybeUninit<T>` has the
-        // layout of `T`.
-        Some(unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<T>]>(mem) as *mut [T]) })
+        // SAFETY: every element was written just above (`src` is as long as the piece).
+        Some(unsafe { assume_init(mem) })
     }
 }
 
@@ -169,6 +168,15 @@ impl<T> Drop for Pieces<'_, T> {
     fn drop(&mut self) {
         self.done.fetch_add(self.count, Ordering::Relaxed);
     }
+}
+
+/// `mem` as the initialised slice it has become.
+///
+/// # Safety
+/// Every element of `mem` must be initialised.
+unsafe fn assume_init<T>(mem: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the caller initialised every element.
+    unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<T>]>(mem) as *mut [T]) }
 }
 
 #[cfg(test)]

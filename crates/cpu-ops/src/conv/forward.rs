@@ -123,8 +123,8 @@ pub(crate) fn split_by_images<'a>(
     per_img: usize,
 ) -> Vec<&'a mut [f32]> {
     let mut parts = Vec::with_capacity(ranges.len());
-    for r in ranges {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(r.len() * per_img);
+    for size in image_part_sizes(ranges, per_img) {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(size);
         parts.push(head);
         rest = tail;
     }
