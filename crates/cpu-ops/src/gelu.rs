@@ -144,6 +144,7 @@ impl Norm {
 mod body {
     use super::Norm;
     use super::math::{cdf_pdf, gelu, gelu_grad};
+    use crate::util::{copy_row, prefetch_ahead, prefetch_distance};
 
     /// `y = gelu(x)`.
     #[inline(always)]
@@ -165,7 +166,9 @@ mod body {
     #[inline(always)]
     pub(super) fn chan_sum(xs: &[&[f32]]) -> f64 {
         let mut lanes = [0f64; 8];
-        for x in xs {
+        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        for (i, x) in xs.iter().enumerate() {
+            prefetch_ahead(xs, i + ahead);
             let chunks = x.chunks_exact(8);
             let rest = chunks.remainder();
             for c in chunks {
@@ -184,7 +187,9 @@ mod body {
     #[inline(always)]
     pub(super) fn chan_sq_dev(xs: &[&[f32]], mean: f64) -> f64 {
         let mut lanes = [0f64; 8];
-        for x in xs {
+        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        for (i, x) in xs.iter().enumerate() {
+            prefetch_ahead(xs, i + ahead);
             let chunks = x.chunks_exact(8);
             let rest = chunks.remainder();
             for c in chunks {
@@ -215,11 +220,13 @@ mod body {
     /// one zero-padded block: one vector of work instead of an elementwise loop too short to vectorise.
     #[inline(always)]
     pub(super) fn chan_fwd(xs: &[&[f32]], ys: &mut [&mut [f32]], nm: Norm) {
-        for (x, y) in xs.iter().zip(ys.iter_mut()) {
+        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        for (i, (x, y)) in xs.iter().zip(ys.iter_mut()).enumerate() {
+            prefetch_ahead(xs, i + ahead);
             let n = x.len();
             if n < L && y.len() == n {
                 let yb = fwd_block(&padded(x), nm);
-                y.copy_from_slice(&yb[..n]);
+                copy_row(y, &yb[..n]);
                 continue;
             }
             for (y, &x) in y.iter_mut().zip(x.iter()) {
@@ -259,9 +266,8 @@ mod body {
     #[inline(always)]
     fn padded(x: &[f32]) -> [f32; L] {
         let mut b = [0f32; L];
-        for (b, &x) in b.iter_mut().zip(x) {
-            *b = x;
-        }
+        let n = x.len().min(L);
+        copy_row(&mut b[..n], &x[..n]);
         b
     }
 
@@ -305,11 +311,14 @@ mod body {
         nm: Norm,
     ) -> (f64, f64) {
         let (mut sg, mut sgx): (Lanes, Lanes) = ([0f64; 8], [0f64; 8]);
-        for ((x, dy), g) in xs.iter().zip(dys).zip(gs.iter_mut()) {
+        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        for (i, ((x, dy), g)) in xs.iter().zip(dys).zip(gs.iter_mut()).enumerate() {
+            prefetch_ahead(xs, i + ahead);
+            prefetch_ahead(dys, i + ahead);
             let n = x.len();
             if n < L && dy.len() == n && g.len() == n {
                 let (gb, gx) = bwd_block(&padded(x), &padded(dy), nm);
-                g.copy_from_slice(&gb[..n]);
+                copy_row(g, &gb[..n]);
                 add_each(&mut sg, &gb[..n], 0);
                 add_each(&mut sgx, &gx[..n], 0);
                 continue;
@@ -357,7 +366,9 @@ mod body {
         mean_g: f32,
         mean_gx: f32,
     ) {
-        for (x, g) in xs.iter().zip(gs.iter_mut()) {
+        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        for (i, (x, g)) in xs.iter().zip(gs.iter_mut()).enumerate() {
+            prefetch_ahead(xs, i + ahead);
             for (g, &x) in g.iter_mut().zip(x.iter()) {
                 let xh = nm.xhat(x);
                 *g = nm.invstd * (*g - mean_g - xh * mean_gx);

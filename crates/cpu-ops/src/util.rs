@@ -143,6 +143,41 @@ fn no_idiom() {
     };
 }
 
+/// How many planes ahead [`prefetch_ahead`] reaches for planes of `len` floats: about 2 KB of data, and at least
+/// one plane.
+#[inline(always)]
+pub(crate) fn prefetch_distance(len: usize) -> usize {
+    (512 / len.max(1)).max(1)
+}
+
+/// Asks the CPU to bring `planes[at]` (when there is one) into the cache, a line at a time: for kernels that walk
+/// one channel's planes, which lie a whole image apart, so the hardware's stream prefetchers start cold on each
+/// (the BatchNorm + GELU backward's loads of `dy` waited on memory for a third of its time, docs/performance.md).
+/// A hint only: nothing is read or written, and no address can fault. (Other targets: nothing.)
+#[inline(always)]
+pub(crate) fn prefetch_ahead(planes: &[&[f32]], at: usize) {
+    let Some(plane) = planes.get(at) else {
+        return;
+    };
+    let bytes = std::mem::size_of_val(*plane);
+    let base = plane.as_ptr().cast::<u8>();
+    for off in (0..bytes).step_by(64).chain((bytes > 0).then(|| bytes - 1)) {
+        let p = base.wrapping_add(off);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch hint reads no memory and cannot fault, whatever the address; `p` is within `plane`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+        };
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: PRFM is a hint: it reads no register but `p`, writes none, and cannot fault at any address.
+        unsafe {
+            std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly))
+        };
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let _ = p;
+    }
+}
+
 /// `vec![0; len]`, zeroed by rayon's threads when it is large. An op's output (a part's activations or
 /// gradients: tens of megabytes for airbench94's first blocks at 500 images) zeroed by `memset` on the calling
 /// thread alone left the other cores idle for its whole length (about 1% of a Muon training run's wall time,
@@ -425,6 +460,50 @@ mod tests {
             let b: Vec<u8> = par_zeroed(len);
             assert_eq!(b.len(), len);
             assert!(b.iter().all(|&x| x == 0), "u8 x {len}");
+        }
+    }
+
+    /// Every row length 0..131 (whole 8-float pieces and every tail) is copied and zeroed whole, and nothing
+    /// beside the row is touched.
+    #[test]
+    fn short_rows_are_copied_and_zeroed_whole() {
+        for len in 0..131usize {
+            let src: Vec<f32> = (0..len).map(|i| i as f32 + 1.0).collect();
+            let mut buf = vec![-7f32; len + 8];
+            copy_row(&mut buf[3..3 + len], &src);
+            assert_eq!(&buf[3..3 + len], &src[..], "copy_row, {len}");
+            assert!(
+                buf[..3].iter().chain(&buf[3 + len..]).all(|&v| v == -7.0),
+                "copy_row beside, {len}"
+            );
+            zero_row(&mut buf[3..3 + len]);
+            assert!(
+                buf[3..3 + len].iter().all(|&v| v.to_bits() == 0),
+                "zero_row, {len}"
+            );
+            assert!(
+                buf[..3].iter().chain(&buf[3 + len..]).all(|&v| v == -7.0),
+                "zero_row beside, {len}"
+            );
+        }
+    }
+
+    /// The prefetch reaches about 2 KB ahead, at least a plane; it takes any index (past the end: nothing) and any
+    /// plane length (empty, shorter than a line, not a whole number of lines), and changes no data.
+    #[test]
+    fn prefetch_ahead_takes_any_plane_and_index() {
+        assert_eq!(prefetch_distance(0), 512);
+        assert_eq!(prefetch_distance(9), 56);
+        assert_eq!(prefetch_distance(225), 2);
+        assert_eq!(prefetch_distance(4096), 1);
+        for len in [0usize, 1, 9, 16, 17, 225] {
+            let data: Vec<f32> = (0..4 * len).map(|i| i as f32).collect();
+            let planes: Vec<&[f32]> = data.chunks(len.max(1)).collect();
+            for at in 0..planes.len() + 3 {
+                prefetch_ahead(&planes, at);
+            }
+            prefetch_ahead(&[], 0);
+            assert!(data.iter().enumerate().all(|(i, &v)| v == i as f32));
         }
     }
 }
