@@ -395,7 +395,24 @@ pub(super) fn pad_blocked(x: &[f32], d: &ConvDims, cb: usize, xb: &mut [f32], st
             dst[h * row..][..cb].fill(0.0);
             dst[h * row + (pw - 1) * cb..][..cb].fill(0.0);
         }
-        for c in 0..cb {
+        // Eight channels at a time: each pixel's eight values gathered from eight planes and written as one
+        // 32-byte piece, instead of one store per value `cb` floats apart (a scalar scatter that swept the whole
+        // block once per channel).
+        let mut c = 0;
+        while c + 8 <= cb {
+            let planes: [&[f32]; 8] =
+                std::array::from_fn(|k| &x[(blk * cb + c + k) * d.hw()..][..d.hw()]);
+            for h in 0..d.h {
+                let out = &mut dst[((h + 1) * pw + 1) * cb..][..d.w * cb];
+                for (w, out) in out.chunks_exact_mut(cb).enumerate() {
+                    let p = h * d.w + w;
+                    let v: [f32; 8] = std::array::from_fn(|k| planes[k][p]);
+                    out[c..c + 8].copy_from_slice(&v);
+                }
+            }
+            c += 8;
+        }
+        for c in c..cb {
             let src = &x[(blk * cb + c) * d.hw()..][..d.hw()];
             for (h, src) in src.chunks_exact(d.w.max(1)).enumerate() {
                 let out = &mut dst[((h + 1) * pw + 1) * cb + c..];
@@ -455,7 +472,7 @@ mod tests {
     /// back again; odd and rectangular sides.
     #[test]
     fn padded_copy_zeroes_the_border_and_round_trips() {
-        for (ci, h, w) in [(3, 4, 5), (16, 7, 7), (2, 1, 6)] {
+        for (ci, h, w) in [(3, 4, 5), (16, 7, 7), (2, 1, 6), (13, 3, 5), (24, 2, 3)] {
             let d = ConvDims {
                 n: 1,
                 ci,
@@ -483,6 +500,48 @@ mod tests {
             let mut back = vec![0f32; x.len()];
             unpad_channels_last(&xpad, &d, &mut back);
             assert_eq!(back, x);
+        }
+    }
+
+    /// Blocks of `cb` channels `stride` floats apart (as the tiled weight gradient lays them out): each block the
+    /// padded channels-last copy of its channels, the gap after each block untouched.
+    #[test]
+    fn blocked_copy_puts_each_block_in_place() {
+        for (ci, cb, h, w) in [(48, 16, 3, 5), (48, 24, 7, 7), (64, 32, 1, 2)] {
+            let d = ConvDims {
+                n: 1,
+                ci,
+                co: 1,
+                h,
+                w,
+            };
+            let plane = (h + 2) * (w + 2);
+            let stride = plane * cb + 5;
+            let x: Vec<f32> = (0..ci * h * w).map(|i| i as f32 + 1.0).collect();
+            let mut xb = vec![f32::NAN; stride * (ci / cb)];
+            pad_blocked(&x, &d, cb, &mut xb, stride);
+            for blk in 0..ci / cb {
+                for r in 0..h + 2 {
+                    for q in 0..w + 2 {
+                        for j in 0..cb {
+                            let got = xb[blk * stride + (r * (w + 2) + q) * cb + j];
+                            let inside = (1..=h).contains(&r) && (1..=w).contains(&q);
+                            let c = blk * cb + j;
+                            let want = if inside {
+                                x[c * h * w + (r - 1) * w + q - 1]
+                            } else {
+                                0.0
+                            };
+                            assert_eq!(got, want, "{ci}/{cb} {h}x{w} at ({r}, {q}, {c})");
+                        }
+                    }
+                }
+                assert!(
+                    xb[blk * stride + plane * cb..][..5]
+                        .iter()
+                        .all(|v| v.is_nan())
+                );
+            }
         }
     }
 }
