@@ -21,12 +21,12 @@
 use rayon::prelude::*;
 
 use super::BwdIo;
-use super::sparse::pad_blocked;
 use crate::conv::{ConvDims, sum_partials};
 use crate::util::{split_ranges, with_scratch_a};
 
 /// Most bytes of padded input in one tile (a band of rows of one channel block): with the non-zero list and the
-/// sums' flush, it stays within a 48 KB L1 data cache (32 KB on older cores keeps most of it).
+/// sums' flush, it stays within a 48 KB L1 data cache (32 KB on older cores keeps most of it: on a Zen 3, whose L1
+/// is 32 KB, 16 KB and 64 KB tiles were both slower; docs/performance.md).
 const TILE_BYTES: usize = 32 * 1024;
 
 /// A pass's non-zeros, per output channel, by band, then by image, in conv-output row order: `(pixel, g)` with
@@ -100,7 +100,7 @@ pub(super) fn weight_grad(
                     list_nonzeros(d, io, imgs.clone(), t, &mut nz, &mut acc_b);
                     for (k, img) in imgs.enumerate() {
                         let x = &io.xs[img * in_img..][..in_img];
-                        pad_blocked(x, d, t.cb, &mut xb[k * plane * t.cb..], span * t.cb);
+                        (kernel.pad)(x, d, t.cb, &mut xb[k * plane * t.cb..], span * t.cb);
                     }
                     for band in 0..t.bands {
                         for blk in 0..d.ci / t.cb {
@@ -247,15 +247,20 @@ fn tile<const CB: usize, const KH: usize>(
 /// The tiled kernel's builds: one per block width, each compiled for the CPU features found at run time.
 pub(super) mod simd {
     use super::{ConvDims, MAX_IMAGES, tile};
+    use crate::fused::sparse::pad_blocked;
 
     /// One tile for one output channel: `(xblk, pw, items, dw)` (see [`tile`]).
     pub(in crate::fused) type TileFn = fn(&[f32], usize, &[(u32, f32)], &mut [f32]);
 
-    /// A build and the block width it was compiled for.
+    /// The padded blocked copy of one image: `(x, d, cb, xb, stride)` (see [`pad_blocked`]).
+    pub(in crate::fused) type PadFn = fn(&[f32], &ConvDims, usize, &mut [f32], usize);
+
+    /// A build, the block width it was compiled for, and the padded copy for the same CPU features.
     #[derive(Clone, Copy)]
     pub(in crate::fused) struct Kernel {
         pub(in crate::fused) run: TileFn,
         pub(in crate::fused) cb: usize,
+        pub(in crate::fused) pad: PadFn,
     }
 
     fn portable<const CB: usize>(x: &[f32], pw: usize, items: &[(u32, f32)], dw: &mut [f32]) {
@@ -274,6 +279,13 @@ pub(super) mod simd {
         tile::<CB, 1>(x, pw, items, dw, f32::mul_add);
     }
 
+    /// [`pad_blocked`] by AVX transposes, for the AVX2 and AVX-512 builds.
+    #[cfg(target_arch = "x86_64")]
+    fn pad_avx(x: &[f32], d: &ConvDims, cb: usize, xb: &mut [f32], stride: usize) {
+        // SAFETY: only the AVX2 and AVX-512 builds take this, picked where `Isa::detect` found those features.
+        unsafe { crate::fused::sparse::pad_blocked_avx(x, d, cb, xb, stride) }
+    }
+
     /// The build with `CB` channels per block for `level`, capped at what this CPU runs.
     fn for_cb<const CB: usize>(level: crate::Isa) -> Kernel {
         #[cfg(target_arch = "x86_64")]
@@ -284,6 +296,7 @@ pub(super) mod simd {
                     // SAFETY: the CPU has the features `v4` is compiled for (`Isa::detect`, checked just above).
                     run: |x, pw, items, dw| unsafe { v4::<CB>(x, pw, items, dw) },
                     cb: CB,
+                    pad: pad_avx,
                 };
             }
             if level >= crate::Isa::Avx2 {
@@ -291,6 +304,7 @@ pub(super) mod simd {
                     // SAFETY: the CPU has the features `v3` is compiled for (`Isa::detect`, checked just above).
                     run: |x, pw, items, dw| unsafe { v3::<CB>(x, pw, items, dw) },
                     cb: CB,
+                    pad: pad_avx,
                 };
             }
         }
@@ -299,6 +313,7 @@ pub(super) mod simd {
         Kernel {
             run: portable::<CB>,
             cb: CB,
+            pad: pad_blocked,
         }
     }
 
