@@ -443,7 +443,7 @@ fn pad_blocked_by<const AVX: bool>(
             let done = 0;
             for p in done..d.hw() {
                 let (h, w) = (p / d.w, p % d.w);
-                let v: [f32; 8] = std::array::from_fn(|k| planes[k][p]);
+                let v = planes.map(|plane| plane[p]);
                 dst[((h + 1) * pw + 1 + w) * cb + c..][..8].copy_from_slice(&v);
             }
             c += 8;
@@ -621,6 +621,7 @@ mod tests {
     /// rows, planes shorter than one run; blocks with a remainder of channels).
     #[test]
     fn blocked_copy_puts_each_block_in_place() {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut builds: Vec<(&str, crate::fused::sparse_dw::simd::PadFn)> =
             vec![("scalar", pad_blocked)];
         #[cfg(target_arch = "x86_64")]
