@@ -166,7 +166,7 @@ mod body {
     #[inline(always)]
     pub(super) fn chan_sum(xs: &[&[f32]]) -> f64 {
         let mut lanes = [0f64; 8];
-        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        let ahead = prefetch_distance(xs);
         for (i, x) in xs.iter().enumerate() {
             prefetch_ahead(xs, i + ahead);
             let chunks = x.chunks_exact(8);
@@ -187,7 +187,7 @@ mod body {
     #[inline(always)]
     pub(super) fn chan_sq_dev(xs: &[&[f32]], mean: f64) -> f64 {
         let mut lanes = [0f64; 8];
-        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        let ahead = prefetch_distance(xs);
         for (i, x) in xs.iter().enumerate() {
             prefetch_ahead(xs, i + ahead);
             let chunks = x.chunks_exact(8);
@@ -220,7 +220,7 @@ mod body {
     /// one zero-padded block: one vector of work instead of an elementwise loop too short to vectorise.
     #[inline(always)]
     pub(super) fn chan_fwd(xs: &[&[f32]], ys: &mut [&mut [f32]], nm: Norm) {
-        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        let ahead = prefetch_distance(xs);
         for (i, (x, y)) in xs.iter().zip(ys.iter_mut()).enumerate() {
             prefetch_ahead(xs, i + ahead);
             let n = x.len();
@@ -311,7 +311,7 @@ mod body {
         nm: Norm,
     ) -> (f64, f64) {
         let (mut sg, mut sgx): (Lanes, Lanes) = ([0f64; 8], [0f64; 8]);
-        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        let ahead = prefetch_distance(xs);
         for (i, ((x, dy), g)) in xs.iter().zip(dys).zip(gs.iter_mut()).enumerate() {
             prefetch_ahead(xs, i + ahead);
             prefetch_ahead(dys, i + ahead);
@@ -366,7 +366,7 @@ mod body {
         mean_g: f32,
         mean_gx: f32,
     ) {
-        let ahead = prefetch_distance(xs.first().map_or(0, |x| x.len()));
+        let ahead = prefetch_distance(xs);
         for (i, (x, g)) in xs.iter().zip(gs.iter_mut()).enumerate() {
             prefetch_ahead(xs, i + ahead);
             for (g, &x) in g.iter_mut().zip(x.iter()) {

@@ -143,10 +143,11 @@ fn no_idiom() {
     };
 }
 
-/// How many planes ahead [`prefetch_ahead`] reaches for planes of `len` floats: about 2 KB of data, and at least
-/// one plane.
+/// How many planes ahead [`prefetch_ahead`] reaches in `planes` (all of the first one's length): about 2 KB of
+/// data, and at least one plane.
 #[inline(always)]
-pub(crate) fn prefetch_distance(len: usize) -> usize {
+pub(crate) fn prefetch_distance(planes: &[&[f32]]) -> usize {
+    let len = planes.first().map_or(0, |p| p.len());
     (512 / len.max(1)).max(1)
 }
 
@@ -492,10 +493,12 @@ mod tests {
     /// plane length (empty, shorter than a line, not a whole number of lines), and changes no data.
     #[test]
     fn prefetch_ahead_takes_any_plane_and_index() {
-        assert_eq!(prefetch_distance(0), 512);
-        assert_eq!(prefetch_distance(9), 56);
-        assert_eq!(prefetch_distance(225), 2);
-        assert_eq!(prefetch_distance(4096), 1);
+        let distance = |len: usize| prefetch_distance(&[&vec![0f32; len][..]]);
+        assert_eq!(distance(0), 512);
+        assert_eq!(distance(9), 56);
+        assert_eq!(distance(225), 2);
+        assert_eq!(distance(4096), 1);
+        assert_eq!(prefetch_distance(&[]), 512);
         for len in [0usize, 1, 9, 16, 17, 225] {
             let data: Vec<f32> = (0..4 * len).map(|i| i as f32).collect();
             let planes: Vec<&[f32]> = data.chunks(len.max(1)).collect();

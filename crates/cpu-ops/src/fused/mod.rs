@@ -22,6 +22,7 @@ use crate::pool::pool_plane_kernel;
 use crate::util::{slice_f32, with_scratch_b, with_tensor_f32};
 
 mod dense;
+mod layout;
 mod sparse;
 mod sparse_dw;
 mod unpooled;

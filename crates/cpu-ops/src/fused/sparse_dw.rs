@@ -247,7 +247,7 @@ fn tile<const CB: usize, const KH: usize>(
 /// The tiled kernel's builds: one per block width, each compiled for the CPU features found at run time.
 pub(super) mod simd {
     use super::{ConvDims, MAX_IMAGES, tile};
-    use crate::fused::sparse::pad_blocked;
+    use crate::fused::layout::pad_blocked;
 
     /// One tile for one output channel: `(xblk, pw, items, dw)` (see [`tile`]).
     pub(in crate::fused) type TileFn = fn(&[f32], usize, &[(u32, f32)], &mut [f32]);
@@ -283,7 +283,7 @@ pub(super) mod simd {
     #[cfg(target_arch = "x86_64")]
     fn pad_avx(x: &[f32], d: &ConvDims, cb: usize, xb: &mut [f32], stride: usize) {
         // SAFETY: only the AVX2 and AVX-512 builds take this, picked where `Isa::detect` found those features.
-        unsafe { crate::fused::sparse::pad_blocked_avx(x, d, cb, xb, stride) }
+        unsafe { crate::fused::layout::pad_blocked_avx(x, d, cb, xb, stride) }
     }
 
     /// The build with `CB` channels per block for `level`, capped at what this CPU runs.
