@@ -101,34 +101,61 @@ pub(crate) fn with_scratch_c<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> 
 /// the loop back into a `memcpy` call in some builds (one with more code in `winograd`, on a Zen 3: ~0.9% of an
 /// f32 Muon step more in `memmove`, docs/performance.md).
 ///
+/// A row's last `len % 8` floats are not moved one at a time: the last whole piece is moved again, ending at the
+/// row's end (overlapping the piece before it, the same values written twice), and rows shorter than 8 floats
+/// take two 4- or 2-float pieces the same way (airbench94's rows are odd widths: 15, 7, 3).
+///
 /// # Panics
 /// If the lengths differ (an internal invariant).
 #[inline]
 pub(crate) fn copy_row(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "copy_row: lengths differ");
-    let (d8, d_tail) = dst.as_chunks_mut::<8>();
-    let (s8, s_tail) = src.as_chunks::<8>();
-    for (d, s) in d8.iter_mut().zip(s8) {
-        *d = *s;
-        no_idiom();
-    }
-    for (d, s) in d_tail.iter_mut().zip(s_tail) {
-        *d = *s;
-        no_idiom();
+    match dst.len() {
+        8.. => copy_pieces::<8>(dst, src),
+        4..8 => copy_pieces::<4>(dst, src),
+        2..4 => copy_pieces::<2>(dst, src),
+        _ => copy_pieces::<1>(dst, src),
     }
 }
 
-/// `dst.fill(0.0)` for short rows, as [`copy_row`] (no `memset` call per row).
-#[inline]
-pub(crate) fn zero_row(dst: &mut [f32]) {
-    let (d8, tail) = dst.as_chunks_mut::<8>();
-    for d in d8 {
-        *d = [0.0; 8];
+/// [`copy_row`]'s moves for rows of at least `K` floats (none for an empty row): whole `K`-float pieces, then the
+/// last `K` floats again when `K` does not divide the length.
+#[inline(always)]
+fn copy_pieces<const K: usize>(dst: &mut [f32], src: &[f32]) {
+    let whole = dst.len().is_multiple_of(K);
+    let (d, _) = dst.as_chunks_mut::<K>();
+    let (s, _) = src.as_chunks::<K>();
+    for (d, s) in d.iter_mut().zip(s) {
+        *d = *s;
         no_idiom();
     }
-    for d in tail {
-        *d = 0.0;
+    if !whole && let (Some(d), Some(s)) = (dst.last_chunk_mut::<K>(), src.last_chunk::<K>()) {
+        *d = *s;
+    }
+}
+
+/// `dst.fill(0.0)` for short rows, as [`copy_row`] (no `memset` call per row; the tail as an overlapping piece).
+#[inline]
+pub(crate) fn zero_row(dst: &mut [f32]) {
+    match dst.len() {
+        8.. => zero_pieces::<8>(dst),
+        4..8 => zero_pieces::<4>(dst),
+        2..4 => zero_pieces::<2>(dst),
+        _ => zero_pieces::<1>(dst),
+    }
+}
+
+/// [`zero_row`]'s stores, as [`copy_pieces`].
+#[inline(always)]
+fn zero_pieces<const K: usize>(dst: &mut [f32]) {
+    let whole = dst.len().is_multiple_of(K);
+    let (d, _) = dst.as_chunks_mut::<K>();
+    for d in d {
+        *d = [0.0; K];
         no_idiom();
+    }
+    if !whole && let Some(d) = dst.last_chunk_mut::<K>() {
+        *d = [0.0; K];
     }
 }
 
