@@ -103,7 +103,7 @@ pub(crate) fn with_scratch_c<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> 
 ///
 /// A row's last `len % 8` floats are not moved one at a time: the last whole piece is moved again, ending at the
 /// row's end (overlapping the piece before it, the same values written twice), and rows shorter than 8 floats
-/// take two 4- or 2-float pieces the same way (airbench94's rows are odd widths: 15, 7, 3).
+/// take two 4- or 2-float pieces the same way (airbench94's planes are all odd widths).
 ///
 /// # Panics
 /// If the lengths differ (an internal invariant).
